@@ -1,0 +1,206 @@
+"""The ``stackwatch`` command.
+
+Administrative commands work on the configured database directly, whether or not a server is running, and
+create and migrate the database when it does not exist yet.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy import Connection
+
+from stackwatch import __version__
+from stackwatch.server.config import ROLES, ConfigError, Settings, load_settings
+from stackwatch.server.storage import accounts, db
+
+__all__ = ["main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+ADMIN_PASSWORD_FILE = "admin-password"
+
+
+def _store_options(command: F) -> F:
+    command = click.option("--database-url", help="sqlite:///PATH or postgresql://… [STACKWATCH_DATABASE_URL]")(command)
+    command = click.option(
+        "--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Data directory [STACKWATCH_DATA_DIR]"
+    )(command)
+    return command
+
+
+def _settings(**flags: Any) -> Settings:
+    try:
+        return load_settings(flags)
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+
+
+@contextmanager
+def _database(settings: Settings) -> Iterator[Connection]:
+    """A write transaction on the migrated database."""
+    engine = db.connect(settings.database_url, synchronous=settings.sqlite_synchronous, pool_size=1)
+    try:
+        db.migrate(engine)
+        with engine.connect() as connection:
+            connection = connection.execution_options(sqlite_write=True)
+            with connection.begin():
+                yield connection
+    except accounts.AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        engine.dispose()
+
+
+@click.group()
+@click.version_option(__version__, prog_name="stackwatch")
+def main() -> None:
+    """Stackwatch: self-hosted, Sentry-compatible error tracking."""
+
+
+@main.command()
+@click.option("--host", help="Address to listen on [STACKWATCH_HOST, 127.0.0.1]")
+@click.option("--port", type=int, help="Port to listen on [STACKWATCH_PORT, 8000]")
+@click.option("--role", type=click.Choice(ROLES), help="Parts to run in this process [STACKWATCH_ROLE, all]")
+@_store_options
+def serve(**flags: Any) -> None:
+    """Run the server: ingest, digest worker, REST API (by default all in one process)."""
+    import uvicorn
+
+    from stackwatch.server.app import create_app, open_services
+
+    settings = _settings(**flags)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    services = open_services(settings)
+    with services.engine.connect() as connection:
+        connection = connection.execution_options(sqlite_write=True)
+        with connection.begin():
+            first = accounts.ensure_defaults(connection)
+            dsn = accounts.project_dsn(connection, settings.base_url, 1) if _has_project(connection, 1) else None
+    _print_banner(settings, first, dsn)
+    app = create_app(settings, services)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+def _has_project(connection: Connection, project_id: int) -> bool:
+    from sqlalchemy import select
+
+    from stackwatch.server.storage.schema import projects
+
+    return connection.execute(select(projects.c.id).where(projects.c.id == project_id)).first() is not None
+
+
+def _print_banner(settings: Settings, first: accounts.FirstStart, dsn: str | None) -> None:
+    password_file = settings.data_dir / ADMIN_PASSWORD_FILE
+    if first.admin_password is not None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(f"{first.admin_email} {first.admin_password}\n")
+    if password_file.exists():
+        email, _, password = password_file.read_text(encoding="utf-8").strip().partition(" ")
+        login = f"{email} / {password}   (kept in {password_file} until you change it)"
+    else:
+        login = "your administrator account (add one with: stackwatch user create EMAIL --admin)"
+    lines = [
+        f"Stackwatch {__version__}, role {settings.role}, database {_safe_url(settings.database_url)}",
+        f"  Dashboard:  {settings.base_url}/",
+        f"  REST API:   {settings.base_url}/api/v1/docs",
+        f"  Login:      {login}",
+    ]
+    if dsn:
+        lines.append(f"  DSN:        {dsn}")
+    click.echo("\n".join(lines), err=False)
+    sys.stdout.flush()
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@main.command()
+@_store_options
+def migrate(**flags: Any) -> None:
+    """Create the database or bring it to the newest schema."""
+    settings = _settings(**flags)
+    engine = db.connect(settings.database_url, synchronous=settings.sqlite_synchronous, pool_size=1)
+    try:
+        db.migrate(engine)
+    finally:
+        engine.dispose()
+    click.echo(f"database {_safe_url(settings.database_url)} is up to date")
+
+
+@main.group()
+def project() -> None:
+    """Manage projects."""
+
+
+@project.command("create")
+@click.argument("name")
+@_store_options
+def project_create(name: str, **flags: Any) -> None:
+    """Create a project; prints its DSN as the last line."""
+    settings = _settings(**flags)
+    with _database(settings) as connection:
+        info = accounts.create_project(connection, name)
+    click.echo(f"project {info.slug} (id {info.id}) created; its DSN:")
+    click.echo(accounts.dsn(settings.base_url, info.public_key, info.id))
+
+
+@main.group()
+def token() -> None:
+    """Manage REST API tokens."""
+
+
+@token.command("create")
+@click.option("--name", default="api", show_default=True, help="What the token is for")
+@_store_options
+def token_create(name: str, **flags: Any) -> None:
+    """Create an API token; prints it as the last line (it is shown only once)."""
+    settings = _settings(**flags)
+    with _database(settings) as connection:
+        value = accounts.create_token(connection, name)
+    click.echo(f"API token {name!r} created; use it as 'Authorization: Bearer <token>':")
+    click.echo(value)
+
+
+@main.group()
+def user() -> None:
+    """Manage dashboard users."""
+
+
+@user.command("create")
+@click.argument("email")
+@click.option("--admin", is_flag=True, help="Make the user an administrator")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input")
+@_store_options
+def user_create(email: str, admin: bool, password_stdin: bool, **flags: Any) -> None:
+    """Create a dashboard user."""
+    settings = _settings(**flags)
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        raise click.ClickException("no terminal to ask for a password: pass it with --password-stdin")
+    with _database(settings) as connection:
+        accounts.create_user(connection, email, password, admin=admin)
+    click.echo(f"user {email.strip().lower()} created{' (administrator)' if admin else ''}")

@@ -1,0 +1,205 @@
+"""The reads behind the REST API: filtered, keyset-paginated issue lists, facets, series and event pages."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from fastapi import HTTPException
+from sqlalchemy import ColumnElement, Connection, and_, exists, func, or_, select
+
+from stackwatch.server.storage.db import now
+from stackwatch.server.storage.schema import events, issue_hourly, issue_tags, issues
+
+__all__ = ["IssueFilters", "event_page", "iso", "issue_by_id", "issue_page", "tag_facets"]
+
+SORT_COLUMNS = {
+    "last_seen": issues.c.last_seen,
+    "first_seen": issues.c.first_seen,
+    "events": issues.c.event_count,
+    "users": issues.c.user_count,
+    "runs": issues.c.run_count,
+}
+TOP_TAG_VALUES = 10
+
+
+def iso(stamp: float | None) -> str | None:
+    if stamp is None:
+        return None
+    return datetime.fromtimestamp(stamp, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _encode_cursor(values: list[Any]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(values)).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, size: int) -> list[Any]:
+    try:
+        values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError):
+        raise HTTPException(400, "invalid cursor") from None
+    if (
+        not isinstance(values, list)
+        or len(values) != size
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    ):
+        raise HTTPException(400, "invalid cursor")
+    return values
+
+
+@dataclass(frozen=True, slots=True)
+class IssueFilters:
+    status: str | None = None
+    level: str | None = None
+    environment: str | None = None
+    release: str | None = None
+    component: str | None = None
+    workflow_id: str | None = None
+    query: str | None = None
+
+
+def _conditions(project_id: int, filters: IssueFilters) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [issues.c.project_id == project_id]
+    if filters.status:
+        conditions.append(issues.c.status == filters.status)
+    if filters.level:
+        conditions.append(issues.c.level == filters.level)
+    # Event attributes filter through the tag facets: an issue matches when any of its events had the value.
+    for key in ("environment", "release", "component", "workflow_id"):
+        value = getattr(filters, key)
+        if value:
+            conditions.append(
+                exists().where(
+                    issue_tags.c.issue_id == issues.c.id, issue_tags.c.key == key, issue_tags.c.value == value
+                )
+            )
+    if filters.query:
+        pattern = "%" + filters.query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        conditions.append(
+            or_(
+                func.lower(issues.c.title).like(pattern, escape="\\"),
+                func.lower(issues.c.culprit).like(pattern, escape="\\"),
+            )
+        )
+    return conditions
+
+
+def issue_dict(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "project_id": row.project_id,
+        "title": row.title,
+        "culprit": row.culprit,
+        "type": row.type,
+        "value": row.value,
+        "level": row.level,
+        "status": row.status,
+        "platform": row.platform,
+        "unhandled": bool(row.unhandled),
+        "count": row.event_count,
+        "user_count": row.user_count,
+        "run_count": row.run_count,
+        "workflow_count": row.workflow_count,
+        "tenant_count": row.tenant_count,
+        "first_seen": iso(row.first_seen),
+        "last_seen": iso(row.last_seen),
+        "first_release": row.first_release,
+        "last_release": row.last_release,
+        "regressed_at": iso(row.regressed_at),
+        "resolved_at": iso(row.resolved_at),
+        "grouping_hash": row.grouping_hash,
+        "grouping_version": row.grouping_version,
+    }
+
+
+def issue_page(
+    connection: Connection, project_id: int, filters: IssueFilters, sort: str, cursor: str | None, limit: int
+) -> dict[str, Any]:
+    column = SORT_COLUMNS[sort]
+    conditions = _conditions(project_id, filters)
+    if cursor:
+        value, last_id = _decode_cursor(cursor, 2)
+        conditions.append(or_(column < value, and_(column == value, issues.c.id < last_id)))
+    query = select(issues).where(*conditions).order_by(column.desc(), issues.c.id.desc()).limit(limit + 1)
+    rows = connection.execute(query).all()
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = _encode_cursor([last._mapping[column.name], last.id])
+    return {"data": [issue_dict(row) for row in rows], "next_cursor": next_cursor}
+
+
+def issue_by_id(connection: Connection, issue_id: int) -> dict[str, Any]:
+    row = connection.execute(select(issues).where(issues.c.id == issue_id)).first()
+    if row is None:
+        raise HTTPException(404, f"no issue {issue_id}")
+    return issue_dict(row)
+
+
+def tag_facets(connection: Connection, issue_id: int) -> list[dict[str, Any]]:
+    rows = connection.execute(
+        select(issue_tags.c.key, issue_tags.c.value, issue_tags.c.count)
+        .where(issue_tags.c.issue_id == issue_id)
+        .order_by(issue_tags.c.key, issue_tags.c.count.desc(), issue_tags.c.value)
+    ).all()
+    facets: dict[str, dict[str, Any]] = {}
+    for key, value, count in rows:
+        facet = facets.setdefault(key, {"key": key, "total": 0, "values": []})
+        facet["total"] += count
+        if len(facet["values"]) < TOP_TAG_VALUES:
+            facet["values"].append({"value": value, "count": count})
+    return list(facets.values())
+
+
+def hourly_series(connection: Connection, issue_id: int, hours: int) -> list[dict[str, Any]]:
+    end = int(now() // 3600 * 3600)
+    start = end - (hours - 1) * 3600
+    counts = dict(
+        connection.execute(
+            select(issue_hourly.c.hour, issue_hourly.c.count).where(
+                issue_hourly.c.issue_id == issue_id, issue_hourly.c.hour >= start
+            )
+        ).all()
+    )
+    return [{"hour": iso(hour), "count": counts.get(hour, 0)} for hour in range(start, end + 1, 3600)]
+
+
+def event_summary(row: Any) -> dict[str, Any]:
+    return {
+        "event_id": row.event_id,
+        "issue_id": row.issue_id,
+        "timestamp": iso(row.timestamp),
+        "received_at": iso(row.received_at),
+        "level": row.level,
+        "title": row.title,
+        "handled": bool(row.handled),
+        "environment": row.environment,
+        "release": row.release,
+        "component": row.component,
+        "workflow_id": row.workflow_id,
+        "run_id": row.run_id,
+        "step_id": row.step_id,
+        "tenant": row.tenant,
+        "user": row.user_key,
+    }
+
+
+def event_page(
+    connection: Connection, condition: ColumnElement[bool], cursor: str | None, limit: int
+) -> dict[str, Any]:
+    columns = [column for column in events.c if column.name != "payload"]
+    conditions = [condition]
+    if cursor:
+        (last_id,) = _decode_cursor(cursor, 1)
+        conditions.append(events.c.id < last_id)
+    rows = connection.execute(select(*columns).where(*conditions).order_by(events.c.id.desc()).limit(limit + 1)).all()
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = _encode_cursor([rows[-1].id])
+    return {"data": [event_summary(row) for row in rows], "next_cursor": next_cursor}

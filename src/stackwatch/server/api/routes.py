@@ -1,0 +1,153 @@
+"""The REST API, ``/api/v1``: projects, issues, events and workflow runs, behind bearer tokens."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import orjson
+import zstandard
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BaseModel
+from sqlalchemy import Engine, select, update
+
+from stackwatch.server.api import queries
+from stackwatch.server.api.models import (
+    EventDetail,
+    EventPage,
+    Issue,
+    IssueDetail,
+    IssuePage,
+    Project,
+)
+from stackwatch.server.storage.accounts import dsn, token_owner
+from stackwatch.server.storage.db import now
+from stackwatch.server.storage.schema import events, issues, project_keys, projects
+
+__all__ = ["build_router"]
+
+Status = Literal["unresolved", "resolved", "ignored"]
+Sort = Literal["last_seen", "first_seen", "events", "users", "runs"]
+
+
+class IssueUpdate(BaseModel):
+    status: Status
+
+
+def _token(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise HTTPException(401, "send Authorization: Bearer <token>", headers={"WWW-Authenticate": "Bearer"})
+    return token.strip()
+
+
+def build_router(engine: Engine, base_url: str = "") -> APIRouter:
+    def authenticated(token: Annotated[str, Depends(_token)]) -> int:
+        with engine.begin() as connection:
+            owner = token_owner(connection, token)
+        if owner is None:
+            raise HTTPException(401, "invalid or revoked API token", headers={"WWW-Authenticate": "Bearer"})
+        return owner
+
+    router = APIRouter(prefix="/api/v1", dependencies=[Depends(authenticated)], tags=["api"])
+    decompressor = zstandard.ZstdDecompressor()
+
+    @router.get("/projects", response_model=list[Project])
+    def list_projects(request: Request) -> list[dict[str, Any]]:
+        public_base = base_url or str(request.base_url).rstrip("/")
+        with engine.connect() as connection:
+            rows = connection.execute(select(projects).order_by(projects.c.id)).all()
+            keys = dict(
+                connection.execute(
+                    select(project_keys.c.project_id, project_keys.c.public_key)
+                    .where(project_keys.c.active.is_(True))
+                    .order_by(project_keys.c.id.desc())
+                ).all()
+            )
+        return [
+            {
+                "id": row.id,
+                "slug": row.slug,
+                "name": row.name,
+                "dsn": dsn(public_base, keys[row.id], row.id) if row.id in keys else None,
+            }
+            for row in rows
+        ]
+
+    @router.get("/projects/{slug}/issues", response_model=IssuePage)
+    def list_issues(
+        slug: str,
+        status: Status | None = None,
+        level: str | None = None,
+        environment: str | None = None,
+        release: str | None = None,
+        component: str | None = None,
+        workflow_id: str | None = None,
+        query: str | None = None,
+        sort: Sort = "last_seen",
+        cursor: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=100)] = 25,
+    ) -> dict[str, Any]:
+        with engine.connect() as connection:
+            project_id = connection.execute(select(projects.c.id).where(projects.c.slug == slug)).scalar()
+            if project_id is None:
+                raise HTTPException(404, f"no project {slug!r}")
+            filters = queries.IssueFilters(
+                status=status,
+                level=level,
+                environment=environment,
+                release=release,
+                component=component,
+                workflow_id=workflow_id,
+                query=query,
+            )
+            return queries.issue_page(connection, project_id, filters, sort, cursor, limit)
+
+    @router.get("/issues/{issue_id}", response_model=IssueDetail)
+    def get_issue(issue_id: int, hours: Annotated[int, Query(ge=1, le=24 * 90)] = 24) -> dict[str, Any]:
+        with engine.connect() as connection:
+            issue = queries.issue_by_id(connection, issue_id)
+            return {
+                **issue,
+                "tags": queries.tag_facets(connection, issue_id),
+                "hourly": queries.hourly_series(connection, issue_id, hours),
+            }
+
+    @router.patch("/issues/{issue_id}", response_model=Issue)
+    def patch_issue(issue_id: int, change: IssueUpdate) -> dict[str, Any]:
+        with engine.connect() as connection:
+            connection = connection.execution_options(sqlite_write=True)
+            with connection.begin():
+                values: dict[str, Any] = {"status": change.status}
+                values["resolved_at"] = now() if change.status == "resolved" else None
+                done = connection.execute(update(issues).where(issues.c.id == issue_id).values(**values))
+                if done.rowcount == 0:
+                    raise HTTPException(404, f"no issue {issue_id}")
+            return queries.issue_by_id(connection, issue_id)
+
+    @router.get("/issues/{issue_id}/events", response_model=EventPage)
+    def issue_events(
+        issue_id: int, cursor: str | None = None, limit: Annotated[int, Query(ge=1, le=100)] = 25
+    ) -> dict[str, Any]:
+        with engine.connect() as connection:
+            queries.issue_by_id(connection, issue_id)
+            return queries.event_page(connection, events.c.issue_id == issue_id, cursor, limit)
+
+    @router.get("/events/{event_id}", response_model=EventDetail)
+    def get_event(event_id: str) -> dict[str, Any]:
+        wanted = event_id.replace("-", "").lower()
+        with engine.connect() as connection:
+            row = connection.execute(select(events).where(events.c.event_id == wanted).limit(1)).first()
+        if row is None:
+            raise HTTPException(404, f"no event {event_id}")
+        summary = queries.event_summary(row)
+        return {**summary, "project_id": row.project_id, "data": orjson.loads(decompressor.decompress(row.payload))}
+
+    @router.get("/runs/{run_id}/events", response_model=EventPage)
+    def run_events(
+        run_id: str, cursor: str | None = None, limit: Annotated[int, Query(ge=1, le=100)] = 100
+    ) -> dict[str, Any]:
+        with engine.connect() as connection:
+            return queries.event_page(connection, events.c.run_id == run_id, cursor, limit)
+
+    return router

@@ -1,0 +1,109 @@
+"""The application factory: one ASGI app whose parts depend on the role, and the workers it starts."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+from sqlalchemy import Engine, text
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+
+from stackwatch import __version__
+from stackwatch.server.api.routes import build_router
+from stackwatch.server.config import Settings
+from stackwatch.server.digest.worker import Digester, DigestWorker
+from stackwatch.server.ingest.auth import KeyCache
+from stackwatch.server.ingest.routes import Ingest
+from stackwatch.server.metrics import METRICS
+from stackwatch.server.storage import db
+from stackwatch.server.storage.inbox import Inbox, open_inbox
+
+__all__ = ["Services", "create_app", "open_services"]
+
+log = logging.getLogger("stackwatch")
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    engine: Engine
+    inbox: Inbox
+    digester: Digester
+
+    def close(self) -> None:
+        self.inbox.close()
+        self.engine.dispose()
+
+
+def open_services(settings: Settings, *, migrate: bool = True) -> Services:
+    engine = db.connect(settings.database_url, synchronous=settings.sqlite_synchronous)
+    if migrate:
+        db.migrate(engine)
+    inbox = open_inbox(engine, settings.database_url, synchronous=settings.sqlite_synchronous)
+    digester = Digester(
+        engine, inbox, batch_size=settings.digest_batch_size, max_attachment_bytes=settings.max_attachment_bytes
+    )
+    return Services(settings, engine, inbox, digester)
+
+
+def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
+    services = services or open_services(settings)
+    worker = DigestWorker(services.digester, services.inbox) if settings.runs_worker else None
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if settings.runs_ingest:
+            services.inbox.start_writer()
+        if worker is not None:
+            worker.start()
+        try:
+            yield
+        finally:
+            services.inbox.stop_writer()  # answers every request that is still waiting for its commit
+            if worker is not None:
+                worker.stop()
+
+    app = FastAPI(
+        title="Stackwatch",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+    )
+    app.state.services = services
+    if settings.runs_ingest:
+        for route in Ingest(settings, KeyCache(services.engine), services.inbox).routes():
+            app.router.routes.append(route)
+    if settings.runs_web:
+        app.include_router(build_router(services.engine, settings.base_url))
+        # Until the dashboard is mounted here, the front door leads to the interactive API documentation.
+        app.add_api_route("/", lambda: RedirectResponse("/api/v1/docs"), include_in_schema=False)
+    _health_routes(app, services)
+    return app
+
+
+def _health_routes(app: FastAPI, services: Services) -> None:
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz() -> Response:
+        try:
+            with services.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            backlog = services.inbox.backlog()
+        except Exception as exc:
+            log.warning("readiness check failed: %s", exc)
+            return JSONResponse({"status": "unavailable", "error": type(exc).__name__}, status_code=503)
+        return JSONResponse({"status": "ok", "database": "ok", "inbox_backlog": backlog})
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics(_request: Request) -> Response:
+        gauges = {"stackwatch_inbox_backlog": ("Envelopes accepted and not yet digested.", services.inbox.backlog())}
+        return PlainTextResponse(METRICS.render(gauges), media_type="text/plain; version=0.0.4")

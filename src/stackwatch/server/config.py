@@ -1,0 +1,208 @@
+"""Settings, read once at start and validated.
+
+Each setting comes from the first of: a command-line flag, the environment variable ``STACKWATCH_<NAME>``,
+the file named by ``STACKWATCH_<NAME>_FILE`` (for secrets kept in files, e.g. Docker or systemd credentials),
+and the default. A bad value fails at start with a message that names the setting and where it came from.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ROLES", "ConfigError", "Settings", "load_settings"]
+
+ROLES = ("all", "ingest", "web", "worker")
+ENV_PREFIX = "STACKWATCH_"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or invalid; the message names it."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    host: str = "127.0.0.1"
+    port: int = 8000
+    role: str = "all"
+    base_url: str = ""
+    secret_key: str = ""
+    max_body_bytes: int = 20 * 1024 * 1024
+    max_envelope_bytes: int = 20 * 1024 * 1024
+    max_event_bytes: int = 1024 * 1024
+    max_attachment_bytes: int = 10 * 1024 * 1024
+    rate_limit_per_minute: int = 0
+    digest_batch_size: int = 500
+    sqlite_synchronous: str = "FULL"
+    log_level: str = "info"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def runs_ingest(self) -> bool:
+        return self.role in ("all", "ingest")
+
+    @property
+    def runs_web(self) -> bool:
+        return self.role in ("all", "web")
+
+    @property
+    def runs_worker(self) -> bool:
+        return self.role in ("all", "worker")
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def parse_size(text: str) -> int:
+    """``"20MB"``, ``"512k"``, ``"1048576"`` → bytes (binary units)."""
+    match = _SIZE.match(text)
+    if not match:
+        raise ValueError(f"expected a size such as 1048576, 512KB or 20MB, got {text!r}")
+    unit = (match.group(2) or "").lower()[:1]
+    return int(match.group(1)) * _UNITS[unit]
+
+
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"expected an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise ValueError(f"expected an integer from {low} to {high}, got {value}")
+        return value
+
+    return parse
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in options:
+            raise ValueError(f"expected one of {', '.join(options)}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _positive_size(text: str) -> int:
+    value = parse_size(text)
+    if value <= 0:
+        raise ValueError("must be greater than zero")
+    return value
+
+
+def _database_url(text: str) -> str:
+    if not re.match(r"^(sqlite|postgresql(\+psycopg)?|postgres)://", text):
+        raise ValueError(f"expected sqlite:///PATH or postgresql://…, got {text!r}")
+    if text.startswith("postgres://"):
+        text = "postgresql://" + text[len("postgres://") :]
+    return text
+
+
+def _url(text: str) -> str:
+    if not re.match(r"^https?://[^/\s]+", text):
+        raise ValueError(f"expected an http(s) URL, got {text!r}")
+    return text.rstrip("/")
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "data_dir": lambda text: Path(text).expanduser(),
+    "database_url": _database_url,
+    "host": str,
+    "port": _int_in(1, 65535),
+    "role": _choice(*ROLES),
+    "base_url": _url,
+    "secret_key": str,
+    "max_body_bytes": _positive_size,
+    "max_envelope_bytes": _positive_size,
+    "max_event_bytes": _positive_size,
+    "max_attachment_bytes": _positive_size,
+    "rate_limit_per_minute": _int_in(0, 10**9),
+    "digest_batch_size": _int_in(1, 100_000),
+    "sqlite_synchronous": lambda text: _choice("full", "normal")(text).upper(),
+    "log_level": _choice("debug", "info", "warning", "error"),
+}
+
+
+def _raw_value(name: str, flags: Mapping[str, Any], env: Mapping[str, str]) -> tuple[str, Any] | None:
+    """Where a setting's value comes from, and the value as given."""
+    if flags.get(name) is not None:
+        return f"--{name.replace('_', '-')}", flags[name]
+    var = ENV_PREFIX + name.upper()
+    if env.get(var, "") != "":
+        return var, env[var]
+    file_var = var + "_FILE"
+    if env.get(file_var, "") != "":
+        try:
+            return file_var, Path(env[file_var]).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{file_var}: cannot read {env[file_var]!r}: {exc.strerror}") from None
+    return None
+
+
+def load_settings(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Build and validate the settings; raise :class:`ConfigError` naming the first bad one."""
+    flags = flags or {}
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for field in fields(Settings):
+        found = _raw_value(field.name, flags, env)
+        if found is None:
+            continue
+        source, raw = found
+        if not isinstance(raw, str):
+            values[field.name] = raw
+            continue
+        try:
+            values[field.name] = _PARSERS[field.name](raw)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+    data_dir = Path(values.get("data_dir") or "./stackwatch-data").expanduser().resolve()
+    values["data_dir"] = data_dir
+    values.setdefault("database_url", f"sqlite:///{data_dir / 'stackwatch.sqlite3'}")
+    settings = Settings(**values)
+    if not settings.base_url:
+        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+        settings = _replace(settings, base_url=f"http://{host}:{settings.port}")
+    if not settings.secret_key:
+        settings = _replace(settings, secret_key=_default_secret_key(settings))
+    return settings
+
+
+def _replace(settings: Settings, **changes: Any) -> Settings:
+    current = {field.name: getattr(settings, field.name) for field in fields(Settings)}
+    return Settings(**{**current, **changes})
+
+
+def _default_secret_key(settings: Settings) -> str:
+    """A single-machine install keeps a generated key in its data directory.
+
+    Several processes on several machines (PostgreSQL) must share one key, so there it is required.
+    """
+    if not settings.is_sqlite:
+        raise ConfigError(
+            "STACKWATCH_SECRET_KEY: required when the database is PostgreSQL "
+            "(set it, or STACKWATCH_SECRET_KEY_FILE, to the same random value on every process)"
+        )
+    path = settings.data_dir / "secret_key"
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text(encoding="utf-8").strip()
+    key = secrets.token_urlsafe(48)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(key + "\n")
+    return key

@@ -1,0 +1,174 @@
+"""From inbox rows to records: events (normalized, grouped, summarized), attachments, session and client
+report counts. Pure functions, no database: a malformed item is counted and skipped, never raised.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from stackwatch.server.digest.grouping import CURRENT, grouping_hash
+from stackwatch.server.digest.normalize import EventContext, NormalizedEvent, as_dict, normalize_event, parse_timestamp
+from stackwatch.server.digest.summary import Summary, summarize
+from stackwatch.server.ingest.envelope import EnvelopeError, parse_envelope
+from stackwatch.server.storage.inbox import InboxRow
+from stackwatch.server.storage.upsert import clean
+
+__all__ = ["AttachmentRecord", "EventRecord", "ParsedBatch", "hour_of", "parse_rows"]
+
+log = logging.getLogger("stackwatch.digest")
+
+_SESSION_END_STATES = ("exited", "crashed", "abnormal", "errored")
+
+
+def hour_of(timestamp: float) -> int:
+    return int(timestamp // 3600 * 3600)
+
+
+@dataclass(slots=True)
+class EventRecord:
+    event: NormalizedEvent
+    grouping_hash: str
+    grouping_version: int
+    summary: Summary
+
+
+@dataclass(slots=True)
+class AttachmentRecord:
+    project_id: int
+    event_id: str
+    filename: str
+    content_type: str | None
+    attachment_type: str
+    data: bytes
+    created_at: float
+
+
+@dataclass(slots=True)
+class ParsedBatch:
+    events: list[EventRecord] = field(default_factory=list)
+    attachments: list[AttachmentRecord] = field(default_factory=list)
+    # (project_id, hour, release, environment, status) → count
+    sessions: Counter[tuple[int, int, str, str, str]] = field(default_factory=Counter)
+    # (project_id, hour, reason, category) → count
+    client_reports: Counter[tuple[int, int, str, str]] = field(default_factory=Counter)
+    invalid_items: int = 0
+    oversized_attachments: int = 0
+
+
+def _session_attrs(payload: dict[str, Any]) -> tuple[str, str]:
+    attrs = as_dict(payload.get("attrs"))
+    return clean(attrs.get("release") or "", 250) or "", clean(attrs.get("environment") or "", 64) or ""
+
+
+def _add_session(batch: ParsedBatch, project_id: int, received_at: float, payload: dict[str, Any]) -> None:
+    release, environment = _session_attrs(payload)
+    hour = hour_of(parse_timestamp(payload.get("started"), received_at))
+    if payload.get("init") is True:
+        batch.sessions[(project_id, hour, release, environment, "started")] += 1
+    status = payload.get("status")
+    if status in _SESSION_END_STATES:
+        batch.sessions[(project_id, hour, release, environment, str(status))] += 1
+
+
+def _add_sessions(batch: ParsedBatch, project_id: int, received_at: float, payload: dict[str, Any]) -> None:
+    release, environment = _session_attrs(payload)
+    aggregates = payload.get("aggregates")
+    for bucket in aggregates if isinstance(aggregates, list) else []:
+        if not isinstance(bucket, dict):
+            continue
+        hour = hour_of(parse_timestamp(bucket.get("started"), received_at))
+        for status in ("exited", "errored", "abnormal", "crashed"):
+            count = bucket.get(status)
+            if isinstance(count, int) and not isinstance(count, bool) and count > 0:
+                batch.sessions[(project_id, hour, release, environment, status)] += count
+                batch.sessions[(project_id, hour, release, environment, "started")] += count
+
+
+def _add_client_report(batch: ParsedBatch, project_id: int, received_at: float, payload: dict[str, Any]) -> None:
+    hour = hour_of(parse_timestamp(payload.get("timestamp"), received_at))
+    discarded = payload.get("discarded_events")
+    for entry in discarded if isinstance(discarded, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        quantity = entry.get("quantity")
+        if isinstance(quantity, int) and not isinstance(quantity, bool) and quantity > 0:
+            reason = clean(entry.get("reason") or "unknown", 64) or "unknown"
+            category = clean(entry.get("category") or "unknown", 64) or "unknown"
+            batch.client_reports[(project_id, hour, reason, category)] += quantity
+
+
+def _event_record(payload: dict[str, Any], context: EventContext) -> EventRecord:
+    event = normalize_event(payload, context)
+    return EventRecord(event, grouping_hash(event), CURRENT, summarize(event))
+
+
+_COUNTERS = {"session": _add_session, "sessions": _add_sessions, "client_report": _add_client_report}
+
+
+def parse_rows(rows: list[InboxRow], collect_ips: dict[int, bool], max_attachment_bytes: int) -> ParsedBatch:
+    batch = ParsedBatch()
+    for row in rows:
+        try:
+            envelope = parse_envelope(row.body)
+        except EnvelopeError:
+            log.warning("inbox row %d is not a valid envelope; skipped", row.id)
+            batch.invalid_items += 1
+            continue
+        header_id = envelope.headers.get("event_id")
+        context = EventContext(
+            project_id=row.project_id,
+            received_at=row.received_at,
+            client_ip=row.client_ip,
+            collect_ips=collect_ips.get(row.project_id, True),
+            envelope_event_id=header_id if isinstance(header_id, str) else None,
+        )
+        for item in envelope.items:
+            try:
+                _parse_item(batch, row, context, item.type, item.headers, item.payload, max_attachment_bytes)
+            except Exception:  # one bad item must not cost the rest of the batch
+                log.exception("inbox row %d: %s item could not be digested; skipped", row.id, item.type)
+                batch.invalid_items += 1
+    return batch
+
+
+def _parse_item(
+    batch: ParsedBatch,
+    row: InboxRow,
+    context: EventContext,
+    kind: str,
+    headers: dict[str, Any],
+    payload: bytes,
+    max_attachment_bytes: int,
+) -> None:
+    if kind == "attachment":
+        if len(payload) > max_attachment_bytes:
+            batch.oversized_attachments += 1
+            return
+        event_id = context.envelope_event_id or ""
+        batch.attachments.append(
+            AttachmentRecord(
+                project_id=row.project_id,
+                event_id=clean(event_id.replace("-", "").lower(), 32) or "",
+                filename=clean(headers.get("filename") or "attachment", 500) or "attachment",
+                content_type=clean(headers.get("content_type"), 200),
+                attachment_type=clean(headers.get("attachment_type") or "event.attachment", 64) or "",
+                data=payload,
+                created_at=row.received_at,
+            )
+        )
+        return
+    if kind not in ("event", *_COUNTERS):
+        return  # accepted and dropped by design (transactions, check-ins, …) or unknown
+    data = orjson.loads(payload)
+    if not isinstance(data, dict):
+        batch.invalid_items += 1
+        return
+    if kind == "event":
+        batch.events.append(_event_record(data, context))
+    else:
+        _COUNTERS[kind](batch, row.project_id, row.received_at, data)

@@ -1,0 +1,251 @@
+"""Turn an event as an SDK sent it into the one shape the rest of Stackwatch reads.
+
+Everything here must accept anything a client can put in valid JSON: a field of the wrong type is dropped or
+coerced, never a reason to fail the whole event. Protocol variants (exception as a list or under ``values``,
+tags as a dict or a list of pairs, ``message`` as a string or an object) are folded into one form.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from stackwatch.server.storage.schema import LEVELS
+
+__all__ = ["EventContext", "NormalizedEvent", "as_dict", "normalize_event"]
+
+_HEX32 = re.compile(r"^[0-9a-f]{32}$")
+_LEVEL_ALIASES = {"critical": "fatal", "warn": "warning", "log": "info", "trace": "debug", "notice": "info"}
+# Future timestamps further ahead than this are clock skew: the receive time is used instead.
+_MAX_FUTURE = 60.0
+MAX_TAGS = 100
+MAX_TAG_KEY = 200
+MAX_TAG_VALUE = 200
+WORKFLOW_KEYS = ("component", "workflow_id", "run_id", "step_id", "tenant")
+
+
+@dataclass(frozen=True, slots=True)
+class EventContext:
+    project_id: int
+    received_at: float
+    client_ip: str | None
+    collect_ips: bool = True
+    envelope_event_id: str | None = None
+
+
+@dataclass(slots=True)
+class NormalizedEvent:
+    event_id: str
+    project_id: int
+    timestamp: float
+    received_at: float
+    level: str
+    platform: str
+    environment: str | None
+    release: str | None
+    tags: dict[str, str]
+    workflow: dict[str, str | None]
+    user_key: str | None
+    exceptions: list[dict[str, Any]]
+    handled: bool
+    data: dict[str, Any]
+    fingerprint: list[str] | None = None
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """The value when it is a JSON object, else an empty one: clients send anything anywhere."""
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any, limit: int) -> str | None:
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    text = value if isinstance(value, str) else str(value)
+    text = text.strip()
+    return text[:limit] if text else None
+
+
+def normalize_event_id(*candidates: Any) -> str:
+    for candidate in candidates:
+        if isinstance(candidate, str):
+            text = candidate.replace("-", "").lower()
+            if _HEX32.match(text):
+                return text
+    return uuid.uuid4().hex
+
+
+def parse_timestamp(value: Any, received_at: float) -> float:
+    stamp: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        stamp = float(value)
+    elif isinstance(value, str):
+        try:
+            stamp = float(value)
+        except ValueError:
+            try:
+                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                parsed = None
+            if parsed is not None:
+                if parsed.tzinfo is None:
+                    parsed = parsed.replace(tzinfo=UTC)
+                stamp = parsed.timestamp()
+    if stamp is None or stamp != stamp or stamp <= 0 or stamp > received_at + _MAX_FUTURE:
+        return received_at
+    return stamp
+
+
+def normalize_level(value: Any) -> str:
+    text = value.lower().strip() if isinstance(value, str) else "error"
+    text = _LEVEL_ALIASES.get(text, text)
+    return text if text in LEVELS else "error"
+
+
+def _tags(value: Any) -> dict[str, str]:
+    pairs: list[Any]
+    if isinstance(value, dict):
+        pairs = list(value.items())
+    elif isinstance(value, list):
+        pairs = [pair for pair in value if isinstance(pair, (list, tuple)) and len(pair) == 2]
+    else:
+        return {}
+    tags: dict[str, str] = {}
+    for key, raw in pairs[:MAX_TAGS]:
+        name = _text(key, MAX_TAG_KEY)
+        text = _text(raw, MAX_TAG_VALUE)
+        if name and text is not None:
+            tags[name] = text
+    return tags
+
+
+def _exceptions(value: Any) -> list[dict[str, Any]]:
+    if isinstance(value, dict):
+        value = value.get("values")
+    if not isinstance(value, list):
+        return []
+    exceptions = []
+    for entry in value:
+        if not isinstance(entry, dict):
+            continue
+        stacktrace = entry.get("stacktrace")
+        frames = stacktrace.get("frames") if isinstance(stacktrace, dict) else None
+        entry = dict(entry)
+        entry["stacktrace"] = (
+            {"frames": [f for f in frames if isinstance(f, dict)]} if isinstance(frames, list) else None
+        )
+        if entry["stacktrace"] is None:
+            del entry["stacktrace"]
+        exceptions.append(entry)
+    return exceptions
+
+
+def _logentry(data: dict[str, Any]) -> dict[str, Any] | None:
+    entry = data.get("logentry")
+    message = data.get("message")
+    if isinstance(message, dict):  # the older interface name carried the same object
+        entry = entry if isinstance(entry, dict) else message
+    if isinstance(entry, dict):
+        template = _text(entry.get("message"), 8192) or _text(entry.get("formatted"), 8192)
+        if template is None:
+            return None
+        normalized: dict[str, Any] = {"message": template}
+        formatted = _text(entry.get("formatted"), 8192)
+        if formatted:
+            normalized["formatted"] = formatted
+        if entry.get("params") is not None:
+            normalized["params"] = entry["params"]
+        return normalized
+    text = _text(message, 8192)
+    return {"message": text} if text else None
+
+
+def _user(data: dict[str, Any], context: EventContext) -> dict[str, Any] | None:
+    user = data.get("user")
+    if not isinstance(user, dict):
+        return None
+    user = dict(user)
+    if user.get("ip_address") == "{{auto}}":
+        if context.collect_ips and context.client_ip:
+            user["ip_address"] = context.client_ip
+        else:
+            del user["ip_address"]
+    elif not context.collect_ips:
+        user.pop("ip_address", None)
+    return user or None
+
+
+def _user_key(user: dict[str, Any] | None) -> str | None:
+    if not user:
+        return None
+    for name, prefix in (("id", "id"), ("email", "email"), ("username", "username"), ("ip_address", "ip")):
+        text = _text(user.get(name), 300)
+        if text:
+            return f"{prefix}:{text}"
+    return None
+
+
+def _workflow(tags: dict[str, str], contexts: dict[str, Any]) -> dict[str, str | None]:
+    """The MeshHook workflow columns: tags win, the ``workflow`` context fills the gaps."""
+    context = as_dict(contexts.get("workflow"))
+    found: dict[str, str | None] = {}
+    for key in WORKFLOW_KEYS:
+        found[key] = tags.get(key) or _text(context.get(key), MAX_TAG_VALUE)
+    if found["step_id"] is None:
+        found["step_id"] = _text(context.get("step"), MAX_TAG_VALUE)
+    return found
+
+
+def _handled(exceptions: list[dict[str, Any]]) -> bool:
+    for entry in exceptions:
+        mechanism = entry.get("mechanism")
+        if isinstance(mechanism, dict) and mechanism.get("handled") is False:
+            return False
+    return True
+
+
+def normalize_event(raw: dict[str, Any], context: EventContext) -> NormalizedEvent:
+    data = dict(raw)
+    event_id = normalize_event_id(context.envelope_event_id, data.get("event_id"))
+    timestamp = parse_timestamp(data.get("timestamp"), context.received_at)
+    level = normalize_level(data.get("level"))
+    tags = _tags(data.get("tags"))
+    contexts = as_dict(data.get("contexts"))
+    exceptions = _exceptions(data.get("exception"))
+    logentry = _logentry(data)
+    user = _user(data, context)
+    fingerprint = data.get("fingerprint")
+    if not (isinstance(fingerprint, list) and fingerprint and all(isinstance(p, str) for p in fingerprint)):
+        fingerprint = None
+
+    data.update(event_id=event_id, timestamp=timestamp, level=level, tags=tags, contexts=contexts)
+    data["received"] = context.received_at
+    data.pop("message", None)
+    for name, value in (
+        ("exception", {"values": exceptions} if exceptions else None),
+        ("logentry", logentry),
+        ("user", user),
+    ):
+        if value is None:
+            data.pop(name, None)
+        else:
+            data[name] = value
+    return NormalizedEvent(
+        event_id=event_id,
+        project_id=context.project_id,
+        timestamp=timestamp,
+        received_at=context.received_at,
+        level=level,
+        platform=_text(data.get("platform"), 64) or "other",
+        environment=_text(data.get("environment"), 64),
+        release=_text(data.get("release"), 250),
+        tags=tags,
+        workflow=_workflow(tags, contexts),
+        user_key=_user_key(user),
+        exceptions=exceptions,
+        handled=_handled(exceptions),
+        data=data,
+        fingerprint=fingerprint,
+    )

@@ -1,0 +1,297 @@
+"""Writing one parsed batch: issues, events, hourly counts, tag facets, impact, attachments, counters.
+
+All of it happens in the caller's transaction, in a fixed order of statements (one per table, many rows each),
+so a batch of hundreds of events costs about a dozen round trips. Counters are updated with SQL arithmetic
+(``count = count + n``), never read-modify-write in Python, so several workers on PostgreSQL stay correct.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import zstandard
+from sqlalchemy import Connection, bindparam, case, insert, select, update
+
+from stackwatch.server.digest.items import EventRecord, ParsedBatch, hour_of
+from stackwatch.server.storage.schema import (
+    attachments,
+    client_report_counts,
+    events,
+    issue_hourly,
+    issue_impact,
+    issue_tags,
+    issues,
+    session_counts,
+)
+from stackwatch.server.storage.upsert import clean, insert_ignore, upsert_add
+
+__all__ = ["BatchResult", "write_batch"]
+
+IMPACT_KINDS = {"user": "user_count", "workflow": "workflow_count", "run": "run_count", "tenant": "tenant_count"}
+
+
+@dataclass(slots=True)
+class BatchResult:
+    events: int = 0
+    duplicates: int = 0
+    new_issues: list[int] = field(default_factory=list)
+    regressions: list[int] = field(default_factory=list)
+    issue_events: Counter[int] = field(default_factory=Counter)
+
+
+def _fresh_events(connection: Connection, records: list[EventRecord]) -> list[EventRecord]:
+    """Drop events already stored (a retried send, or a batch re-read after a crash) and repeats in the batch."""
+    unique: dict[tuple[int, str], EventRecord] = {}
+    for record in records:
+        unique.setdefault((record.event.project_id, record.event.event_id), record)
+    if not unique:
+        return []
+    query = select(events.c.project_id, events.c.event_id).where(
+        events.c.event_id.in_({event_id for _, event_id in unique})
+    )
+    for project_id, event_id in connection.execute(query):
+        unique.pop((project_id, event_id), None)
+    return sorted(unique.values(), key=lambda record: record.event.timestamp)
+
+
+def _issue_rows(connection: Connection, records: list[EventRecord]) -> dict[tuple[int, str], Any]:
+    hashes = {record.grouping_hash for record in records}
+    query = select(issues.c.id, issues.c.project_id, issues.c.grouping_hash, issues.c.status).where(
+        issues.c.grouping_hash.in_(hashes)
+    )
+    return {(row.project_id, row.grouping_hash): row for row in connection.execute(query)}
+
+
+def _create_issues(connection: Connection, records: list[EventRecord], found: dict[tuple[int, str], Any]) -> list[int]:
+    first: dict[tuple[int, str], EventRecord] = {}
+    for record in records:
+        first.setdefault((record.event.project_id, record.grouping_hash), record)
+    missing = [record for key, record in first.items() if key not in found]
+    rows = [_new_issue(record) for record in missing]
+    created = insert_ignore(connection, issues, rows, ["project_id", "grouping_hash"], ["id"])
+    # Another worker may have created some of them first: read back every one we need.
+    found.update(_issue_rows(connection, missing))
+    return [row.id for row in created]
+
+
+def _new_issue(record: EventRecord) -> dict[str, Any]:
+    event, summary = record.event, record.summary
+    return {
+        "project_id": event.project_id,
+        "grouping_hash": record.grouping_hash,
+        "grouping_version": record.grouping_version,
+        "title": clean(summary.title, 500),
+        "culprit": clean(summary.culprit, 500),
+        "type": clean(summary.type, 200),
+        "value": clean(summary.value, 10_000),
+        "level": event.level,
+        "status": "unresolved",
+        "platform": clean(event.platform, 64),
+        "unhandled": False,
+        "first_seen": event.timestamp,
+        "last_seen": event.timestamp,
+        "event_count": 0,
+        "first_release": clean(event.release, 250),
+        "last_release": None,
+        "user_count": 0,
+        "workflow_count": 0,
+        "run_count": 0,
+        "tenant_count": 0,
+    }
+
+
+def _impact(connection: Connection, records: list[tuple[int, EventRecord]]) -> Counter[tuple[int, str]]:
+    """Insert the distinct users, workflows, runs and tenants seen; count those new to each issue."""
+    rows: dict[tuple[int, str, str], dict[str, Any]] = {}
+    for issue_id, record in records:
+        workflow = record.event.workflow
+        for kind, value in (
+            ("user", record.event.user_key),
+            ("workflow", workflow["workflow_id"]),
+            ("run", workflow["run_id"]),
+            ("tenant", workflow["tenant"]),
+        ):
+            text = clean(value, 320)
+            if text:
+                rows[(issue_id, kind, text)] = {"issue_id": issue_id, "kind": kind, "value": text}
+    inserted = insert_ignore(
+        connection, issue_impact, list(rows.values()), ["issue_id", "kind", "value"], ["issue_id", "kind"]
+    )
+    return Counter((row.issue_id, row.kind) for row in inserted)
+
+
+def _update_issues(
+    connection: Connection, records: list[tuple[int, EventRecord]], new_impact: Counter[tuple[int, str]]
+) -> None:
+    latest: dict[int, EventRecord] = {}
+    stats: dict[int, dict[str, Any]] = {}
+    for issue_id, record in records:  # records are in timestamp order: the last one per issue is the latest
+        event = record.event
+        latest[issue_id] = record
+        entry = stats.setdefault(issue_id, {"n": 0, "lo": event.timestamp, "unhandled": False})
+        entry["n"] += 1
+        entry["lo"] = min(entry["lo"], event.timestamp)
+        entry["unhandled"] = entry["unhandled"] or not event.handled
+    params = []
+    for issue_id in sorted(stats):  # a fixed order of row locks keeps concurrent workers from deadlocking
+        record, entry = latest[issue_id], stats[issue_id]
+        params.append(
+            {
+                "b_id": issue_id,
+                "b_n": entry["n"],
+                "b_lo": entry["lo"],
+                "b_hi": record.event.timestamp,
+                "b_level": record.event.level,
+                "b_title": clean(record.summary.title, 500),
+                "b_culprit": clean(record.summary.culprit, 500),
+                "b_value": clean(record.summary.value, 10_000),
+                "b_release": clean(record.event.release, 250),
+                "b_unhandled": entry["unhandled"],
+                "b_now": record.event.received_at,
+                **{f"b_{column}": new_impact[(issue_id, kind)] for kind, column in IMPACT_KINDS.items()},
+            }
+        )
+    resolved = issues.c.status == "resolved"
+    statement = (
+        update(issues)
+        .where(issues.c.id == bindparam("b_id"))
+        .values(
+            event_count=issues.c.event_count + bindparam("b_n"),
+            first_seen=case((issues.c.first_seen > bindparam("b_lo"), bindparam("b_lo")), else_=issues.c.first_seen),
+            last_seen=case((issues.c.last_seen < bindparam("b_hi"), bindparam("b_hi")), else_=issues.c.last_seen),
+            level=bindparam("b_level"),
+            title=bindparam("b_title"),
+            culprit=bindparam("b_culprit"),
+            value=bindparam("b_value"),
+            last_release=case((bindparam("b_release").is_(None), issues.c.last_release), else_=bindparam("b_release")),
+            first_release=case(
+                (issues.c.first_release.is_(None), bindparam("b_release")), else_=issues.c.first_release
+            ),
+            unhandled=issues.c.unhandled | bindparam("b_unhandled"),
+            status=case((resolved, "unresolved"), else_=issues.c.status),
+            regressed_at=case((resolved, bindparam("b_now")), else_=issues.c.regressed_at),
+            resolved_at=case((resolved, None), else_=issues.c.resolved_at),
+            **{column: issues.c[column] + bindparam(f"b_{column}") for column in IMPACT_KINDS.values()},
+        )
+    )
+    connection.execute(statement, params)
+
+
+def _tag_rows(records: list[tuple[int, EventRecord]]) -> list[dict[str, Any]]:
+    rows: dict[tuple[int, str, str], dict[str, Any]] = {}
+    for issue_id, record in records:
+        event = record.event
+        facets = {**{key: value for key, value in event.workflow.items() if value}, **event.tags}
+        facets["level"] = event.level
+        for name, value in (("environment", event.environment), ("release", event.release)):
+            if value:
+                facets[name] = value
+        for key, value in facets.items():
+            key_text, value_text = clean(key, 200) or "", clean(value, 200) or ""
+            row = rows.setdefault(
+                (issue_id, key_text, value_text),
+                {"issue_id": issue_id, "key": key_text, "value": value_text, "count": 0, "last_seen": 0.0},
+            )
+            row["count"] += 1
+            row["last_seen"] = max(row["last_seen"], event.timestamp)
+    return list(rows.values())
+
+
+def _event_rows(records: list[tuple[int, EventRecord]], compressor: zstandard.ZstdCompressor) -> list[dict[str, Any]]:
+    rows = []
+    for issue_id, record in records:
+        event, workflow = record.event, record.event.workflow
+        event.data["grouping"] = {"hash": record.grouping_hash, "version": record.grouping_version}
+        rows.append(
+            {
+                "project_id": event.project_id,
+                "issue_id": issue_id,
+                "event_id": event.event_id,
+                "timestamp": event.timestamp,
+                "received_at": event.received_at,
+                "level": event.level,
+                "title": clean(record.summary.title, 500),
+                "handled": event.handled,
+                "environment": clean(event.environment, 64),
+                "release": clean(event.release, 250),
+                "component": clean(workflow["component"], 200),
+                "workflow_id": clean(workflow["workflow_id"], 200),
+                "run_id": clean(workflow["run_id"], 200),
+                "step_id": clean(workflow["step_id"], 200),
+                "tenant": clean(workflow["tenant"], 200),
+                "user_key": clean(event.user_key, 320),
+                "payload": compressor.compress(orjson.dumps(event.data, option=orjson.OPT_NON_STR_KEYS)),
+            }
+        )
+    return rows
+
+
+def _write_counters(connection: Connection, batch: ParsedBatch) -> None:
+    upsert_add(
+        connection,
+        session_counts,
+        [
+            {"project_id": p, "hour": h, "release": r, "environment": e, "status": s, "count": n}
+            for (p, h, r, e, s), n in batch.sessions.items()
+        ],
+        ["project_id", "hour", "release", "environment", "status"],
+        ["count"],
+    )
+    upsert_add(
+        connection,
+        client_report_counts,
+        [
+            {"project_id": p, "hour": h, "reason": r, "category": c, "count": n}
+            for (p, h, r, c), n in batch.client_reports.items()
+        ],
+        ["project_id", "hour", "reason", "category"],
+        ["count"],
+    )
+    if batch.attachments:
+        connection.execute(
+            insert(attachments),
+            [
+                {
+                    "project_id": a.project_id,
+                    "event_id": a.event_id,
+                    "filename": a.filename,
+                    "content_type": a.content_type,
+                    "attachment_type": a.attachment_type,
+                    "size": len(a.data),
+                    "data": a.data,
+                    "created_at": a.created_at,
+                }
+                for a in batch.attachments
+            ],
+        )
+
+
+def write_batch(connection: Connection, batch: ParsedBatch, compressor: zstandard.ZstdCompressor) -> BatchResult:
+    result = BatchResult()
+    _write_counters(connection, batch)
+    records = _fresh_events(connection, batch.events)
+    result.duplicates = len(batch.events) - len(records)
+    if not records:
+        return result
+    found = _issue_rows(connection, records)
+    keys = {(record.event.project_id, record.grouping_hash) for record in records}
+    result.regressions = sorted(row.id for key, row in found.items() if key in keys and row.status == "resolved")
+    result.new_issues = _create_issues(connection, records, found)
+    with_issue = [(found[(r.event.project_id, r.grouping_hash)].id, r) for r in records]
+    _update_issues(connection, with_issue, _impact(connection, with_issue))
+    connection.execute(insert(events), _event_rows(with_issue, compressor))
+    hourly: Counter[tuple[int, int]] = Counter((issue_id, hour_of(r.event.timestamp)) for issue_id, r in with_issue)
+    upsert_add(
+        connection,
+        issue_hourly,
+        [{"issue_id": i, "hour": h, "count": n} for (i, h), n in hourly.items()],
+        ["issue_id", "hour"],
+        ["count"],
+    )
+    upsert_add(connection, issue_tags, _tag_rows(with_issue), ["issue_id", "key", "value"], ["count"], ["last_seen"])
+    result.events = len(records)
+    result.issue_events.update(issue_id for issue_id, _ in with_issue)
+    return result

@@ -1,0 +1,115 @@
+"""The digest worker: takes inbox batches and stores what they mean, in a thread of its own.
+
+One batch is one transaction on the main database: the rows are taken from the inbox, parsed, grouped and
+written, and marked digested, all or nothing. If the process dies mid-batch nothing of it is committed and
+the rows are taken again; if it dies after the commit the rows are already marked, so nothing is doubled.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import zstandard
+from sqlalchemy import Engine, select
+
+from stackwatch.server.digest.items import parse_rows
+from stackwatch.server.digest.store import BatchResult, write_batch
+from stackwatch.server.metrics import METRICS
+from stackwatch.server.storage.inbox import Inbox
+from stackwatch.server.storage.schema import projects
+
+__all__ = ["DigestWorker", "Digester"]
+
+log = logging.getLogger("stackwatch.digest")
+
+Listener = Callable[[BatchResult], None]
+
+
+class Digester:
+    def __init__(self, engine: Engine, inbox: Inbox, *, batch_size: int = 500, max_attachment_bytes: int = 10 << 20):
+        self._engine = engine
+        self._inbox = inbox
+        self._batch_size = batch_size
+        self._max_attachment_bytes = max_attachment_bytes
+        self._compressor = zstandard.ZstdCompressor(level=3)
+        self.listeners: list[Listener] = []
+
+    def run_once(self) -> BatchResult | None:
+        """Digest one batch; ``None`` when the inbox had nothing."""
+        with self._engine.connect() as connection:
+            connection = connection.execution_options(sqlite_write=True)
+            with connection.begin():
+                rows = self._inbox.take(connection, self._batch_size)
+                if not rows:
+                    return None
+                project_ids = {row.project_id for row in rows}
+                query = select(projects.c.id, projects.c.collect_ips).where(projects.c.id.in_(project_ids))
+                collect_ips = {row.id: bool(row.collect_ips) for row in connection.execute(query)}
+                # Envelopes of a project deleted since they were accepted have nowhere to go.
+                known = [row for row in rows if row.project_id in collect_ips]
+                batch = parse_rows(known, collect_ips, self._max_attachment_bytes)
+                result = write_batch(connection, batch, self._compressor)
+                self._inbox.done(connection, rows)
+        self._inbox.after_commit(rows)
+        self._count(result, batch.invalid_items)
+        for listener in self.listeners:
+            try:
+                listener(result)
+            except Exception:
+                log.exception("digest listener failed")
+        return result
+
+    def drain(self) -> int:
+        """Digest until the inbox is empty; return the number of events stored."""
+        total = 0
+        while (result := self.run_once()) is not None:
+            total += result.events
+        return total
+
+    @staticmethod
+    def _count(result: BatchResult, invalid: int) -> None:
+        METRICS.inc("stackwatch_digest_batches_total")
+        METRICS.inc("stackwatch_digest_events_total", result.events)
+        METRICS.inc("stackwatch_digest_duplicates_total", result.duplicates)
+        METRICS.inc("stackwatch_digest_invalid_items_total", invalid)
+        METRICS.inc("stackwatch_issues_created_total", len(result.new_issues))
+        METRICS.inc("stackwatch_issues_regressed_total", len(result.regressions))
+
+
+class DigestWorker:
+    """Runs a :class:`Digester` until stopped; waits on the inbox's wake-up event or polls when idle."""
+
+    def __init__(self, digester: Digester, inbox: Inbox, *, poll_interval: float = 0.25):
+        self._digester = digester
+        self._inbox = inbox
+        self._poll = poll_interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="stackwatch-digest", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._inbox.wakeup.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+
+    def _loop(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                self._inbox.wakeup.clear()
+                result = self._digester.run_once()
+                failures = 0
+            except Exception:
+                failures += 1
+                METRICS.inc("stackwatch_digest_failures_total")
+                log.exception("digest batch failed (attempt %d); the rows stay in the inbox", failures)
+                self._stop.wait(min(30.0, 0.5 * 2 ** min(failures, 6)))
+                continue
+            if result is None:
+                self._inbox.wakeup.wait(self._poll)

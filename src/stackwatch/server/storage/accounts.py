@@ -1,0 +1,169 @@
+"""Projects and their DSN keys, users and API tokens: the administrative records, shared by CLI and API."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from argon2 import PasswordHasher
+from argon2.exceptions import VerificationError
+from sqlalchemy import Connection, func, insert, select, update
+
+from stackwatch.server.storage.db import now
+from stackwatch.server.storage.schema import api_tokens, project_keys, projects, users
+
+__all__ = [
+    "ProjectInfo",
+    "create_project",
+    "create_token",
+    "create_user",
+    "dsn",
+    "ensure_defaults",
+    "hash_password",
+    "project_dsn",
+    "token_owner",
+    "verify_password",
+]
+
+_HASHER = PasswordHasher()
+TOKEN_PREFIX = "swt_"
+
+
+class AccountError(ValueError):
+    """A request that cannot be carried out (duplicate name, bad email); the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectInfo:
+    id: int
+    slug: str
+    name: str
+    public_key: str
+
+
+def dsn(base_url: str, public_key: str, project_id: int) -> str:
+    parts = urlsplit(base_url)
+    path = parts.path.rstrip("/")
+    return f"{parts.scheme}://{public_key}@{parts.netloc}{path}/{project_id}"
+
+
+def slugify(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:50]
+    return slug or "project"
+
+
+def create_project(connection: Connection, name: str, *, public_key: str | None = None) -> ProjectInfo:
+    name = name.strip()
+    if not name:
+        raise AccountError("a project needs a name")
+    base = slugify(name)
+    slug = base
+    taken = set(connection.execute(select(projects.c.slug).where(projects.c.slug.like(f"{base}%"))).scalars())
+    suffix = 2
+    while slug in taken:
+        slug = f"{base}-{suffix}"
+        suffix += 1
+    project_id = connection.execute(
+        insert(projects).values(slug=slug, name=name[:200], collect_ips=True, created_at=now()).returning(projects.c.id)
+    ).scalar_one()
+    public_key = create_key(connection, project_id, public_key=public_key)
+    return ProjectInfo(project_id, slug, name, public_key)
+
+
+def create_key(
+    connection: Connection, project_id: int, label: str = "Default", *, public_key: str | None = None
+) -> str:
+    public_key = public_key or secrets.token_hex(16)
+    connection.execute(
+        insert(project_keys).values(
+            project_id=project_id, public_key=public_key, label=label, active=True, created_at=now()
+        )
+    )
+    return public_key
+
+
+def project_dsn(connection: Connection, base_url: str, project_id: int) -> str:
+    key = connection.execute(
+        select(project_keys.c.public_key)
+        .where(project_keys.c.project_id == project_id, project_keys.c.active.is_(True))
+        .order_by(project_keys.c.id)
+    ).scalar()
+    if key is None:
+        raise AccountError(f"project {project_id} has no active key")
+    return dsn(base_url, key, project_id)
+
+
+def hash_password(password: str) -> str:
+    return _HASHER.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _HASHER.verify(password_hash, password)
+    except VerificationError:
+        return False
+
+
+def create_user(connection: Connection, email: str, password: str, *, admin: bool = False) -> int:
+    email = email.strip().lower()
+    if not re.fullmatch(r"[^@\s]+@[^@\s]+", email):
+        raise AccountError(f"not an email address: {email!r}")
+    if len(password) < 8:
+        raise AccountError("a password needs at least 8 characters")
+    if connection.execute(select(users.c.id).where(users.c.email == email)).first():
+        raise AccountError(f"a user {email} already exists")
+    return int(
+        connection.execute(
+            insert(users)
+            .values(email=email, password_hash=hash_password(password), is_admin=admin, created_at=now())
+            .returning(users.c.id)
+        ).scalar_one()
+    )
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(connection: Connection, name: str = "api", user_id: int | None = None) -> str:
+    """Make a new API token; only its hash is stored, so this is the one time it can be shown."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    connection.execute(
+        insert(api_tokens).values(
+            name=name[:200], token_hash=_token_hash(token), prefix=token[:12], user_id=user_id, created_at=now()
+        )
+    )
+    return token
+
+
+def token_owner(connection: Connection, token: str) -> int | None:
+    """The id of the token row when the token is valid and not revoked; records its use."""
+    row = connection.execute(
+        select(api_tokens.c.id).where(api_tokens.c.token_hash == _token_hash(token), api_tokens.c.revoked_at.is_(None))
+    ).first()
+    if row is None:
+        return None
+    connection.execute(update(api_tokens).where(api_tokens.c.id == row.id).values(last_used_at=now()))
+    return int(row.id)
+
+
+@dataclass(frozen=True, slots=True)
+class FirstStart:
+    project: ProjectInfo | None
+    admin_email: str | None
+    admin_password: str | None
+
+
+def ensure_defaults(connection: Connection) -> FirstStart:
+    """On an empty database: a default project and an administrator with a generated password."""
+    project = None
+    if connection.execute(select(func.count()).select_from(projects)).scalar_one() == 0:
+        project = create_project(connection, "Default")
+    email = password = None
+    if connection.execute(select(func.count()).select_from(users)).scalar_one() == 0:
+        email, password = "admin@stackwatch.local", secrets.token_urlsafe(12)
+        create_user(connection, email, password, admin=True)
+    return FirstStart(project, email, password)

@@ -1,0 +1,252 @@
+"""The database schema, one definition for SQLite and PostgreSQL (SQLAlchemy Core).
+
+Times are stored as Unix epoch seconds (floats): the same type, comparison and arithmetic on both backends,
+and no time-zone conversions on the digest's hot path. Hour buckets are epoch seconds at the top of the hour.
+Migrations in ``migrations/versions`` must produce exactly this schema; a test compares the two.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+__all__ = [
+    "ISSUE_STATUSES",
+    "LEVELS",
+    "api_tokens",
+    "attachments",
+    "client_report_counts",
+    "digest_state",
+    "events",
+    "inbox",
+    "issue_hourly",
+    "issue_impact",
+    "issue_tags",
+    "issues",
+    "metadata",
+    "project_keys",
+    "projects",
+    "session_counts",
+    "users",
+]
+
+LEVELS = ("fatal", "error", "warning", "info", "debug")
+ISSUE_STATUSES = ("unresolved", "resolved", "ignored")
+
+# A fixed naming convention keeps constraint names identical on both backends and in migrations.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only makes INTEGER PRIMARY KEY an alias of the rowid (and so auto-incrementing) for INTEGER.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("slug", String(64), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("collect_ips", Boolean, nullable=False, default=True),
+    Column("created_at", Double, nullable=False),
+)
+
+project_keys = Table(
+    "project_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("public_key", String(64), nullable=False, unique=True),
+    Column("label", String(200), nullable=False, default="Default"),
+    Column("active", Boolean, nullable=False, default=True),
+    # Events per minute for this key; NULL means the server-wide setting.
+    Column("rate_limit_per_minute", Integer, nullable=True),
+    Column("created_at", Double, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("is_admin", Boolean, nullable=False, default=False),
+    Column("created_at", Double, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    # SHA-256 of the token: tokens are 256 random bits, so a fast hash is enough and lookups stay O(1).
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
+    Column("created_at", Double, nullable=False),
+    Column("last_used_at", Double, nullable=True),
+    Column("revoked_at", Double, nullable=True),
+)
+
+issues = Table(
+    "issues",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("grouping_hash", String(64), nullable=False),
+    Column("grouping_version", Integer, nullable=False),
+    Column("title", String(500), nullable=False),
+    Column("culprit", String(500), nullable=False, default=""),
+    Column("type", String(200), nullable=False),
+    Column("value", Text, nullable=False, default=""),
+    Column("level", String(16), nullable=False),
+    Column("status", String(16), nullable=False, default="unresolved"),
+    Column("platform", String(64), nullable=False, default=""),
+    Column("unhandled", Boolean, nullable=False, default=False),
+    Column("first_seen", Double, nullable=False),
+    Column("last_seen", Double, nullable=False),
+    Column("resolved_at", Double, nullable=True),
+    Column("regressed_at", Double, nullable=True),
+    Column("event_count", BigInteger, nullable=False, default=0),
+    Column("first_release", String(250), nullable=True),
+    Column("last_release", String(250), nullable=True),
+    Column("user_count", Integer, nullable=False, default=0),
+    Column("workflow_count", Integer, nullable=False, default=0),
+    Column("run_count", Integer, nullable=False, default=0),
+    Column("tenant_count", Integer, nullable=False, default=0),
+    UniqueConstraint("project_id", "grouping_hash"),
+    Index(None, "project_id", "status", "last_seen"),
+    Index(None, "project_id", "last_seen"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("issue_id", BigId, ForeignKey("issues.id", ondelete="CASCADE"), nullable=False),
+    Column("event_id", String(32), nullable=False),
+    Column("timestamp", Double, nullable=False),
+    Column("received_at", Double, nullable=False),
+    Column("level", String(16), nullable=False),
+    Column("title", String(500), nullable=False),
+    Column("handled", Boolean, nullable=False, default=True),
+    Column("environment", String(64), nullable=True),
+    Column("release", String(250), nullable=True),
+    Column("component", String(200), nullable=True),
+    Column("workflow_id", String(200), nullable=True),
+    Column("run_id", String(200), nullable=True),
+    Column("step_id", String(200), nullable=True),
+    Column("tenant", String(200), nullable=True),
+    Column("user_key", String(320), nullable=True),
+    # The normalized event as JSON, zstd-compressed.
+    Column("payload", LargeBinary, nullable=False),
+    UniqueConstraint("project_id", "event_id"),
+    Index(None, "issue_id", "id"),
+    Index(None, "run_id"),
+    Index(None, "event_id"),
+)
+
+issue_hourly = Table(
+    "issue_hourly",
+    metadata,
+    Column("issue_id", BigId, ForeignKey("issues.id", ondelete="CASCADE"), primary_key=True),
+    Column("hour", BigInteger, primary_key=True),
+    Column("count", BigInteger, nullable=False),
+)
+
+issue_tags = Table(
+    "issue_tags",
+    metadata,
+    Column("issue_id", BigId, ForeignKey("issues.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("value", String(200), primary_key=True),
+    Column("count", BigInteger, nullable=False),
+    Column("last_seen", Double, nullable=False),
+)
+
+# One row per distinct (issue, kind, value): kind is user, workflow, run or tenant. The issue's *_count
+# columns are kept equal to the number of rows of each kind (incremented by the rows each batch inserts).
+issue_impact = Table(
+    "issue_impact",
+    metadata,
+    Column("issue_id", BigId, ForeignKey("issues.id", ondelete="CASCADE"), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("value", String(320), primary_key=True),
+)
+
+attachments = Table(
+    "attachments",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("event_id", String(32), nullable=False, index=True),
+    Column("filename", String(500), nullable=False),
+    Column("content_type", String(200), nullable=True),
+    Column("attachment_type", String(64), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("created_at", Double, nullable=False),
+)
+
+session_counts = Table(
+    "session_counts",
+    metadata,
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("hour", BigInteger, primary_key=True),
+    Column("release", String(250), primary_key=True),
+    Column("environment", String(64), primary_key=True),
+    Column("status", String(32), primary_key=True),
+    Column("count", BigInteger, nullable=False),
+)
+
+client_report_counts = Table(
+    "client_report_counts",
+    metadata,
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("hour", BigInteger, primary_key=True),
+    Column("reason", String(64), primary_key=True),
+    Column("category", String(64), primary_key=True),
+    Column("count", BigInteger, nullable=False),
+)
+
+# Progress markers of the digest, e.g. the last inbox id digested when the inbox is a separate SQLite file.
+digest_state = Table(
+    "digest_state",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+# Accepted, not yet digested envelopes. On PostgreSQL this table lives in the main database and the digest
+# deletes the rows it takes in the same transaction as its writes. On SQLite it lives in a file of its own
+# (see ``inbox.py``) so that ingest commits never wait behind a digest transaction.
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("project_id", Integer, nullable=False),
+    Column("received_at", Double, nullable=False),
+    Column("client_ip", String(64), nullable=True),
+    Column("body", LargeBinary, nullable=False),
+    # Ids must never be reused after the digest deletes rows: the SQLite layout's cursor relies on it.
+    sqlite_autoincrement=True,
+)

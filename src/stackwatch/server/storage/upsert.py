@@ -1,0 +1,58 @@
+"""``INSERT … ON CONFLICT`` for both backends: the one statement the digest's counters are made of."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Table, case
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql import ColumnElement
+
+__all__ = ["clean", "insert_ignore", "upsert_add"]
+
+
+def clean(value: Any, limit: int) -> str | None:
+    """A string fit for a ``VARCHAR(limit)`` on both backends: PostgreSQL refuses NUL characters."""
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else str(value)
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    return text[:limit]
+
+
+def _insert(connection: Connection, table: Table) -> Any:
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+def upsert_add(
+    connection: Connection,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    keys: Sequence[str],
+    add: Sequence[str],
+    greatest: Sequence[str] = (),
+) -> None:
+    """Insert rows; on a key conflict add the new values of ``add`` columns to the stored ones and keep the
+    larger value of each ``greatest`` column."""
+    if not rows:
+        return
+    statement = _insert(connection, table)
+    excluded = statement.excluded
+    updates: dict[str, ColumnElement[Any]] = {name: table.c[name] + excluded[name] for name in add}
+    for name in greatest:
+        updates[name] = case((table.c[name] < excluded[name], excluded[name]), else_=table.c[name])
+    connection.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=updates), list(rows))
+
+
+def insert_ignore(
+    connection: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str], returning: Sequence[str]
+) -> list[Any]:
+    """Insert rows, skip those whose key exists; return the ``returning`` columns of the rows inserted."""
+    if not rows:
+        return []
+    statement = _insert(connection, table).on_conflict_do_nothing(index_elements=list(keys))
+    statement = statement.returning(*(table.c[name] for name in returning))
+    return list(connection.execute(statement, list(rows)))
