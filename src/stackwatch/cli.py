@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import click
 from sqlalchemy import Connection
+from sqlalchemy.exc import OperationalError
 
 from stackwatch import __version__
 from stackwatch.server.config import ROLES, ConfigError, Settings, load_settings
@@ -35,9 +36,9 @@ def _store_options(command: F) -> F:
     return command
 
 
-def _settings(**flags: Any) -> Settings:
+def _settings(*, server: bool = False, **flags: Any) -> Settings:
     try:
-        return load_settings(flags)
+        return load_settings(flags, server=server)
     except ConfigError as exc:
         raise click.ClickException(f"configuration: {exc}") from None
 
@@ -54,6 +55,8 @@ def _database(settings: Settings) -> Iterator[Connection]:
                 yield connection
     except accounts.AccountError as exc:
         raise click.ClickException(str(exc)) from None
+    except OperationalError as exc:
+        raise click.ClickException(f"database {_safe_url(settings.database_url)}: {exc.orig}") from None
     finally:
         engine.dispose()
 
@@ -75,15 +78,18 @@ def serve(**flags: Any) -> None:
 
     from stackwatch.server.app import create_app, open_services
 
-    settings = _settings(**flags)
+    settings = _settings(server=True, **flags)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    services = open_services(settings)
-    with services.engine.connect() as connection:
-        connection = connection.execution_options(sqlite_write=True)
-        with connection.begin():
-            first = accounts.ensure_defaults(connection)
-            dsn = accounts.project_dsn(connection, settings.base_url, 1) if _has_project(connection, 1) else None
+    try:
+        services = open_services(settings)
+        with services.engine.connect() as connection:
+            connection = connection.execution_options(sqlite_write=True)
+            with connection.begin():
+                first = accounts.ensure_defaults(connection)
+                dsn = accounts.project_dsn(connection, settings.base_url, 1) if _has_project(connection, 1) else None
+    except OperationalError as exc:
+        raise click.ClickException(f"database {_safe_url(settings.database_url)}: {exc.orig}") from None
     _print_banner(settings, first, dsn)
     app = create_app(settings, services)
     uvicorn.run(
@@ -140,11 +146,8 @@ def _safe_url(url: str) -> str:
 def migrate(**flags: Any) -> None:
     """Create the database or bring it to the newest schema."""
     settings = _settings(**flags)
-    engine = db.connect(settings.database_url, synchronous=settings.sqlite_synchronous, pool_size=1)
-    try:
-        db.migrate(engine)
-    finally:
-        engine.dispose()
+    with _database(settings):
+        pass
     click.echo(f"database {_safe_url(settings.database_url)} is up to date")
 
 

@@ -50,9 +50,11 @@ def open_services(settings: Settings, *, migrate: bool = True) -> Services:
     return Services(settings, engine, inbox, digester)
 
 
-def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
+def create_app(settings: Settings, services: Services | None = None, *, run_worker: bool | None = None) -> FastAPI:
+    """The app for ``settings.role``; ``run_worker=False`` leaves digesting to the caller (``Digester.drain``)."""
     services = services or open_services(settings)
-    worker = DigestWorker(services.digester, services.inbox) if settings.runs_worker else None
+    run_worker = settings.runs_worker if run_worker is None else run_worker
+    worker = DigestWorker(services.digester, services.inbox) if run_worker else None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

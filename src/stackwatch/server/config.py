@@ -152,8 +152,13 @@ def _raw_value(name: str, flags: Mapping[str, Any], env: Mapping[str, str]) -> t
     return None
 
 
-def load_settings(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:
-    """Build and validate the settings; raise :class:`ConfigError` naming the first bad one."""
+def load_settings(
+    flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None, *, server: bool = True
+) -> Settings:
+    """Build and validate the settings; raise :class:`ConfigError` naming the first bad one.
+
+    ``server=False`` is for administrative commands, which need no secret key.
+    """
     flags = flags or {}
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
@@ -176,7 +181,7 @@ def load_settings(flags: Mapping[str, Any] | None = None, env: Mapping[str, str]
     if not settings.base_url:
         host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
         settings = _replace(settings, base_url=f"http://{host}:{settings.port}")
-    if not settings.secret_key:
+    if server and not settings.secret_key:
         settings = _replace(settings, secret_key=_default_secret_key(settings))
     return settings
 
