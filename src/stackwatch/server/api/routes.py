@@ -19,7 +19,7 @@ from stackwatch.server.api.models import (
     IssuePage,
     Project,
 )
-from stackwatch.server.storage.accounts import dsn, token_owner
+from stackwatch.server.storage.accounts import dsn, token_owner, touch_token
 from stackwatch.server.storage.db import now
 from stackwatch.server.storage.schema import events, issues, project_keys, projects
 
@@ -42,11 +42,18 @@ def _token(request: Request) -> str:
 
 
 def build_router(engine: Engine, base_url: str = "") -> APIRouter:
+    last_touched: dict[int, float] = {}
+
     def authenticated(token: Annotated[str, Depends(_token)]) -> int:
-        with engine.begin() as connection:
+        with engine.connect() as connection:
             owner = token_owner(connection, token)
         if owner is None:
             raise HTTPException(401, "invalid or revoked API token", headers={"WWW-Authenticate": "Bearer"})
+        # Recording use is a write; at most once a minute per token keeps reads from queueing behind the digest.
+        if now() - last_touched.get(owner, 0.0) > 60:
+            last_touched[owner] = now()
+            with engine.connect() as connection, connection.execution_options(sqlite_write=True).begin():
+                touch_token(connection, owner)
         return owner
 
     router = APIRouter(prefix="/api/v1", dependencies=[Depends(authenticated)], tags=["api"])

@@ -25,6 +25,7 @@ __all__ = [
     "hash_password",
     "project_dsn",
     "token_owner",
+    "touch_token",
     "verify_password",
 ]
 
@@ -140,14 +141,15 @@ def create_token(connection: Connection, name: str = "api", user_id: int | None 
 
 
 def token_owner(connection: Connection, token: str) -> int | None:
-    """The id of the token row when the token is valid and not revoked; records its use."""
+    """The id of the token row when the token is valid and not revoked."""
     row = connection.execute(
         select(api_tokens.c.id).where(api_tokens.c.token_hash == _token_hash(token), api_tokens.c.revoked_at.is_(None))
     ).first()
-    if row is None:
-        return None
-    connection.execute(update(api_tokens).where(api_tokens.c.id == row.id).values(last_used_at=now()))
-    return int(row.id)
+    return None if row is None else int(row.id)
+
+
+def touch_token(connection: Connection, token_id: int) -> None:
+    connection.execute(update(api_tokens).where(api_tokens.c.id == token_id).values(last_used_at=now()))
 
 
 @dataclass(frozen=True, slots=True)
