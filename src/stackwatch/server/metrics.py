@@ -17,6 +17,7 @@ _HELP = {
     "stackwatch_digest_invalid_items_total": "Items the digest could not read and skipped.",
     "stackwatch_digest_batches_total": "Digest batches committed.",
     "stackwatch_digest_failures_total": "Digest batches that failed and were retried.",
+    "stackwatch_digest_quarantined_total": "Envelopes that failed to digest even alone, moved to quarantine.",
     "stackwatch_issues_created_total": "Issues created.",
     "stackwatch_issues_regressed_total": "Resolved issues reopened by a new event.",
 }

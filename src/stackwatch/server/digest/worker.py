@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 import zstandard
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select
+from sqlalchemy.exc import OperationalError
 
 from stackwatch.server.digest.items import parse_rows
 from stackwatch.server.digest.store import BatchResult, write_batch
 from stackwatch.server.metrics import METRICS
 from stackwatch.server.storage.inbox import Inbox
-from stackwatch.server.storage.schema import projects
+from stackwatch.server.storage.schema import projects, quarantine
 
 __all__ = ["DigestWorker", "Digester"]
 
@@ -36,12 +38,16 @@ class Digester:
         self._compressor = zstandard.ZstdCompressor(level=3)
         self.listeners: list[Listener] = []
 
-    def run_once(self) -> BatchResult | None:
-        """Digest one batch; ``None`` when the inbox had nothing."""
+    @property
+    def batch_size(self) -> int:
+        return self._batch_size
+
+    def run_once(self, limit: int | None = None) -> BatchResult | None:
+        """Digest one batch (of at most ``limit`` envelopes); ``None`` when the inbox had nothing."""
         with self._engine.connect() as connection:
             connection = connection.execution_options(sqlite_write=True)
             with connection.begin():
-                rows = self._inbox.take(connection, self._batch_size)
+                rows = self._inbox.take(connection, limit or self._batch_size)
                 if not rows:
                     return None
                 project_ids = {row.project_id for row in rows}
@@ -60,6 +66,29 @@ class Digester:
             except Exception:
                 log.exception("digest listener failed")
         return result
+
+    def quarantine_next(self, error: str) -> None:
+        """Move the oldest inbox envelope, which failed to digest even alone, to the quarantine table."""
+        with self._engine.connect() as connection:
+            connection = connection.execution_options(sqlite_write=True)
+            with connection.begin():
+                rows = self._inbox.take(connection, 1)
+                for row in rows:
+                    log.error("inbox envelope %d could not be digested; quarantined: %s", row.id, error)
+                    connection.execute(
+                        insert(quarantine).values(
+                            inbox_id=row.id,
+                            project_id=row.project_id,
+                            received_at=row.received_at,
+                            client_ip=row.client_ip,
+                            body=row.body,
+                            error=error[:10_000],
+                            quarantined_at=time.time(),
+                        )
+                    )
+                self._inbox.done(connection, rows)
+        self._inbox.after_commit(rows)
+        METRICS.inc("stackwatch_digest_quarantined_total", len(rows))
 
     def drain(self) -> int:
         """Digest until the inbox is empty; return the number of events stored."""
@@ -81,6 +110,9 @@ class Digester:
 class DigestWorker:
     """Runs a :class:`Digester` until stopped; waits on the inbox's wake-up event or polls when idle."""
 
+    ISOLATE_AFTER = 3
+    ISOLATED_TRIES = 2
+
     def __init__(self, digester: Digester, inbox: Inbox, *, poll_interval: float = 0.25):
         self._digester = digester
         self._inbox = inbox
@@ -99,17 +131,42 @@ class DigestWorker:
             self._thread.join(timeout=60)
 
     def _loop(self) -> None:
-        failures = 0
+        failures = 0  # consecutive failed batches
+        isolate = 0  # envelopes still to digest one at a time
+        strikes = 0  # failures of the one envelope being digested alone
         while not self._stop.is_set():
             try:
                 self._inbox.wakeup.clear()
-                result = self._digester.run_once()
-                failures = 0
-            except Exception:
-                failures += 1
-                METRICS.inc("stackwatch_digest_failures_total")
-                log.exception("digest batch failed (attempt %d); the rows stay in the inbox", failures)
-                self._stop.wait(min(30.0, 0.5 * 2 ** min(failures, 6)))
+                result = self._digester.run_once(1 if isolate else None)
+            except OperationalError:
+                # The database is unreachable or locked: an outage, not a bad envelope. Wait and retry.
+                self._failed(failures := min(failures + 1, 8))
                 continue
+            except Exception as exc:
+                # A batch that keeps failing is retried one envelope at a time; an envelope that still fails
+                # alone is quarantined, so a single envelope can never stop the digest of all the others.
+                if isolate:
+                    strikes += 1
+                    if strikes >= self.ISOLATED_TRIES:
+                        strikes, isolate = 0, isolate - 1
+                        try:
+                            self._digester.quarantine_next(f"{type(exc).__name__}: {exc}")
+                        except Exception:
+                            self._failed(1)
+                    continue
+                failures += 1
+                if failures >= self.ISOLATE_AFTER:
+                    failures, isolate = 0, self._digester.batch_size
+                self._failed(failures)
+                continue
+            failures = strikes = 0
             if result is None:
+                isolate = 0
                 self._inbox.wakeup.wait(self._poll)
+            elif isolate:
+                isolate -= 1
+
+    def _failed(self, failures: int) -> None:
+        METRICS.inc("stackwatch_digest_failures_total")
+        log.exception("digest batch failed (attempt %d); the envelopes stay in the inbox", failures)
+        self._stop.wait(min(30.0, 0.2 * 2 ** min(failures, 7)))

@@ -39,6 +39,7 @@ __all__ = [
     "metadata",
     "project_keys",
     "projects",
+    "quarantine",
     "session_counts",
     "users",
 ]
@@ -234,6 +235,21 @@ digest_state = Table(
     metadata,
     Column("name", String(64), primary_key=True),
     Column("value", BigInteger, nullable=False),
+)
+
+# Envelopes the digest could not store even alone (a bug, not bad input: bad input is refused at ingest or
+# skipped item by item). Kept whole so that nothing accepted is ever lost, and so they can be digested again.
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("inbox_id", BigInteger, nullable=False),
+    Column("project_id", Integer, nullable=False),
+    Column("received_at", Double, nullable=False),
+    Column("client_ip", String(64), nullable=True),
+    Column("body", LargeBinary, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("quarantined_at", Double, nullable=False),
 )
 
 # Accepted, not yet digested envelopes. On PostgreSQL this table lives in the main database and the digest

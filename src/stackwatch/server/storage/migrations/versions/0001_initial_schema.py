@@ -33,6 +33,18 @@ def upgrade() -> None:
         sqlite_autoincrement=True,
     )
     op.create_table(
+        "quarantine",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("inbox_id", sa.BigInteger(), nullable=False),
+        sa.Column("project_id", sa.Integer(), nullable=False),
+        sa.Column("received_at", sa.Double(), nullable=False),
+        sa.Column("client_ip", sa.String(length=64), nullable=True),
+        sa.Column("body", sa.LargeBinary(), nullable=False),
+        sa.Column("error", sa.Text(), nullable=False),
+        sa.Column("quarantined_at", sa.Double(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_quarantine")),
+    )
+    op.create_table(
         "projects",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("slug", sa.String(length=64), nullable=False),
@@ -269,4 +281,5 @@ def downgrade() -> None:
     op.drop_table("users")
     op.drop_table("projects")
     op.drop_table("inbox")
+    op.drop_table("quarantine")
     op.drop_table("digest_state")
