@@ -193,3 +193,53 @@ def server(settings: Settings, services: Services) -> Iterator[ServerProcess]:
         yield proc
     finally:
         proc.stop()
+
+
+# --- servers started with extra settings in their environment (e.g. smaller size limits) ---
+
+
+@dataclass
+class ConfiguredServerProcess(ServerProcess):
+    """A :class:`ServerProcess` whose child also gets ``env`` (``STACKWATCH_*`` settings), on every start."""
+
+    env: dict[str, str] | None = None
+
+    def start(self, timeout: float = 30.0) -> None:
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in (self.env or {}).items():
+                patch.setenv(name, value)
+            super().start(timeout)
+
+
+class ServerFactory:
+    """Starts servers on the test's database, with the same projects and API token as ``server``."""
+
+    def __init__(self, settings: Settings, token: str):
+        self.settings = settings
+        self.token = token
+        self.started: list[ServerProcess] = []
+
+    def __call__(self, **env: str) -> ConfiguredServerProcess:
+        proc = ConfiguredServerProcess(self.settings.data_dir, self.settings.database_url, free_port(), env=env)
+        proc.token = self.token  # type: ignore[attr-defined]
+        self.started.append(proc)
+        proc.start()
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in self.started:
+            proc.stop()
+
+
+@pytest.fixture
+def start_server(settings: Settings, services: Services) -> Iterator[ServerFactory]:
+    """``start_server(STACKWATCH_MAX_BODY_BYTES="2MB", …)`` → a running server, like ``server``, with that env."""
+    make_project(services, "Python", PYTHON_KEY)
+    make_project(services, "Node", NODE_KEY)
+    with services.engine.begin() as connection:
+        token = accounts.create_token(connection, "tests")
+    factory = ServerFactory(settings, token)
+    try:
+        yield factory
+    finally:
+        factory.stop_all()

@@ -41,6 +41,12 @@ def _token(request: Request) -> str:
     return token.strip()
 
 
+def _no_nul(request: Request) -> None:
+    """PostgreSQL refuses NUL characters even in a query's parameters; no valid value contains one."""
+    if "\x00" in request.url.path or any("\x00" in value for value in request.query_params.values()):
+        raise HTTPException(400, "NUL characters are not allowed in paths or parameters")
+
+
 def build_router(engine: Engine, base_url: str = "") -> APIRouter:
     last_touched: dict[int, float] = {}
 
@@ -56,7 +62,7 @@ def build_router(engine: Engine, base_url: str = "") -> APIRouter:
                 touch_token(connection, owner)
         return owner
 
-    router = APIRouter(prefix="/api/v1", dependencies=[Depends(authenticated)], tags=["api"])
+    router = APIRouter(prefix="/api/v1", dependencies=[Depends(_no_nul), Depends(authenticated)], tags=["api"])
     decompressor = zstandard.ZstdDecompressor()
 
     @router.get("/projects", response_model=list[Project])

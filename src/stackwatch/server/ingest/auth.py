@@ -77,6 +77,8 @@ class KeyCache:
         return True, entry[1]
 
     def load(self, public_key: str) -> KeyInfo | None:
+        if len(public_key) > 64 or "\x00" in public_key:
+            return None  # cannot be a stored key, and PostgreSQL refuses NUL characters even in a query
         query = (
             select(project_keys.c.project_id, project_keys.c.active, project_keys.c.rate_limit_per_minute)
             .join(projects, projects.c.id == project_keys.c.project_id)

@@ -35,6 +35,9 @@ from stackwatch.server.storage.inbox import Inbox
 __all__ = ["Ingest"]
 
 _JSON_ITEMS = frozenset({"event", "session", "sessions", "client_report"})
+# JSON items nesting deeper are refused: the digest stores events as JSON, which orjson writes only up to 254
+# levels deep, so anything near that would be accepted here and then fail to digest. SDKs send ~10 levels.
+MAX_JSON_DEPTH = 128
 _CORS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Expose-Headers": "X-Sentry-Error, X-Sentry-Rate-Limits, Retry-After",
@@ -107,7 +110,7 @@ class Ingest:
 
     async def _accept(self, request: Request, *, legacy: bool) -> _Accepted:
         raw_id = request.path_params["project_id"]
-        if not raw_id.isdigit() or len(raw_id) > 18:
+        if not (raw_id.isascii() and raw_id.isdigit()) or len(raw_id) > 18:  # "¹".isdigit(), but int("¹") fails
             raise IngestError(400, f"invalid project id {raw_id[:40]!r}: must be a number")
         project_id = int(raw_id)
         key = key_from_request(request.headers, request.query_params)
@@ -185,6 +188,8 @@ class Ingest:
                     raise IngestError(400, f"item {index} ({kind}) is not valid JSON: {exc}") from None
                 if not isinstance(value, dict):
                     raise IngestError(400, f"item {index} ({kind}) is not a JSON object")
+                if _too_deep(item.payload, value):
+                    raise IngestError(400, f"item {index} ({kind}) nests more than {MAX_JSON_DEPTH} levels deep")
                 if kind == "event":
                     events += 1
                     payload_event_id = payload_event_id or value.get("event_id")
@@ -208,6 +213,21 @@ class Ingest:
                     "X-Sentry-Rate-Limits": f"{seconds}:{ERROR_CATEGORIES}:key",
                 },
             )
+
+
+def _too_deep(payload: bytes, value: object) -> bool:
+    """Whether ``value`` (parsed from ``payload``) nests deeper than :data:`MAX_JSON_DEPTH`; without recursion."""
+    if payload.count(b"{") + payload.count(b"[") <= MAX_JSON_DEPTH:
+        return False  # cannot be that deep: the cheap test that almost every event stops at
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        current, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return True
+        children = list(current.values()) if isinstance(current, dict) else current
+        if isinstance(children, list):
+            stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
 
 
 def _parse(data: bytes) -> Envelope:
