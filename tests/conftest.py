@@ -141,9 +141,21 @@ class ServerProcess:
         env = {**os.environ, "STACKWATCH_SECRET_KEY": "test-secret-key", "STACKWATCH_LOG_LEVEL": "warning"}
         log = open(self.data_dir.parent / f"server-{self.port}.log", "ab")  # noqa: SIM115 - owned by the child
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "stackwatch", "serve", "--port", str(self.port),
-             "--data-dir", str(self.data_dir), "--database-url", self.database_url],
-            stdout=log, stderr=subprocess.STDOUT, env=env,
+            [
+                sys.executable,
+                "-m",
+                "stackwatch",
+                "serve",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+                "--database-url",
+                self.database_url,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

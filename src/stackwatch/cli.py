@@ -46,7 +46,10 @@ def _settings(*, server: bool = False, **flags: Any) -> Settings:
 @contextmanager
 def _database(settings: Settings) -> Iterator[Connection]:
     """A write transaction on the migrated database."""
-    engine = db.connect(settings.database_url, synchronous=settings.sqlite_synchronous, pool_size=1)
+    try:
+        engine = db.connect(settings.database_url, synchronous=settings.sqlite_synchronous, pool_size=1)
+    except OSError as exc:  # the SQLite file's directory cannot be created (a file in the way, no permission)
+        raise click.ClickException(f"database {_safe_url(settings.database_url)}: {exc.strerror}") from None
     try:
         db.migrate(engine)
         with engine.connect() as connection:

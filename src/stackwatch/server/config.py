@@ -167,6 +167,8 @@ def load_settings(
         if found is None:
             continue
         source, raw = found
+        if isinstance(raw, (int, Path)) and not isinstance(raw, bool):
+            raw = str(raw)  # typed flags (click's int and Path) are validated like text: --port 70000 is an error
         if not isinstance(raw, str):
             values[field.name] = raw
             continue
@@ -202,11 +204,13 @@ def _default_secret_key(settings: Settings) -> str:
             "(set it, or STACKWATCH_SECRET_KEY_FILE, to the same random value on every process)"
         )
     path = settings.data_dir / "secret_key"
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"STACKWATCH_DATA_DIR: cannot use {str(settings.data_dir)!r}: {exc.strerror}") from None
     key = secrets.token_urlsafe(48)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(key + "\n")

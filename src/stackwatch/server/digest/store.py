@@ -15,7 +15,7 @@ import orjson
 import zstandard
 from sqlalchemy import Connection, bindparam, case, insert, select, update
 
-from stackwatch.server.digest.items import EventRecord, ParsedBatch, hour_of
+from stackwatch.server.digest.items import AttachmentRecord, EventRecord, ParsedBatch, hour_of
 from stackwatch.server.storage.schema import (
     attachments,
     client_report_counts,
@@ -55,6 +55,21 @@ def _fresh_events(connection: Connection, records: list[EventRecord]) -> list[Ev
     for project_id, event_id in connection.execute(query):
         unique.pop((project_id, event_id), None)
     return sorted(unique.values(), key=lambda record: record.event.timestamp)
+
+
+def _fresh_attachments(connection: Connection, records: list[AttachmentRecord]) -> list[AttachmentRecord]:
+    """Drop attachments already stored: a retried envelope brings its attachments again with its event."""
+    unique: dict[tuple[int, str, str, int], AttachmentRecord] = {}
+    for record in records:
+        unique.setdefault((record.project_id, record.event_id, record.filename, len(record.data)), record)
+    if not unique:
+        return []
+    query = select(attachments.c.project_id, attachments.c.event_id, attachments.c.filename, attachments.c.size).where(
+        attachments.c.event_id.in_({key[1] for key in unique})
+    )
+    for project_id, event_id, filename, size in connection.execute(query):
+        unique.pop((project_id, event_id, filename, size), None)
+    return list(unique.values())
 
 
 def _issue_rows(connection: Connection, records: list[EventRecord]) -> dict[tuple[int, str], Any]:
@@ -250,7 +265,8 @@ def _write_counters(connection: Connection, batch: ParsedBatch) -> None:
         ["project_id", "hour", "reason", "category"],
         ["count"],
     )
-    if batch.attachments:
+    fresh_attachments = _fresh_attachments(connection, batch.attachments)
+    if fresh_attachments:
         connection.execute(
             insert(attachments),
             [
@@ -264,7 +280,7 @@ def _write_counters(connection: Connection, batch: ParsedBatch) -> None:
                     "data": a.data,
                     "created_at": a.created_at,
                 }
-                for a in batch.attachments
+                for a in fresh_attachments
             ],
         )
 

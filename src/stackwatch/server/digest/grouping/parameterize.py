@@ -22,7 +22,17 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|\b\d{2}:\d{2}:\d{2}(?:\.\d+)?\b"
         ),
     ),
-    ("<ip>", re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b|\b(?:[0-9a-f]{1,4}:){2,7}[0-9a-f]{1,4}\b", re.IGNORECASE)),
+    (
+        "<ip>",
+        re.compile(
+            r"\b(?:\d{1,3}\.){3}\d{1,3}\b"
+            r"|\b(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}\b"
+            # IPv6 with a ``::`` gap (fe80::1, ::1, 2001:db8::ff00:42); C++'s ``std::vector`` is no address.
+            r"|(?<![\w:])(?=[0-9a-f:]*[0-9a-f])(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4}){0,6})?::"
+            r"(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4}){0,6})?(?![\w:])",
+            re.IGNORECASE,
+        ),
+    ),
     ("<hex>", re.compile(r"\b0x[0-9a-f]+\b|\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}\b", re.IGNORECASE)),
     # A number glued to a word by ``_`` or ``-`` (run_42) is an id and goes; one glued to letters (utf8,
     # E1001) is part of a name or an error code and stays.

@@ -1,0 +1,230 @@
+"""The ``stackwatch`` command: administrative commands on a fresh data directory or a PostgreSQL database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import select
+from starlette.testclient import TestClient
+
+from stackwatch.cli import main
+from stackwatch.server.app import create_app, open_services
+from stackwatch.server.config import Settings, load_settings
+from stackwatch.server.storage import accounts
+from stackwatch.server.storage.schema import users
+from tests.support import event_envelope, exception_event
+
+
+@pytest.fixture
+def cli(database_url: str, tmp_path: Path) -> Iterator[tuple[CliRunner, list[str], Path]]:
+    """A runner with a clean environment, and the store options for this backend.
+
+    SQLite gets only ``--data-dir`` (a directory that does not exist yet); PostgreSQL gets ``--database-url``.
+    """
+    data_dir = tmp_path / "data"
+    assert not data_dir.exists()
+    options = ["--data-dir", str(data_dir)]
+    if not database_url.startswith("sqlite"):
+        options += ["--database-url", database_url]
+    runner = CliRunner(env={name: None for name in os.environ if name.startswith("STACKWATCH_")})
+    yield runner, options, data_dir
+
+
+def run(runner: CliRunner, args: list[str], input: str | None = None) -> Result:
+    result = runner.invoke(main, args, input=input, catch_exceptions=True)
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result
+
+
+def settings_for(database_url: str, data_dir: Path) -> Settings:
+    return load_settings(
+        {"data_dir": str(data_dir), "database_url": database_url}, {"STACKWATCH_SECRET_KEY": "test-secret-key"}
+    )
+
+
+def last_line(result: Result) -> str:
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_migrate_creates_the_database(cli: tuple[CliRunner, list[str], Path], database_url: str) -> None:
+    runner, options, data_dir = cli
+    result = run(runner, ["migrate", *options])
+    assert "up to date" in result.stdout
+    if database_url.startswith("sqlite"):
+        assert (data_dir / "stackwatch.sqlite3").exists()
+    run(runner, ["migrate", *options])  # and again: nothing to do
+    services = open_services(settings_for(database_url, data_dir), migrate=False)
+    try:
+        with services.engine.connect() as connection:
+            assert connection.execute(select(users.c.id)).first() is None  # tables exist, empty
+    finally:
+        services.close()
+
+
+def test_project_create_prints_a_working_dsn(cli: tuple[CliRunner, list[str], Path], database_url: str) -> None:
+    runner, options, data_dir = cli
+    first = run(runner, ["project", "create", "Orders API", *options])
+    second = run(runner, ["project", "create", "Orders API", *options])
+    dsn = last_line(first)
+    parts = urlsplit(dsn)
+    assert parts.scheme == "http"
+    assert parts.hostname == "127.0.0.1" and parts.port == 8000
+    key, project_id = parts.username, parts.path.strip("/")
+    assert key and project_id.isdigit()
+    assert last_line(second) != dsn
+    assert "orders-api-2" in second.stdout  # a second project of the same name gets its own slug
+
+    settings = settings_for(database_url, data_dir)
+    services = open_services(settings)
+    try:
+        with TestClient(create_app(settings, services, run_worker=False)) as client:
+            event = exception_event()
+            response = client.post(
+                f"/api/{project_id}/envelope/",
+                content=event_envelope(event),
+                headers={"X-Sentry-Auth": f"Sentry sentry_key={key}, sentry_version=7"},
+            )
+            assert response.status_code == 200, response.text
+            wrong = client.post(
+                f"/api/{int(project_id) + 1}/envelope/",
+                content=event_envelope(exception_event()),
+                headers={"X-Sentry-Auth": f"Sentry sentry_key={key}"},
+            )
+            assert wrong.status_code == 403
+        assert services.digester.drain() == 1
+    finally:
+        services.close()
+
+
+def test_token_create_prints_a_working_token(cli: tuple[CliRunner, list[str], Path], database_url: str) -> None:
+    runner, options, data_dir = cli
+    result = run(runner, ["token", "create", "--name", "ci", *options])
+    token = last_line(result)
+    assert token.startswith(accounts.TOKEN_PREFIX)
+    settings = settings_for(database_url, data_dir)
+    services = open_services(settings)
+    try:
+        with TestClient(create_app(settings, services, run_worker=False)) as client:
+            assert client.get("/api/v1/projects", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+            assert client.get("/api/v1/projects", headers={"Authorization": f"Bearer {token}x"}).status_code == 401
+    finally:
+        services.close()
+
+
+def test_user_create(cli: tuple[CliRunner, list[str], Path], database_url: str) -> None:
+    runner, options, data_dir = cli
+    result = run(
+        runner, ["user", "create", "Ops@Example.com", "--admin", "--password-stdin", *options], "correct horse\n"
+    )
+    assert "ops@example.com" in result.stdout
+    run(runner, ["user", "create", "viewer@example.com", "--password-stdin", *options], "another password\n")
+
+    duplicate = runner.invoke(main, ["user", "create", "ops@example.com", "--password-stdin", *options], "whatever12\n")
+    assert duplicate.exit_code == 1
+    assert "already exists" in duplicate.output
+    assert "Traceback" not in duplicate.output
+    short = runner.invoke(main, ["user", "create", "x@example.com", "--password-stdin", *options], input="short\n")
+    assert short.exit_code == 1
+    assert "8 characters" in short.output
+    no_password = runner.invoke(main, ["user", "create", "y@example.com", *options], input="")
+    assert no_password.exit_code == 1
+    assert "--password-stdin" in no_password.output
+
+    services = open_services(settings_for(database_url, data_dir), migrate=False)
+    try:
+        with services.engine.connect() as connection:
+            rows = {row.email: row for row in connection.execute(select(users))}
+    finally:
+        services.close()
+    assert set(rows) == {"ops@example.com", "viewer@example.com"}
+    assert rows["ops@example.com"].is_admin is True
+    assert rows["viewer@example.com"].is_admin is False
+    assert accounts.verify_password(rows["ops@example.com"].password_hash, "correct horse")
+    assert not accounts.verify_password(rows["ops@example.com"].password_hash, "correct horse\n")
+
+
+def test_admin_commands_need_no_secret_key(tmp_path: Path, database_url: str) -> None:
+    runner = CliRunner(env={name: None for name in os.environ if name.startswith("STACKWATCH_")})
+    result = runner.invoke(main, ["migrate", "--data-dir", str(tmp_path / "d"), "--database-url", database_url])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["migrate"], {"STACKWATCH_PORT": "eighty"}, "STACKWATCH_PORT"),
+        (["migrate", "--database-url", "mysql://localhost/db"], {}, "--database-url"),
+        (["project", "create", "x"], {"STACKWATCH_DATABASE_URL": "nonsense"}, "STACKWATCH_DATABASE_URL"),
+        (["token", "create"], {"STACKWATCH_SECRET_KEY_FILE": "/nonexistent/key"}, "STACKWATCH_SECRET_KEY_FILE"),
+        (["migrate", "--database-url", "postgresql://postgres@127.0.0.1:1/nothing"], {}, "database"),
+        (["project", "create", "  "], {}, "needs a name"),
+    ],
+)
+def test_bad_config_is_a_clean_error(tmp_path: Path, args: list[str], env: dict[str, str], message: str) -> None:
+    runner = CliRunner(env={**{name: None for name in os.environ if name.startswith("STACKWATCH_")}, **env})
+    result = runner.invoke(main, [*args, "--data-dir", str(tmp_path / "data")])
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), result.exception  # a ClickException, not a crash
+    assert "Error:" in result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_unusable_data_dir_is_a_clean_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    runner = CliRunner(env={name: None for name in os.environ if name.startswith("STACKWATCH_")})
+    result = runner.invoke(main, ["migrate", "--data-dir", str(blocker / "data")])
+    assert result.exit_code == 1, (result.output, result.exception)
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert str(blocker / "data") in result.output
+
+
+def test_python_dash_m_runs_the_command(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STACKWATCH_")}
+    created = subprocess.run(
+        [sys.executable, "-m", "stackwatch", "project", "create", "Web", "--data-dir", str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.strip().splitlines()[-1].startswith("http://")
+    bad = subprocess.run(
+        [sys.executable, "-m", "stackwatch", "migrate", "--data-dir", str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        env={**env, "STACKWATCH_LOG_LEVEL": "loud"},
+        timeout=60,
+    )
+    assert bad.returncode == 1
+    assert "STACKWATCH_LOG_LEVEL" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    version = subprocess.run(
+        [sys.executable, "-m", "stackwatch", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert version.returncode == 0 and "stackwatch" in version.stdout
+
+
+def test_serve_with_an_unusable_data_dir_is_a_clean_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("in the way")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STACKWATCH_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "stackwatch", "serve", "--port", "1", "--data-dir", str(blocker / "data")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "STACKWATCH_DATA_DIR" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,124 @@
+"""The Alembic migrations produce exactly the schema in ``storage/schema.py``, on both backends."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, insert, inspect, select, text
+
+from stackwatch.server.storage import db
+from stackwatch.server.storage.schema import metadata, projects
+
+MIGRATIONS = Path(db.__file__).parent / "migrations"
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = db.connect(database_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def differences(engine: Engine, target: MetaData = metadata) -> list[Any]:
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True, "compare_server_default": True})
+        return list(compare_metadata(context, target))
+
+
+def revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head() -> str | None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
+def test_one_head() -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert len(ScriptDirectory.from_config(config).get_heads()) == 1
+
+
+def test_migrations_match_the_schema(engine: Engine) -> None:
+    db.migrate(engine)
+    assert differences(engine) == []
+    assert revision(engine) == head()
+
+
+def test_the_comparison_would_see_drift(engine: Engine) -> None:
+    """Guard against a vacuous comparison: a column or table the migrations lack is reported."""
+    db.migrate(engine)
+    drifted = MetaData(naming_convention=metadata.naming_convention)
+    for table in metadata.sorted_tables:
+        table.to_metadata(drifted)
+    Table("issues", drifted, Column("severity_score", Integer, nullable=True), extend_existing=True)
+    Table("newthing", drifted, Column("id", Integer, primary_key=True), Column("name", String(10)))
+    found = differences(engine, drifted)
+    kinds = {(entry[0], getattr(entry[-1], "name", None)) for entry in found if isinstance(entry, tuple)}
+    assert ("add_column", "severity_score") in kinds
+    assert ("add_table", "newthing") in kinds
+
+
+def test_migrate_twice_is_a_no_op(engine: Engine) -> None:
+    db.migrate(engine)
+    inspector = inspect(engine)
+    before = {name: inspector.get_columns(name) for name in inspector.get_table_names()}
+    with engine.begin() as connection:
+        connection.execute(insert(projects).values(slug="kept", name="Kept", collect_ips=True, created_at=1.0))
+    db.migrate(engine)
+    inspector = inspect(engine)
+    after = {name: inspector.get_columns(name) for name in inspector.get_table_names()}
+    assert {name: [c["name"] for c in columns] for name, columns in after.items()} == {
+        name: [c["name"] for c in columns] for name, columns in before.items()
+    }
+    assert differences(engine) == []
+    assert revision(engine) == head()
+    with engine.connect() as connection:
+        assert connection.execute(select(projects.c.slug)).scalars().all() == ["kept"]
+
+
+def test_every_schema_table_exists(engine: Engine) -> None:
+    db.migrate(engine)
+    tables = set(inspect(engine).get_table_names())
+    assert set(metadata.tables) <= tables
+    assert "alembic_version" in tables
+
+
+def test_inbox_ids_are_never_reused(database_url: str, engine: Engine) -> None:
+    """SQLite: both inbox tables (the migrated one and the inbox file's) use AUTOINCREMENT; PostgreSQL: a sequence."""
+    from stackwatch.server.storage.inbox import open_inbox
+
+    db.migrate(engine)
+    if not database_url.startswith("sqlite"):
+        (column,) = [c for c in inspect(engine).get_columns("inbox") if c["name"] == "id"]
+        assert "nextval" in str(column.get("default")) or column.get("identity"), column
+        return
+    inbox = open_inbox(engine, database_url)
+    try:
+        inbox_path = db.inbox_path(database_url)
+        assert inbox_path is not None and inbox_path.exists()
+        inbox_engine = db.connect(f"sqlite:///{inbox_path}")
+        try:
+            inbox_only = MetaData(naming_convention=metadata.naming_convention)
+            metadata.tables["inbox"].to_metadata(inbox_only)
+            assert differences(inbox_engine, inbox_only) == []
+            for each in (engine, inbox_engine):
+                with each.connect() as connection:
+                    sql = connection.execute(text("SELECT sql FROM sqlite_master WHERE name = 'inbox'")).scalar()
+                assert "AUTOINCREMENT" in str(sql).upper()
+        finally:
+            inbox_engine.dispose()
+    finally:
+        inbox.close()
