@@ -208,3 +208,14 @@ def test_unusable_data_dir_names_the_setting(tmp_path: Path) -> None:
     blocker.write_text("in the way")
     with pytest.raises(ConfigError, match=r"^STACKWATCH_DATA_DIR:.*Not a directory"):
         load_settings({"data_dir": str(blocker / "data")}, {})
+
+
+def test_processes_starting_together_share_one_generated_secret_key(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    for attempt in range(10):
+        data_dir = tmp_path / f"data-{attempt}"
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            keys = list(pool.map(lambda _: load_settings({"data_dir": str(data_dir)}, {}).secret_key, range(8)))
+        assert len(set(keys)) == 1 and keys[0], keys
+        assert sorted(p.name for p in data_dir.iterdir()) == ["secret_key"]

@@ -206,12 +206,19 @@ def _default_secret_key(settings: Settings) -> str:
     path = settings.data_dir / "secret_key"
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+        if not path.exists():
+            # Written whole under another name and linked into place: a second process starting at the same
+            # moment either links first or reads a complete key, never an empty file.
+            staged = settings.data_dir / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+            fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(secrets.token_urlsafe(48) + "\n")
+            try:
+                os.link(staged, path)
+            except FileExistsError:
+                pass
+            finally:
+                staged.unlink()
         return path.read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise ConfigError(f"STACKWATCH_DATA_DIR: cannot use {str(settings.data_dir)!r}: {exc.strerror}") from None
-    key = secrets.token_urlsafe(48)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(key + "\n")
-    return key
