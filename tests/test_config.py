@@ -216,6 +216,6 @@ def test_processes_starting_together_share_one_generated_secret_key(tmp_path: Pa
     for attempt in range(10):
         data_dir = tmp_path / f"data-{attempt}"
         with ThreadPoolExecutor(max_workers=8) as pool:
-            keys = list(pool.map(lambda _: load_settings({"data_dir": str(data_dir)}, {}).secret_key, range(8)))
+            keys = list(pool.map(lambda flags: load_settings(flags, {}).secret_key, [{"data_dir": str(data_dir)}] * 8))
         assert len(set(keys)) == 1 and keys[0], keys
         assert sorted(p.name for p in data_dir.iterdir()) == ["secret_key"]
