@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 import zstandard
-from sqlalchemy import Connection, bindparam, case, insert, select, update
+from sqlalchemy import Connection, Update, bindparam, case, insert, select, update
 
 from stackwatch.server.digest.items import AttachmentRecord, EventRecord, ParsedBatch, hour_of
 from stackwatch.server.storage.schema import (
@@ -138,6 +138,37 @@ def _impact(connection: Connection, records: list[tuple[int, EventRecord]]) -> C
     return Counter((row.issue_id, row.kind) for row in inserted)
 
 
+def _issue_update() -> Update:
+    """The one statement that adds a batch's events to an issue (executed with one parameter set per issue)."""
+    resolved = issues.c.status == "resolved"
+    return (
+        update(issues)
+        .where(issues.c.id == bindparam("b_id"))
+        .values(
+            event_count=issues.c.event_count + bindparam("b_n"),
+            first_seen=case((issues.c.first_seen > bindparam("b_lo"), bindparam("b_lo")), else_=issues.c.first_seen),
+            last_seen=case((issues.c.last_seen < bindparam("b_hi"), bindparam("b_hi")), else_=issues.c.last_seen),
+            level=bindparam("b_level"),
+            title=bindparam("b_title"),
+            culprit=bindparam("b_culprit"),
+            value=bindparam("b_value"),
+            last_release=case((bindparam("b_release").is_(None), issues.c.last_release), else_=bindparam("b_release")),
+            first_release=case(
+                (issues.c.first_release.is_(None), bindparam("b_release")), else_=issues.c.first_release
+            ),
+            unhandled=issues.c.unhandled | bindparam("b_unhandled"),
+            status=case((resolved, "unresolved"), else_=issues.c.status),
+            regressed_at=case((resolved, bindparam("b_now")), else_=issues.c.regressed_at),
+            resolved_at=case((resolved, None), else_=issues.c.resolved_at),
+            **{column: issues.c[column] + bindparam(f"b_{column}") for column in IMPACT_KINDS.values()},
+        )
+    )
+
+
+# Built once: constructing it (and its cache key) for every batch cost more than executing it for a few issues.
+_UPDATE_ISSUES = _issue_update()
+
+
 def _update_issues(
     connection: Connection, records: list[tuple[int, EventRecord]], new_impact: Counter[tuple[int, str]]
 ) -> None:
@@ -169,30 +200,7 @@ def _update_issues(
                 **{f"b_{column}": new_impact[(issue_id, kind)] for kind, column in IMPACT_KINDS.items()},
             }
         )
-    resolved = issues.c.status == "resolved"
-    statement = (
-        update(issues)
-        .where(issues.c.id == bindparam("b_id"))
-        .values(
-            event_count=issues.c.event_count + bindparam("b_n"),
-            first_seen=case((issues.c.first_seen > bindparam("b_lo"), bindparam("b_lo")), else_=issues.c.first_seen),
-            last_seen=case((issues.c.last_seen < bindparam("b_hi"), bindparam("b_hi")), else_=issues.c.last_seen),
-            level=bindparam("b_level"),
-            title=bindparam("b_title"),
-            culprit=bindparam("b_culprit"),
-            value=bindparam("b_value"),
-            last_release=case((bindparam("b_release").is_(None), issues.c.last_release), else_=bindparam("b_release")),
-            first_release=case(
-                (issues.c.first_release.is_(None), bindparam("b_release")), else_=issues.c.first_release
-            ),
-            unhandled=issues.c.unhandled | bindparam("b_unhandled"),
-            status=case((resolved, "unresolved"), else_=issues.c.status),
-            regressed_at=case((resolved, bindparam("b_now")), else_=issues.c.regressed_at),
-            resolved_at=case((resolved, None), else_=issues.c.resolved_at),
-            **{column: issues.c[column] + bindparam(f"b_{column}") for column in IMPACT_KINDS.values()},
-        )
-    )
-    connection.execute(statement, params)
+    connection.execute(_UPDATE_ISSUES, params)
 
 
 def _tag_rows(records: list[tuple[int, EventRecord]]) -> list[dict[str, Any]]:

@@ -1,0 +1,1 @@
+"""Reproducible benchmarks for Stackwatch (see ``bench/README.md``)."""
