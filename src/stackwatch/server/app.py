@@ -18,7 +18,7 @@ from stackwatch.server.config import Settings
 from stackwatch.server.digest.worker import Digester, DigestWorker
 from stackwatch.server.ingest.auth import KeyCache
 from stackwatch.server.ingest.routes import Ingest
-from stackwatch.server.metrics import METRICS
+from stackwatch.server.metrics import METRICS, database_counters
 from stackwatch.server.storage import db
 from stackwatch.server.storage.inbox import Inbox, open_inbox
 
@@ -108,4 +108,6 @@ def _health_routes(app: FastAPI, services: Services) -> None:
     @app.get("/metrics", include_in_schema=False)
     def metrics(_request: Request) -> Response:
         gauges = {"stackwatch_inbox_backlog": ("Envelopes accepted and not yet digested.", services.inbox.backlog())}
-        return PlainTextResponse(METRICS.render(gauges), media_type="text/plain; version=0.0.4")
+        with services.engine.connect() as connection:
+            stored = database_counters(connection)
+        return PlainTextResponse(METRICS.render(gauges, stored), media_type="text/plain; version=0.0.4")

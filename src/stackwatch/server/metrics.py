@@ -1,4 +1,9 @@
-"""Process-wide counters, exposed at ``/metrics`` in the Prometheus text format."""
+"""Counters, exposed at ``/metrics`` in the Prometheus text format.
+
+Ingest counts in memory, per process. The digest's counters are kept in the database (``digest_state`` rows,
+added to in each batch's transaction), because the digest may run in another process or on another machine
+than the one answering ``/metrics``: they are exact, survive restarts, and agree across every process.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,14 @@ import threading
 from collections import Counter
 from collections.abc import Mapping
 
-__all__ = ["METRICS", "Metrics"]
+from sqlalchemy import Connection, select
+
+from stackwatch.server.storage.schema import digest_state
+from stackwatch.server.storage.upsert import upsert_add
+
+__all__ = ["METRICS", "Metrics", "database_counters", "record_counters"]
+
+_PREFIX = "stackwatch_"
 
 _HELP = {
     "stackwatch_ingest_requests_total": "Ingest requests by answer status.",
@@ -35,10 +47,11 @@ class Metrics:
     def value(self, name: str, **labels: str) -> int:
         return self._counters[(name, tuple(sorted(labels.items())))]
 
-    def render(self, gauges: Mapping[str, tuple[str, float]]) -> str:
+    def render(self, gauges: Mapping[str, tuple[str, float]], stored: Mapping[str, int] | None = None) -> str:
         lines = []
         with self._lock:
             items = sorted(self._counters.items())
+        items = sorted([*items, *(((name, ()), value) for name, value in (stored or {}).items())])
         seen: set[str] = set()
         for (name, labels), value in items:
             if name not in seen:
@@ -52,3 +65,18 @@ class Metrics:
 
 
 METRICS = Metrics()
+
+
+def record_counters(connection: Connection, amounts: Mapping[str, int]) -> None:
+    """Add to database-kept counters, inside the caller's transaction."""
+    rows = [{"name": name, "value": amount} for name, amount in amounts.items() if amount]
+    upsert_add(connection, digest_state, rows, ["name"], ["value"])
+
+
+def database_counters(connection: Connection) -> dict[str, int]:
+    query = select(digest_state.c.name, digest_state.c.value).where(digest_state.c.name.like(f"{_PREFIX}%"))
+    counters = {name: int(value) for name, value in connection.execute(query)}
+    for name in _HELP:  # every digest counter is shown, zero until it first counts
+        if name.startswith("stackwatch_digest_") or name.startswith("stackwatch_issues_"):
+            counters.setdefault(name, 0)
+    return counters

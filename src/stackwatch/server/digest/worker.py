@@ -16,12 +16,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import zstandard
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Connection, Engine, insert, select
 from sqlalchemy.exc import OperationalError
 
 from stackwatch.server.digest.items import parse_rows
 from stackwatch.server.digest.store import BatchResult, write_batch
-from stackwatch.server.metrics import METRICS
+from stackwatch.server.metrics import record_counters
 from stackwatch.server.storage.inbox import Inbox
 from stackwatch.server.storage.schema import projects, quarantine
 
@@ -66,9 +66,9 @@ class Digester:
                 known = [row for row in rows if row.project_id in collect_ips]
                 batch = parse_rows(known, collect_ips, self._max_attachment_bytes)
                 result = write_batch(connection, batch, self._compressor)
+                _count(connection, result, batch.invalid_items)
                 self._inbox.done(connection, rows)
         self._inbox.after_commit(rows)
-        self._count(result, batch.invalid_items)
         for listener in self.listeners:
             try:
                 listener(result)
@@ -95,9 +95,18 @@ class Digester:
                             quarantined_at=time.time(),
                         )
                     )
+                if rows:
+                    record_counters(connection, {"stackwatch_digest_quarantined_total": len(rows)})
                 self._inbox.done(connection, rows)
         self._inbox.after_commit(rows)
-        METRICS.inc("stackwatch_digest_quarantined_total", len(rows))
+
+    def count_failure(self) -> None:
+        """Count a failed batch in the database when it answers (the failure may be that it does not)."""
+        try:
+            with self._engine.connect() as connection, connection.execution_options(sqlite_write=True).begin():
+                record_counters(connection, {"stackwatch_digest_failures_total": 1})
+        except Exception:
+            log.debug("could not count a digest failure", exc_info=True)
 
     def drain(self) -> int:
         """Digest until the inbox is empty; return the number of events stored."""
@@ -106,14 +115,19 @@ class Digester:
             total += result.events
         return total
 
-    @staticmethod
-    def _count(result: BatchResult, invalid: int) -> None:
-        METRICS.inc("stackwatch_digest_batches_total")
-        METRICS.inc("stackwatch_digest_events_total", result.events)
-        METRICS.inc("stackwatch_digest_duplicates_total", result.duplicates)
-        METRICS.inc("stackwatch_digest_invalid_items_total", invalid)
-        METRICS.inc("stackwatch_issues_created_total", len(result.new_issues))
-        METRICS.inc("stackwatch_issues_regressed_total", len(result.regressions))
+
+def _count(connection: Connection, result: BatchResult, invalid: int) -> None:
+    record_counters(
+        connection,
+        {
+            "stackwatch_digest_batches_total": 1,
+            "stackwatch_digest_events_total": result.events,
+            "stackwatch_digest_duplicates_total": result.duplicates,
+            "stackwatch_digest_invalid_items_total": invalid,
+            "stackwatch_issues_created_total": len(result.new_issues),
+            "stackwatch_issues_regressed_total": len(result.regressions),
+        },
+    )
 
 
 # A digest thread is CPU-bound Python beside ingest threads whose every request waits for the GIL a few times.
@@ -226,6 +240,6 @@ class DigestWorker:
                 self._stop.wait(started + self._batch_interval - time.monotonic())
 
     def _failed(self, failures: int) -> None:
-        METRICS.inc("stackwatch_digest_failures_total")
+        self._digester.count_failure()
         log.exception("digest batch failed (attempt %d); the envelopes stay in the inbox", failures)
         self._stop.wait(min(30.0, 0.2 * 2 ** min(failures, 7)))
