@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from stackwatch import __version__
 from stackwatch.server.api.routes import build_router
 from stackwatch.server.config import Settings
+from stackwatch.server.digest.process import DigestProcess
 from stackwatch.server.digest.worker import Digester, DigestWorker
 from stackwatch.server.ingest.auth import KeyCache
 from stackwatch.server.ingest.routes import Ingest
@@ -54,7 +55,11 @@ def create_app(settings: Settings, services: Services | None = None, *, run_work
     """The app for ``settings.role``; ``run_worker=False`` leaves digesting to the caller (``Digester.drain``)."""
     services = services or open_services(settings)
     run_worker = settings.runs_worker if run_worker is None else run_worker
-    worker = DigestWorker(services.digester, services.inbox) if run_worker else None
+    worker: DigestWorker | DigestProcess | None = None
+    if run_worker:
+        # Beside ingest the digest gets a process of its own (see digest/process.py for the measured reason).
+        separate = settings.digest_process and settings.role == "all"
+        worker = DigestProcess(settings) if separate else DigestWorker(services.digester, services.inbox)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -41,6 +41,7 @@ class Settings:
     rate_limit_per_minute: int = 0
     digest_batch_size: int = 500
     sqlite_synchronous: str = "FULL"
+    digest_process: bool = True
     log_level: str = "info"
 
     @property
@@ -103,6 +104,15 @@ def _positive_size(text: str) -> int:
     return value
 
 
+def _boolean(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
 def _database_url(text: str) -> str:
     if not re.match(r"^(sqlite|postgresql(\+psycopg)?|postgres)://", text):
         raise ValueError(f"expected sqlite:///PATH or postgresql://…, got {text!r}")
@@ -132,6 +142,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "rate_limit_per_minute": _int_in(0, 10**9),
     "digest_batch_size": _int_in(1, 100_000),
     "sqlite_synchronous": lambda text: _choice("full", "normal")(text).upper(),
+    "digest_process": _boolean,
     "log_level": _choice("debug", "info", "warning", "error"),
 }
 
