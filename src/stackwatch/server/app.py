@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 from fastapi import FastAPI
-from sqlalchemy import Engine, text
+from sqlalchemy import text
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 
@@ -16,39 +15,15 @@ from stackwatch import __version__
 from stackwatch.server.api.routes import build_router
 from stackwatch.server.config import Settings
 from stackwatch.server.digest.process import DigestProcess
-from stackwatch.server.digest.worker import Digester, DigestWorker
+from stackwatch.server.digest.worker import DigestWorker
 from stackwatch.server.ingest.auth import KeyCache
 from stackwatch.server.ingest.routes import Ingest
 from stackwatch.server.metrics import METRICS, database_counters
-from stackwatch.server.storage import db
-from stackwatch.server.storage.inbox import Inbox, open_inbox
+from stackwatch.server.services import Services, open_services
 
 __all__ = ["Services", "create_app", "open_services"]
 
 log = logging.getLogger("stackwatch")
-
-
-@dataclass(slots=True)
-class Services:
-    settings: Settings
-    engine: Engine
-    inbox: Inbox
-    digester: Digester
-
-    def close(self) -> None:
-        self.inbox.close()
-        self.engine.dispose()
-
-
-def open_services(settings: Settings, *, migrate: bool = True) -> Services:
-    engine = db.connect(settings.database_url, synchronous=settings.sqlite_synchronous)
-    if migrate:
-        db.migrate(engine)
-    inbox = open_inbox(engine, settings.database_url, synchronous=settings.sqlite_synchronous)
-    digester = Digester(
-        engine, inbox, batch_size=settings.digest_batch_size, max_attachment_bytes=settings.max_attachment_bytes
-    )
-    return Services(settings, engine, inbox, digester)
 
 
 def create_app(settings: Settings, services: Services | None = None, *, run_worker: bool | None = None) -> FastAPI:

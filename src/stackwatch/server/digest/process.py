@@ -36,8 +36,8 @@ def _die_with_parent() -> None:
 
 
 def _child_main(settings: Settings, parent: int) -> None:
-    from stackwatch.server.app import open_services
     from stackwatch.server.digest.worker import DigestWorker
+    from stackwatch.server.services import open_services
 
     # The handler only flips a flag: a handler that took a lock (``Event.set``) could interrupt the main thread
     # while it holds that very lock, and deadlock.

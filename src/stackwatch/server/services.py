@@ -1,0 +1,40 @@
+"""The server's long-lived parts (engine, inbox, digester), opened once per process.
+
+Kept apart from the web application so that a digest process can open them without importing the web stack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from stackwatch.server.config import Settings
+from stackwatch.server.digest.worker import Digester
+from stackwatch.server.storage import db
+from stackwatch.server.storage.inbox import Inbox, open_inbox
+
+__all__ = ["Services", "open_services"]
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    engine: Engine
+    inbox: Inbox
+    digester: Digester
+
+    def close(self) -> None:
+        self.inbox.close()
+        self.engine.dispose()
+
+
+def open_services(settings: Settings, *, migrate: bool = True) -> Services:
+    engine = db.connect(settings.database_url, synchronous=settings.sqlite_synchronous)
+    if migrate:
+        db.migrate(engine)
+    inbox = open_inbox(engine, settings.database_url, synchronous=settings.sqlite_synchronous)
+    digester = Digester(
+        engine, inbox, batch_size=settings.digest_batch_size, max_attachment_bytes=settings.max_attachment_bytes
+    )
+    return Services(settings, engine, inbox, digester)
