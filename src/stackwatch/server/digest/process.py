@@ -3,7 +3,7 @@
 Why a process: Python runs one thread at a time per interpreter. In one process the digest's CPU-bound batches
 and ingest's requests take turns on that lock, and every request in flight waits for the digest's turn to end:
 ingest p99 at 500 events/s measured 12-16 ms that way, 7.8-8.3 ms with the digest in its own process (see
-bench/README.md), and end-to-end throughput rose from ~1,500 to ~2,100 events/s on two cores. The child is
+bench/README.md), and end-to-end throughput rose from ~1,500 to ~1,650 events/s on two cores. The child is
 supervised: restarted if it dies, stopped with the server, and it stops by itself if the server is killed.
 """
 
