@@ -13,7 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -131,6 +131,8 @@ class ServerProcess:
     data_dir: Path
     database_url: str
     port: int
+    token: str = ""  # a REST API token for this server's database
+    env: dict[str, str] = field(default_factory=dict)  # extra ``STACKWATCH_*`` settings, on every start
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -138,7 +140,7 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> None:
-        env = {**os.environ, "STACKWATCH_SECRET_KEY": "test-secret-key", "STACKWATCH_LOG_LEVEL": "warning"}
+        env = {**os.environ, "STACKWATCH_SECRET_KEY": "test-secret-key", "STACKWATCH_LOG_LEVEL": "warning", **self.env}
         log = open(self.data_dir.parent / f"server-{self.port}.log", "ab")  # noqa: SIM115 - owned by the child
         self.process = subprocess.Popen(
             [
@@ -191,49 +193,16 @@ class ServerProcess:
         raise AssertionError("the inbox did not drain in time")
 
 
-@pytest.fixture
-def server(settings: Settings, services: Services) -> Iterator[ServerProcess]:
-    """A running server process with the fixture projects; ``server.token`` is an API token."""
-    make_project(services, "Python", PYTHON_KEY)
-    make_project(services, "Node", NODE_KEY)
-    with services.engine.begin() as connection:
-        token = accounts.create_token(connection, "tests")
-    proc = ServerProcess(settings.data_dir, settings.database_url, free_port())
-    proc.token = token  # type: ignore[attr-defined]
-    proc.start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
-
-
-# --- servers started with extra settings in their environment (e.g. smaller size limits) ---
-
-
-@dataclass
-class ConfiguredServerProcess(ServerProcess):
-    """A :class:`ServerProcess` whose child also gets ``env`` (``STACKWATCH_*`` settings), on every start."""
-
-    env: dict[str, str] | None = None
-
-    def start(self, timeout: float = 30.0) -> None:
-        with pytest.MonkeyPatch.context() as patch:
-            for name, value in (self.env or {}).items():
-                patch.setenv(name, value)
-            super().start(timeout)
-
-
 class ServerFactory:
-    """Starts servers on the test's database, with the same projects and API token as ``server``."""
+    """Starts servers on the test's database, with the fixture projects and an API token."""
 
     def __init__(self, settings: Settings, token: str):
         self.settings = settings
         self.token = token
         self.started: list[ServerProcess] = []
 
-    def __call__(self, **env: str) -> ConfiguredServerProcess:
-        proc = ConfiguredServerProcess(self.settings.data_dir, self.settings.database_url, free_port(), env=env)
-        proc.token = self.token  # type: ignore[attr-defined]
+    def __call__(self, **env: str) -> ServerProcess:
+        proc = ServerProcess(self.settings.data_dir, self.settings.database_url, free_port(), self.token, env)
         self.started.append(proc)
         proc.start()
         return proc
@@ -245,7 +214,7 @@ class ServerFactory:
 
 @pytest.fixture
 def start_server(settings: Settings, services: Services) -> Iterator[ServerFactory]:
-    """``start_server(STACKWATCH_MAX_BODY_BYTES="2MB", …)`` → a running server, like ``server``, with that env."""
+    """``start_server(STACKWATCH_MAX_BODY_BYTES="2MB", …)`` → a running server with those settings."""
     make_project(services, "Python", PYTHON_KEY)
     make_project(services, "Node", NODE_KEY)
     with services.engine.begin() as connection:
@@ -255,3 +224,9 @@ def start_server(settings: Settings, services: Services) -> Iterator[ServerFacto
         yield factory
     finally:
         factory.stop_all()
+
+
+@pytest.fixture
+def server(start_server: ServerFactory) -> ServerProcess:
+    """A running server process with the fixture projects; ``server.token`` is an API token."""
+    return start_server()

@@ -263,7 +263,7 @@ def send_good(server: ServerProcess, tag: str) -> dict[str, str]:
 
 
 def api(server: ServerProcess, path: str) -> httpx.Response:
-    token = server.token  # type: ignore[attr-defined]
+    token = server.token
     return httpx.get(f"{server.base_url}/api/v1{path}", headers={"Authorization": f"Bearer {token}"}, timeout=10)
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from stackwatch.server.app import Services
 from stackwatch.server.storage.schema import events
-from tests.conftest import PYTHON_KEY, ConfiguredServerProcess, ServerFactory, ServerProcess
+from tests.conftest import PYTHON_KEY, ServerFactory, ServerProcess
 
 pytestmark = pytest.mark.slow
 
@@ -141,7 +141,7 @@ def test_acknowledged_events_survive_kill_9(server: ServerProcess, services: Ser
     server.start()
     server.wait_digested(timeout=60)
 
-    token = server.token  # type: ignore[attr-defined]
+    token = server.token
     with httpx.Client(base_url=f"{server.base_url}/api/v1", headers={"Authorization": f"Bearer {token}"}) as api:
         lost = [event_id for event_id in sorted(stream.acked) if api.get(f"/events/{event_id}").status_code != 200]
     assert not lost, f"{len(lost)} of {len(stream.acked)} acknowledged events were lost {context}: {lost[:5]}"
@@ -182,8 +182,9 @@ def test_digest_killed_mid_backlog_neither_loses_nor_doubles(start_server: Serve
     assert backlog(server) == EVENTS
     server.kill()
 
-    assert isinstance(server, ConfiguredServerProcess) and server.env is not None
-    server.env.update(STACKWATCH_ROLE="all", STACKWATCH_DIGEST_BATCH_SIZE="7")  # many small transactions
+    # The digest as a thread of the server, so that the kill -9 lands in the middle of its batches (a digest
+    # child process would be stopped by SIGTERM and finish its batch first); many small transactions.
+    server.env.update(STACKWATCH_ROLE="all", STACKWATCH_DIGEST_PROCESS="false", STACKWATCH_DIGEST_BATCH_SIZE="7")
     server.start()
     deadline = time.monotonic() + 30
     left = backlog(server)

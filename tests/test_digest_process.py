@@ -50,7 +50,7 @@ def _send(server: ServerProcess) -> str:
 
 
 def _stored(server: ServerProcess, event_id: str) -> bool:
-    headers = {"Authorization": f"Bearer {server.token}"}  # type: ignore[attr-defined]
+    headers = {"Authorization": f"Bearer {server.token}"}
     return httpx.get(f"{server.base_url}/api/v1/events/{event_id}", headers=headers).status_code == 200
 
 

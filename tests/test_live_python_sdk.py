@@ -68,7 +68,7 @@ raise RuntimeError(f"orchestrator crashed ({suffix})")
 
 
 def api(server: ServerProcess, path: str, **params: object) -> httpx.Response:
-    token = server.token  # type: ignore[attr-defined]
+    token = server.token
     headers = {"Authorization": f"Bearer {token}"}
     return httpx.get(f"{server.base_url}/api/v1{path}", params=params, headers=headers, timeout=10)  # type: ignore[arg-type]
 
