@@ -1,0 +1,181 @@
+"""Tests for the redaction engine (stackwatch.scrub): shared vectors, properties and a real SDK event."""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import stackwatch.scrub as scrub
+from stackwatch.scrub import FILTERED, ScrubOptions, scrub_event, scrub_text
+from tests.fixtures import PYTHON_DIR
+
+VECTORS = json.loads((Path(__file__).parent / "vectors" / "scrub.json").read_text(encoding="utf-8"))
+FIXTURE = PYTHON_DIR / "0000.body"
+
+
+def _options(case: dict[str, Any]) -> ScrubOptions:
+    return ScrubOptions(**case.get("options", {}))
+
+
+@pytest.mark.parametrize("case", VECTORS, ids=[c["name"] for c in VECTORS])
+def test_vector(case: dict[str, Any]) -> None:
+    options = _options(case)
+    if isinstance(case["input"], str):
+        result, remarks = scrub_text(case["input"], options)
+        assert result == case["expected"]
+        assert bool(remarks) == (result != case["input"])
+        for remark in remarks:
+            assert result[remark.start : remark.end].startswith("[Filtered")
+        assert scrub_text(result, options) == (result, [])
+    else:
+        event = {"extra": {case["input"]["key"]: case["input"]["value"]}}
+        assert scrub_event(event, options)["extra"][case["input"]["key"]] == case["expected"]
+
+
+def test_vectors_are_enough() -> None:
+    negatives = [c for c in VECTORS if isinstance(c["input"], str) and c["input"] == c["expected"]]
+    assert len(VECTORS) >= 200
+    assert len(negatives) >= 60
+
+
+def test_public_surface() -> None:
+    assert sorted(scrub.__all__) == sorted(
+        ["ALLOWED_KEYS", "FILTERED", "RULES", "Remark", "Rule", "ScrubOptions", "key_rule", "scrub_event", "scrub_text"]
+    )
+
+
+def test_options_are_keyword_only() -> None:
+    with pytest.raises(TypeError):
+        ScrubOptions(True)  # type: ignore[misc]
+
+
+def test_rule_names_unique() -> None:
+    names = [r.name for r in scrub.RULES]
+    assert len(names) == len(set(names))
+
+
+def _fixture_event() -> dict[str, Any]:
+    lines = gzip.decompress(FIXTURE.read_bytes()).split(b"\n")
+    event: dict[str, Any] = json.loads(lines[2])
+    return event
+
+
+def test_real_sdk_event_loses_planted_secrets() -> None:
+    event = _fixture_event()
+    before = copy.deepcopy(event)
+    result = scrub_event(event)
+    text = json.dumps(result)
+    for secret in ["sk_live_51HxYzSECRETTOKEN", "abcdef123456", "key_ABCDEF", "hunter2"]:
+        assert secret not in text
+    assert event == before
+    assert result["tags"] == {"component": "http-executor", "workflow_id": "wf_orders", "run_id": "run_0"}
+    assert result["contexts"]["workflow"]["workflow_id"] == "wf_orders"
+    assert result["contexts"]["trace"]["trace_id"] == "389e7eddb50c45e0baa2bfaf528f60ca"
+    assert result["event_id"] == event["event_id"]
+    frame_meta = result["_meta"]["exception"]["values"]["0"]["stacktrace"]["frames"]["1"]["vars"]
+    assert frame_meta["password"] == {"": {"rem": [["!config", "s"]]}}  # the SDK's own remark is kept
+    assert frame_meta["headers"]["X-Api-Key"] == {"": {"rem": [["api_key", "x"]], "len": 12}}
+    assert scrub_event(result) == result
+
+
+def test_input_is_not_mutated() -> None:
+    event = {"extra": {"password": "x1", "list": [{"token": "t"}]}, "_meta": {"extra": {"": {"rem": [["a", "x"]]}}}}
+    before = copy.deepcopy(event)
+    result = scrub_event(event)
+    assert event == before
+    result["_meta"]["extra"][""]["rem"].append("changed")
+    result["extra"]["list"][0]["token"] = "changed"
+    assert event == before
+
+
+def test_meta_paths_for_value_and_key_rules() -> None:
+    event = {
+        "message": "ok",
+        "exception": {"values": [{"value": "GET https://h/?token=abc123 failed"}]},
+        "request": {"headers": [["Cookie", "sid=1"], ["Accept", "*/*"]]},
+        "tags": [["password", "x1"], ["run_id", "token=abc123"]],
+    }
+    result = scrub_event(event)
+    label = "[Filtered:secret_param]"
+    assert result["exception"]["values"][0]["value"] == f"GET https://h/?token={label} failed"
+    start = len("GET https://h/?token=")
+    assert result["_meta"]["exception"]["values"]["0"]["value"] == {
+        "": {
+            "rem": [["secret_param", "s", start, start + len(label)]],
+            "len": len(event["exception"]["values"][0]["value"]),
+        }  # type: ignore[index]
+    }
+    assert result["request"]["headers"] == [["Cookie", FILTERED], ["Accept", "*/*"]]
+    assert result["_meta"]["request"]["headers"]["0"]["1"] == {"": {"rem": [["cookie", "x"]], "len": 5}}
+    assert result["tags"] == [["password", FILTERED], ["run_id", "token=abc123"]]
+    assert result["_meta"]["tags"] == {"0": {"1": {"": {"rem": [["password", "x"]], "len": 2}}}}
+    assert "message" not in result["_meta"]
+
+
+def test_allow_listed_keys_stay() -> None:
+    keys = ["workflow_id", "run_id", "step_id", "tenant", "component", "event_id", "trace_id", "span_id"]
+    event = {"tags": {k: "token=abc123secret" for k in keys}, "contexts": {"auth": {k: "v" for k in keys}}}
+    result = scrub_event(event)
+    assert result["tags"] == event["tags"]
+    assert result["contexts"]["auth"] == event["contexts"]["auth"]
+    assert "_meta" not in result
+
+
+def test_no_meta_when_nothing_changed() -> None:
+    event = {"message": "all fine", "extra": {"n": 1}}
+    assert scrub_event(event) == event
+
+
+def test_deep_nesting_does_not_recurse() -> None:
+    deep: Any = "Bearer abc123def456"
+    for i in range(5000):
+        deep = {"k": deep} if i % 2 else [deep]
+    result = scrub_event({"extra": deep})
+    node = result["extra"]
+    for i in reversed(range(5000)):
+        node = node["k"] if i % 2 else node[0]
+    assert node == "Bearer [Filtered:bearer]"
+
+
+def test_huge_string() -> None:
+    text = ("lorem ipsum 4111111111111112 " * 40_000) + "token=zzz"
+    result, remarks = scrub_text(text)
+    assert result.endswith("token=[Filtered:secret_param]")
+    assert len(remarks) == 1
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12) | st.integers(), children, max_size=4)
+    ),
+    max_leaves=30,
+)
+secretish = st.sampled_from(
+    ["password", "token", "run_id", "tags", "headers", "x", "Bearer abc123def", "?sig=1a", "4111111111111111", ""]
+)
+events = st.dictionaries(secretish | st.text(max_size=8), json_values | secretish, max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(events, st.booleans(), st.booleans())
+def test_never_raises_and_is_idempotent(event: dict[str, Any], emails: bool, ips: bool) -> None:
+    options = ScrubOptions(scrub_emails=emails, scrub_ips=ips)
+    before = copy.deepcopy(event)
+    once = scrub_event(event, options)
+    assert event == before
+    assert scrub_event(once, options) == once
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_scrub_text_idempotent(text: str) -> None:
+    once, _ = scrub_text(text, ScrubOptions(scrub_emails=True, scrub_ips=True))
+    assert scrub_text(once, ScrubOptions(scrub_emails=True, scrub_ips=True)) == (once, [])
