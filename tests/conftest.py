@@ -22,8 +22,9 @@ import pytest
 from fastapi import FastAPI
 from starlette.testclient import TestClient
 
-from stackwatch.server.app import Services, create_app, open_services
+from stackwatch.server.app import create_app
 from stackwatch.server.config import Settings, load_settings
+from stackwatch.server.services import Services, open_services
 from stackwatch.server.storage import accounts
 
 ROOT = Path(__file__).resolve().parent.parent

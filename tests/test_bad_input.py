@@ -21,7 +21,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
-from stackwatch.server.app import Services
+from stackwatch.server.services import Services
 from stackwatch.server.storage import accounts
 from stackwatch.server.storage.schema import events, project_keys
 from tests.conftest import NODE_KEY, PYTHON_KEY, ServerFactory, ServerProcess

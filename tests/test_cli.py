@@ -15,8 +15,9 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from stackwatch.cli import main
-from stackwatch.server.app import create_app, open_services
+from stackwatch.server.app import create_app
 from stackwatch.server.config import Settings, load_settings
+from stackwatch.server.services import open_services
 from stackwatch.server.storage import accounts
 from stackwatch.server.storage.schema import users
 from tests.support import event_envelope, exception_event

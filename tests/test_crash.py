@@ -18,7 +18,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from stackwatch.server.app import Services
+from stackwatch.server.services import Services
 from stackwatch.server.storage.schema import events
 from tests.conftest import PYTHON_KEY, ServerFactory, ServerProcess
 

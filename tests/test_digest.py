@@ -8,9 +8,9 @@ import orjson
 import pytest
 from sqlalchemy import select
 
-from stackwatch.server.app import open_services
 from stackwatch.server.digest import store
 from stackwatch.server.digest.worker import Digester
+from stackwatch.server.services import open_services
 from stackwatch.server.storage.schema import (
     attachments,
     digest_state,

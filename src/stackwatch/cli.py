@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import click
 from sqlalchemy import Connection
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from stackwatch import __version__
@@ -76,23 +77,19 @@ def main() -> None:
 @click.option("--role", type=click.Choice(ROLES), help="Parts to run in this process [STACKWATCH_ROLE, all]")
 @_store_options
 def serve(**flags: Any) -> None:
-    """Run the server: ingest, digest worker, REST API (by default all in one process)."""
+    """Run the server: ingest, REST API and (in a child process) the digest worker."""
     import uvicorn
 
-    from stackwatch.server.app import create_app, open_services
+    from stackwatch.server.app import create_app
+    from stackwatch.server.services import open_services
 
     settings = _settings(server=True, **flags)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    try:
-        services = open_services(settings)
-        with services.engine.connect() as connection:
-            connection = connection.execution_options(sqlite_write=True)
-            with connection.begin():
-                first = accounts.ensure_defaults(connection)
-                dsn = accounts.project_dsn(connection, settings.base_url, 1) if _has_project(connection, 1) else None
-    except OperationalError as exc:
-        raise click.ClickException(f"database {_safe_url(settings.database_url)}: {exc.orig}") from None
+    with _database(settings) as connection:  # creates and migrates the database on first start
+        first = accounts.ensure_defaults(connection)
+        dsn = _default_dsn(connection, settings)
+    services = open_services(settings, migrate=False)
     _print_banner(settings, first, dsn)
     app = create_app(settings, services)
     uvicorn.run(
@@ -106,12 +103,12 @@ def serve(**flags: Any) -> None:
     )
 
 
-def _has_project(connection: Connection, project_id: int) -> bool:
-    from sqlalchemy import select
-
-    from stackwatch.server.storage.schema import projects
-
-    return connection.execute(select(projects.c.id).where(projects.c.id == project_id)).first() is not None
+def _default_dsn(connection: Connection, settings: Settings) -> str | None:
+    """The DSN of the project made at first start, while it exists."""
+    try:
+        return accounts.project_dsn(connection, settings.base_url, 1)
+    except accounts.AccountError:
+        return None
 
 
 def _print_banner(settings: Settings, first: accounts.FirstStart, dsn: str | None) -> None:
@@ -139,8 +136,6 @@ def _print_banner(settings: Settings, first: accounts.FirstStart, dsn: str | Non
 
 
 def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
     return make_url(url).render_as_string(hide_password=True)
 
 

@@ -21,7 +21,7 @@ from stackwatch.server.ingest.routes import Ingest
 from stackwatch.server.metrics import METRICS, database_counters
 from stackwatch.server.services import Services, open_services
 
-__all__ = ["Services", "create_app", "open_services"]
+__all__ = ["create_app"]
 
 log = logging.getLogger("stackwatch")
 

@@ -11,7 +11,7 @@ import os
 import re
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -193,15 +193,10 @@ def load_settings(
     settings = Settings(**values)
     if not settings.base_url:
         host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-        settings = _replace(settings, base_url=f"http://{host}:{settings.port}")
+        settings = replace(settings, base_url=f"http://{host}:{settings.port}")
     if server and not settings.secret_key:
-        settings = _replace(settings, secret_key=_default_secret_key(settings))
+        settings = replace(settings, secret_key=_default_secret_key(settings))
     return settings
-
-
-def _replace(settings: Settings, **changes: Any) -> Settings:
-    current = {field.name: getattr(settings, field.name) for field in fields(Settings)}
-    return Settings(**{**current, **changes})
 
 
 def _default_secret_key(settings: Settings) -> str:

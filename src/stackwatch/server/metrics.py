@@ -44,9 +44,6 @@ class Metrics:
         with self._lock:
             self._counters[(name, tuple(sorted(labels.items())))] += amount
 
-    def value(self, name: str, **labels: str) -> int:
-        return self._counters[(name, tuple(sorted(labels.items())))]
-
     def render(self, gauges: Mapping[str, tuple[str, float]], stored: Mapping[str, int] | None = None) -> str:
         lines = []
         with self._lock:

@@ -68,10 +68,6 @@ class DigestProcess:
         self._stopping = threading.Event()
         self._supervisor: threading.Thread | None = None
 
-    @property
-    def pid(self) -> int | None:
-        return None if self._process is None else self._process.pid
-
     def start(self) -> None:
         self._spawn()
         self._supervisor = threading.Thread(target=self._supervise, name="stackwatch-digest-supervisor", daemon=True)

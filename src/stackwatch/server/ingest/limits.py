@@ -12,34 +12,14 @@ import time
 from collections.abc import Callable
 
 __all__ = [
-    "DROPPED_ITEM_TYPES",
     "ERROR_CATEGORIES",
     "KEPT_ITEM_TYPES",
     "NEVER_KEPT_HEADER",
     "RateLimiter",
 ]
 
+# Every other item type (transaction, span, profile, replay_*, check_in, log, unknown ones) is accepted and dropped.
 KEPT_ITEM_TYPES = frozenset({"event", "attachment", "session", "sessions", "client_report"})
-# Item types accepted and dropped: a later feature may keep them.
-DROPPED_ITEM_TYPES = frozenset(
-    {
-        "transaction",
-        "span",
-        "profile",
-        "profile_chunk",
-        "replay_event",
-        "replay_recording",
-        "replay_video",
-        "check_in",
-        "log",
-        "otel_log",
-        "statsd",
-        "metric_meta",
-        "feedback",
-        "user_report",
-        "security",
-    }
-)
 ERROR_CATEGORIES = "error;default;security"
 # How long SDKs should hold back categories that are never kept. An hour keeps the traffic away without
 # making a later upgrade that keeps them wait long.

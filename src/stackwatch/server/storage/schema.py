@@ -7,6 +7,8 @@ Migrations in ``migrations/versions`` must produce exactly this schema; a test c
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -237,17 +239,25 @@ digest_state = Table(
     Column("value", BigInteger, nullable=False),
 )
 
+
 # Envelopes the digest could not store even alone (a bug, not bad input: bad input is refused at ingest or
 # skipped item by item). Kept whole so that nothing accepted is ever lost, and so they can be digested again.
+def _envelope_columns() -> list[Column[Any]]:
+    """An accepted envelope as ingest stored it: the inbox's columns, kept whole in quarantine too."""
+    return [
+        Column("project_id", Integer, nullable=False),
+        Column("received_at", Double, nullable=False),
+        Column("client_ip", String(64), nullable=True),
+        Column("body", LargeBinary, nullable=False),
+    ]
+
+
 quarantine = Table(
     "quarantine",
     metadata,
     Column("id", BigId, primary_key=True),
     Column("inbox_id", BigInteger, nullable=False),
-    Column("project_id", Integer, nullable=False),
-    Column("received_at", Double, nullable=False),
-    Column("client_ip", String(64), nullable=True),
-    Column("body", LargeBinary, nullable=False),
+    *_envelope_columns(),
     Column("error", Text, nullable=False),
     Column("quarantined_at", Double, nullable=False),
 )
@@ -259,10 +269,7 @@ inbox = Table(
     "inbox",
     metadata,
     Column("id", BigId, primary_key=True),
-    Column("project_id", Integer, nullable=False),
-    Column("received_at", Double, nullable=False),
-    Column("client_ip", String(64), nullable=True),
-    Column("body", LargeBinary, nullable=False),
+    *_envelope_columns(),
     # Ids must never be reused after the digest deletes rows: the SQLite layout's cursor relies on it.
     sqlite_autoincrement=True,
 )
