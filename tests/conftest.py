@@ -108,12 +108,17 @@ def make_project(services: Services, name: str, public_key: str | None = None) -
         return accounts.create_project(connection, name, public_key=public_key)
 
 
-@pytest.fixture
-def stack(settings: Settings, services: Services) -> Iterator[Stack]:
+def seed(services: Services) -> str:
+    """The fixture projects ("python" with PYTHON_KEY, "node" with NODE_KEY); returns a new API token."""
     make_project(services, "Python", PYTHON_KEY)
     make_project(services, "Node", NODE_KEY)
     with services.engine.begin() as connection:
-        token = accounts.create_token(connection, "tests")
+        return accounts.create_token(connection, "tests")
+
+
+@pytest.fixture
+def stack(settings: Settings, services: Services) -> Iterator[Stack]:
+    token = seed(services)
     app = create_app(settings, services, run_worker=False)
     with TestClient(app) as client:
         yield Stack(settings, services, app, client, token)
@@ -216,10 +221,7 @@ class ServerFactory:
 @pytest.fixture
 def start_server(settings: Settings, services: Services) -> Iterator[ServerFactory]:
     """``start_server(STACKWATCH_MAX_BODY_BYTES="2MB", …)`` → a running server with those settings."""
-    make_project(services, "Python", PYTHON_KEY)
-    make_project(services, "Node", NODE_KEY)
-    with services.engine.begin() as connection:
-        token = accounts.create_token(connection, "tests")
+    token = seed(services)
     factory = ServerFactory(settings, token)
     try:
         yield factory

@@ -188,44 +188,30 @@ def test_unusable_data_dir_is_a_clean_error(tmp_path: Path) -> None:
     assert str(blocker / "data") in result.output
 
 
-def test_python_dash_m_runs_the_command(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STACKWATCH_")}
-    created = subprocess.run(
-        [sys.executable, "-m", "stackwatch", "project", "create", "Web", "--data-dir", str(tmp_path / "data")],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
+def stackwatch(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python -m stackwatch ARGS`` with none of the caller's STACKWATCH_* settings, plus ``env``."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("STACKWATCH_")}
+    return subprocess.run(
+        [sys.executable, "-m", "stackwatch", *args], capture_output=True, text=True, env={**clean, **env}, timeout=60
     )
+
+
+def test_python_dash_m_runs_the_command(tmp_path: Path) -> None:
+    created = stackwatch("project", "create", "Web", "--data-dir", str(tmp_path / "data"))
     assert created.returncode == 0, created.stderr
     assert created.stdout.strip().splitlines()[-1].startswith("http://")
-    bad = subprocess.run(
-        [sys.executable, "-m", "stackwatch", "migrate", "--data-dir", str(tmp_path / "data")],
-        capture_output=True,
-        text=True,
-        env={**env, "STACKWATCH_LOG_LEVEL": "loud"},
-        timeout=60,
-    )
+    bad = stackwatch("migrate", "--data-dir", str(tmp_path / "data"), STACKWATCH_LOG_LEVEL="loud")
     assert bad.returncode == 1
     assert "STACKWATCH_LOG_LEVEL" in bad.stderr
     assert "Traceback" not in bad.stderr
-    version = subprocess.run(
-        [sys.executable, "-m", "stackwatch", "--version"], capture_output=True, text=True, timeout=60
-    )
+    version = stackwatch("--version")
     assert version.returncode == 0 and "stackwatch" in version.stdout
 
 
 def test_serve_with_an_unusable_data_dir_is_a_clean_error(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("in the way")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STACKWATCH_")}
-    result = subprocess.run(
-        [sys.executable, "-m", "stackwatch", "serve", "--port", "1", "--data-dir", str(blocker / "data")],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    result = stackwatch("serve", "--port", "1", "--data-dir", str(blocker / "data"))
     assert result.returncode == 1
     assert "STACKWATCH_DATA_DIR" in result.stderr
     assert "Traceback" not in result.stderr
