@@ -124,6 +124,35 @@ def test_projects(stack: Stack) -> None:
     base = stack.settings.base_url.split("://", 1)[1]
     assert projects[0]["dsn"] == f"http://{PYTHON_KEY}@{base}/1"
     assert projects[1]["dsn"] == f"http://{NODE_KEY}@{base}/2"
+    assert (projects[0]["collect_ips"], projects[0]["scrub_emails"], projects[0]["scrub_ips"]) == (True, False, False)
+
+
+def test_patch_project_privacy_settings(stack: Stack) -> None:
+    headers = {"Authorization": f"Bearer {stack.token}"}
+    response = stack.client.patch("/api/v1/projects/python", json={"scrub_emails": True}, headers=headers)
+    assert response.status_code == 200, response.text
+    assert (response.json()["scrub_emails"], response.json()["scrub_ips"]) == (True, False)
+    response = stack.client.patch(
+        "/api/v1/projects/python", json={"scrub_ips": True, "collect_ips": False}, headers=headers
+    )
+    assert response.json()["scrub_emails"] is True  # unchanged by a request that does not name it
+    assert (response.json()["scrub_ips"], response.json()["collect_ips"]) == (True, False)
+    assert stack.api("/projects").json()[1]["scrub_ips"] is False  # the other project keeps its own
+
+
+@pytest.mark.parametrize(
+    ("slug", "body", "status"),
+    [
+        ("nope", {"scrub_ips": True}, 404),
+        ("python", {"scrub_everything": True}, 422),
+        ("python", {"scrub_ips": "maybe"}, 422),
+        ("python", [], 422),
+    ],
+)
+def test_patch_project_rejects_bad_requests(stack: Stack, slug: str, body: object, status: int) -> None:
+    headers = {"Authorization": f"Bearer {stack.token}"}
+    assert stack.client.patch(f"/api/v1/projects/{slug}", json=body, headers=headers).status_code == status
+    assert stack.client.patch(f"/api/v1/projects/{slug}", json=body).status_code == 401
 
 
 # --- issue lists -------------------------------------------------------------------------------------------
@@ -481,6 +510,7 @@ def test_openapi_lists_the_paths(stack: Stack) -> None:
     paths = schema["paths"]
     for path, method in [
         ("/api/v1/projects", "get"),
+        ("/api/v1/projects/{slug}", "patch"),
         ("/api/v1/projects/{slug}/issues", "get"),
         ("/api/v1/issues/{issue_id}", "get"),
         ("/api/v1/issues/{issue_id}", "patch"),

@@ -19,7 +19,7 @@ from stackwatch.server.app import create_app
 from stackwatch.server.config import Settings, load_settings
 from stackwatch.server.services import open_services
 from stackwatch.server.storage import accounts
-from stackwatch.server.storage.schema import users
+from stackwatch.server.storage.schema import projects, users
 from tests.support import event_envelope, exception_event
 
 
@@ -102,6 +102,28 @@ def test_project_create_prints_a_working_dsn(cli: tuple[CliRunner, list[str], Pa
         assert services.digester.drain() == 1
     finally:
         services.close()
+
+
+def test_project_update_changes_privacy_settings(cli: tuple[CliRunner, list[str], Path], database_url: str) -> None:
+    runner, options, data_dir = cli
+    run(runner, ["project", "create", "Orders", *options])
+    result = run(runner, ["project", "update", "orders", "--scrub-emails", "--no-collect-ips", *options])
+    assert "scrub_emails=on scrub_ips=off collect_ips=off" in result.stdout
+    result = run(runner, ["project", "update", "orders", "--scrub-ips", "--no-scrub-emails", *options])
+    assert "scrub_emails=off scrub_ips=on collect_ips=off" in result.stdout
+    settings = settings_for(database_url, data_dir)
+    services = open_services(settings, migrate=False)
+    try:
+        with services.engine.connect() as connection:
+            row = connection.execute(select(projects).where(projects.c.slug == "orders")).one()
+        assert (row.scrub_emails, row.scrub_ips, row.collect_ips) == (False, True, False)
+    finally:
+        services.close()
+    missing = runner.invoke(main, ["project", "update", "nope", "--scrub-ips", *options])
+    assert missing.exit_code == 1 and "no project 'nope'" in missing.output
+    nothing = runner.invoke(main, ["project", "update", "orders", *options])
+    assert nothing.exit_code == 2 and "nothing to change" in nothing.output
+    assert "Traceback" not in missing.output + nothing.output
 
 
 def test_token_create_prints_a_working_token(cli: tuple[CliRunner, list[str], Path], database_url: str) -> None:

@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from stackwatch import __version__
 from stackwatch.server.config import ROLES, ConfigError, Settings, load_settings
 from stackwatch.server.storage import accounts, db
+from stackwatch.server.storage.schema import projects
 
 __all__ = ["main"]
 
@@ -164,6 +165,38 @@ def project_create(name: str, **flags: Any) -> None:
         info = accounts.create_project(connection, name)
     click.echo(f"project {info.slug} (id {info.id}) created; its DSN:")
     click.echo(accounts.dsn(settings.base_url, info.public_key, info.id))
+
+
+@project.command("update")
+@click.argument("slug")
+@click.option("--scrub-emails/--no-scrub-emails", default=None, help="Redact email addresses in new events")
+@click.option("--scrub-ips/--no-scrub-ips", default=None, help="Redact IP addresses in new events")
+@click.option("--collect-ips/--no-collect-ips", default=None, help="Fill in the sender's IP for user {{auto}}")
+@_store_options
+def project_update(
+    slug: str, scrub_emails: bool | None, scrub_ips: bool | None, collect_ips: bool | None, **flags: Any
+) -> None:
+    """Change a project's privacy settings; they apply to events digested from then on."""
+    changes = {
+        name: value
+        for name, value in (("scrub_emails", scrub_emails), ("scrub_ips", scrub_ips), ("collect_ips", collect_ips))
+        if value is not None
+    }
+    if not changes:
+        raise click.UsageError("nothing to change: give --scrub-emails, --scrub-ips or --collect-ips (or --no-…)")
+    settings = _settings(**flags)
+    with _database(settings) as connection:
+        if not accounts.update_project(connection, slug, **changes):
+            raise click.ClickException(f"no project {slug!r}")
+        row = connection.execute(select(projects).where(projects.c.slug == slug)).one()
+    click.echo(
+        f"project {slug}: scrub_emails={_on(row.scrub_emails)} scrub_ips={_on(row.scrub_ips)} "
+        f"collect_ips={_on(row.collect_ips)}"
+    )
+
+
+def _on(value: bool) -> str:
+    return "on" if value else "off"
 
 
 @main.group()

@@ -35,6 +35,10 @@ def open_services(settings: Settings, *, migrate: bool = True) -> Services:
         db.migrate(engine)
     inbox = open_inbox(engine, settings.database_url, synchronous=settings.sqlite_synchronous)
     digester = Digester(
-        engine, inbox, batch_size=settings.digest_batch_size, max_attachment_bytes=settings.max_attachment_bytes
+        engine,
+        inbox,
+        batch_size=settings.digest_batch_size,
+        max_attachment_bytes=settings.max_attachment_bytes,
+        identity_key=settings.secret_key.encode(),
     )
     return Services(settings, engine, inbox, digester)

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
-__all__ = ["EventDetail", "EventPage", "EventSummary", "Issue", "IssueDetail", "IssuePage", "Project"]
+__all__ = [
+    "EventDetail",
+    "EventPage",
+    "EventSummary",
+    "Issue",
+    "IssueDetail",
+    "IssuePage",
+    "Project",
+    "ProjectUpdate",
+]
 
 
 class Project(BaseModel):
@@ -14,6 +23,19 @@ class Project(BaseModel):
     slug: str
     name: str
     dsn: str | None
+    collect_ips: bool
+    scrub_emails: bool
+    scrub_ips: bool
+
+
+class ProjectUpdate(BaseModel):
+    """Privacy settings; each applies to events digested after the change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    collect_ips: bool | None = None
+    scrub_emails: bool | None = None
+    scrub_ips: bool | None = None
 
 
 class Issue(BaseModel):

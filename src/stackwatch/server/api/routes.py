@@ -18,8 +18,9 @@ from stackwatch.server.api.models import (
     IssueDetail,
     IssuePage,
     Project,
+    ProjectUpdate,
 )
-from stackwatch.server.storage.accounts import dsn, token_owner, touch_token
+from stackwatch.server.storage.accounts import dsn, token_owner, touch_token, update_project
 from stackwatch.server.storage.db import now
 from stackwatch.server.storage.schema import events, issues, project_keys, projects
 
@@ -65,11 +66,13 @@ def build_router(engine: Engine, base_url: str = "") -> APIRouter:
     router = APIRouter(prefix="/api/v1", dependencies=[Depends(_no_nul), Depends(authenticated)], tags=["api"])
     decompressor = zstandard.ZstdDecompressor()
 
-    @router.get("/projects", response_model=list[Project])
-    def list_projects(request: Request) -> list[dict[str, Any]]:
+    def project_rows(request: Request, slug: str | None = None) -> list[dict[str, Any]]:
         public_base = base_url or str(request.base_url).rstrip("/")
+        query = select(projects).order_by(projects.c.id)
+        if slug is not None:
+            query = query.where(projects.c.slug == slug)
         with engine.connect() as connection:
-            rows = connection.execute(select(projects).order_by(projects.c.id)).all()
+            rows = connection.execute(query).all()
             keys = dict(
                 connection.execute(
                     select(project_keys.c.project_id, project_keys.c.public_key)
@@ -83,9 +86,26 @@ def build_router(engine: Engine, base_url: str = "") -> APIRouter:
                 "slug": row.slug,
                 "name": row.name,
                 "dsn": dsn(public_base, keys[row.id], row.id) if row.id in keys else None,
+                "collect_ips": row.collect_ips,
+                "scrub_emails": row.scrub_emails,
+                "scrub_ips": row.scrub_ips,
             }
             for row in rows
         ]
+
+    @router.get("/projects", response_model=list[Project])
+    def list_projects(request: Request) -> list[dict[str, Any]]:
+        return project_rows(request)
+
+    @router.patch("/projects/{slug}", response_model=Project)
+    def patch_project(slug: str, change: ProjectUpdate, request: Request) -> dict[str, Any]:
+        values = change.model_dump(exclude_none=True)
+        with engine.connect() as connection:
+            connection = connection.execution_options(sqlite_write=True)
+            with connection.begin():
+                if not update_project(connection, slug, **values):
+                    raise HTTPException(404, f"no project {slug!r}")
+        return project_rows(request, slug)[0]
 
     @router.get("/projects/{slug}/issues", response_model=IssuePage)
     def list_issues(

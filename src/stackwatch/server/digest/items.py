@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from stackwatch.scrub import ScrubOptions, scrub_text
 from stackwatch.server.digest.grouping import CURRENT, grouping_hash
 from stackwatch.server.digest.normalize import EventContext, NormalizedEvent, as_dict, normalize_event, parse_timestamp
 from stackwatch.server.digest.summary import Summary, summarize
@@ -18,7 +19,7 @@ from stackwatch.server.ingest.envelope import EnvelopeError, parse_envelope
 from stackwatch.server.storage.inbox import InboxRow
 from stackwatch.server.storage.upsert import clean
 
-__all__ = ["AttachmentRecord", "EventRecord", "ParsedBatch", "hour_of", "parse_rows"]
+__all__ = ["AttachmentRecord", "EventRecord", "ParsedBatch", "ProjectPolicy", "hour_of", "parse_rows"]
 
 log = logging.getLogger("stackwatch.digest")
 
@@ -27,6 +28,14 @@ _SESSION_END_STATES = ("exited", "crashed", "abnormal", "errored")
 
 def hour_of(timestamp: float) -> int:
     return int(timestamp // 3600 * 3600)
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectPolicy:
+    """What a project's settings decide about its events: IP collection and the optional redaction rules."""
+
+    collect_ips: bool = True
+    scrub: ScrubOptions = field(default_factory=ScrubOptions)
 
 
 @dataclass(slots=True)
@@ -107,10 +116,27 @@ def _event_record(payload: dict[str, Any], context: EventContext) -> EventRecord
     return EventRecord(event, grouping_hash(event), CURRENT, summarize(event))
 
 
+def _scrub_attachment(payload: bytes, options: ScrubOptions) -> bytes:
+    """Text attachments (logs, JSON) get the value rules; binary ones are kept as they are."""
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return payload
+    if "\x00" in text:
+        return payload
+    scrubbed, remarks = scrub_text(text, options)
+    return scrubbed.encode("utf-8") if remarks else payload
+
+
 _COUNTERS = {"session": _add_session, "sessions": _add_sessions, "client_report": _add_client_report}
 
 
-def parse_rows(rows: list[InboxRow], collect_ips: dict[int, bool], max_attachment_bytes: int) -> ParsedBatch:
+def parse_rows(
+    rows: list[InboxRow],
+    policies: dict[int, ProjectPolicy],
+    max_attachment_bytes: int,
+    identity_key: bytes = b"",
+) -> ParsedBatch:
     batch = ParsedBatch()
     for row in rows:
         try:
@@ -120,12 +146,15 @@ def parse_rows(rows: list[InboxRow], collect_ips: dict[int, bool], max_attachmen
             batch.invalid_items += 1
             continue
         header_id = envelope.headers.get("event_id")
+        policy = policies.get(row.project_id) or ProjectPolicy()
         context = EventContext(
             project_id=row.project_id,
             received_at=row.received_at,
             client_ip=row.client_ip,
-            collect_ips=collect_ips.get(row.project_id, True),
+            collect_ips=policy.collect_ips,
             envelope_event_id=header_id if isinstance(header_id, str) else None,
+            scrub=policy.scrub,
+            identity_key=identity_key,
         )
         for item in envelope.items:
             try:
@@ -154,10 +183,11 @@ def _parse_item(
             AttachmentRecord(
                 project_id=row.project_id,
                 event_id=clean(event_id.replace("-", "").lower(), 32) or "",
-                filename=clean(headers.get("filename") or "attachment", 500) or "attachment",
+                filename=clean(scrub_text(str(headers.get("filename") or "attachment"), context.scrub)[0], 500)
+                or "attachment",
                 content_type=clean(headers.get("content_type"), 200),
                 attachment_type=clean(headers.get("attachment_type") or "event.attachment", 64) or "",
-                data=payload,
+                data=_scrub_attachment(payload, context.scrub),
                 created_at=row.received_at,
             )
         )

@@ -7,12 +7,15 @@ tags as a dict or a list of pairs, ``message`` as a string or an object) are fol
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from stackwatch.scrub import ScrubOptions, scrub_event
 from stackwatch.server.storage.schema import LEVELS
 
 __all__ = ["EventContext", "NormalizedEvent", "as_dict", "normalize_event"]
@@ -34,6 +37,9 @@ class EventContext:
     client_ip: str | None
     collect_ips: bool = True
     envelope_event_id: str | None = None
+    scrub: ScrubOptions = field(default_factory=ScrubOptions)
+    # Key for the hash that stands in for a user identity (email, IP) that redaction removed from the event.
+    identity_key: bytes = b""
 
 
 @dataclass(slots=True)
@@ -177,12 +183,16 @@ def _user(data: dict[str, Any], context: EventContext) -> dict[str, Any] | None:
     return user or None
 
 
-def _user_key(user: dict[str, Any] | None) -> str | None:
+def _user_key(user: dict[str, Any] | None, scrubbed: dict[str, Any] | None, key: bytes) -> str | None:
+    """The identity that counts distinct users; a keyed hash of it when redaction removed it from the event."""
     if not user:
         return None
     for name, prefix in (("id", "id"), ("email", "email"), ("username", "username"), ("ip_address", "ip")):
         text = _text(user.get(name), 300)
         if text:
+            if scrubbed is None or _text(scrubbed.get(name), 300) != text:
+                digest = hmac.new(key, f"{prefix}:{text}".encode(), hashlib.sha256).hexdigest()[:32]
+                return f"{prefix}#{digest}"
             return f"{prefix}:{text}"
     return None
 
@@ -207,7 +217,15 @@ def _handled(exceptions: list[dict[str, Any]]) -> bool:
 
 
 def normalize_event(raw: dict[str, Any], context: EventContext) -> NormalizedEvent:
+    """Normalize and redact one event: everything derived from it (title, tags, columns) is already scrubbed."""
     data = dict(raw)
+    user = _user(data, context)  # before redaction, so an address filled in for {{auto}} is redacted too
+    if user is None:
+        data.pop("user", None)
+    else:
+        data["user"] = user
+    data = scrub_event(data, context.scrub)
+    scrubbed_user = data.get("user")
     event_id = normalize_event_id(context.envelope_event_id, data.get("event_id"))
     timestamp = parse_timestamp(data.get("timestamp"), context.received_at)
     level = normalize_level(data.get("level"))
@@ -215,7 +233,6 @@ def normalize_event(raw: dict[str, Any], context: EventContext) -> NormalizedEve
     contexts = as_dict(data.get("contexts"))
     exceptions = _exceptions(data.get("exception"))
     logentry = _logentry(data)
-    user = _user(data, context)
     fingerprint = data.get("fingerprint")
     if not (isinstance(fingerprint, list) and fingerprint and all(isinstance(p, str) for p in fingerprint)):
         fingerprint = None
@@ -226,7 +243,7 @@ def normalize_event(raw: dict[str, Any], context: EventContext) -> NormalizedEve
     for name, value in (
         ("exception", {"values": exceptions} if exceptions else None),
         ("logentry", logentry),
-        ("user", user),
+        ("user", scrubbed_user if isinstance(scrubbed_user, dict) else None),
     ):
         if value is None:
             data.pop(name, None)
@@ -243,7 +260,7 @@ def normalize_event(raw: dict[str, Any], context: EventContext) -> NormalizedEve
         release=_text(data.get("release"), 250),
         tags=tags,
         workflow=_workflow(tags, contexts),
-        user_key=_user_key(user),
+        user_key=_user_key(user, as_dict(scrubbed_user), context.identity_key),
         exceptions=exceptions,
         handled=_handled(exceptions),
         data=data,

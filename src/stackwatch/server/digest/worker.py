@@ -19,7 +19,8 @@ import zstandard
 from sqlalchemy import Connection, Engine, insert, select
 from sqlalchemy.exc import OperationalError
 
-from stackwatch.server.digest.items import parse_rows
+from stackwatch.scrub import ScrubOptions
+from stackwatch.server.digest.items import ProjectPolicy, parse_rows
 from stackwatch.server.digest.store import BatchResult, write_batch
 from stackwatch.server.metrics import record_counters
 from stackwatch.server.storage.inbox import Inbox
@@ -32,9 +33,31 @@ log = logging.getLogger("stackwatch.digest")
 Listener = Callable[[BatchResult], None]
 
 
+def _policies(connection: Connection, project_ids: set[int]) -> dict[int, ProjectPolicy]:
+    query = select(projects.c.id, projects.c.collect_ips, projects.c.scrub_emails, projects.c.scrub_ips).where(
+        projects.c.id.in_(project_ids)
+    )
+    return {
+        row.id: ProjectPolicy(
+            collect_ips=bool(row.collect_ips),
+            scrub=ScrubOptions(scrub_emails=bool(row.scrub_emails), scrub_ips=bool(row.scrub_ips)),
+        )
+        for row in connection.execute(query)
+    }
+
+
 class Digester:
-    def __init__(self, engine: Engine, inbox: Inbox, *, batch_size: int = 500, max_attachment_bytes: int = 10 << 20):
+    def __init__(
+        self,
+        engine: Engine,
+        inbox: Inbox,
+        *,
+        batch_size: int = 500,
+        max_attachment_bytes: int = 10 << 20,
+        identity_key: bytes = b"",
+    ):
         self._engine = engine
+        self._identity_key = identity_key
         self._inbox = inbox
         self._batch_size = batch_size
         self._max_attachment_bytes = max_attachment_bytes
@@ -60,11 +83,10 @@ class Digester:
                 if not rows:
                     return None
                 project_ids = {row.project_id for row in rows}
-                query = select(projects.c.id, projects.c.collect_ips).where(projects.c.id.in_(project_ids))
-                collect_ips = {row.id: bool(row.collect_ips) for row in connection.execute(query)}
+                policies = _policies(connection, project_ids)
                 # Envelopes of a project deleted since they were accepted have nowhere to go.
-                known = [row for row in rows if row.project_id in collect_ips]
-                batch = parse_rows(known, collect_ips, self._max_attachment_bytes)
+                known = [row for row in rows if row.project_id in policies]
+                batch = parse_rows(known, policies, self._max_attachment_bytes, self._identity_key)
                 result = write_batch(connection, batch, self._compressor)
                 _count(connection, result, batch.invalid_items)
                 self._inbox.done(connection, rows)

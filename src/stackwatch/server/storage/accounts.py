@@ -16,6 +16,7 @@ from stackwatch.server.storage.db import now
 from stackwatch.server.storage.schema import api_tokens, project_keys, projects, users
 
 __all__ = [
+    "PROJECT_SETTINGS",
     "ProjectInfo",
     "create_project",
     "create_token",
@@ -26,6 +27,7 @@ __all__ = [
     "project_dsn",
     "token_owner",
     "touch_token",
+    "update_project",
     "verify_password",
 ]
 
@@ -72,6 +74,23 @@ def create_project(connection: Connection, name: str, *, public_key: str | None 
     ).scalar_one()
     public_key = create_key(connection, project_id, public_key=public_key)
     return ProjectInfo(project_id, slug, name, public_key)
+
+
+PROJECT_SETTINGS = ("collect_ips", "scrub_emails", "scrub_ips")
+
+
+def update_project(connection: Connection, slug: str, **settings: bool) -> bool:
+    """Change a project's privacy settings (see ``PROJECT_SETTINGS``); ``False`` when there is no such project.
+
+    They apply to events digested from then on; what is stored already is not rewritten.
+    """
+    unknown = set(settings) - set(PROJECT_SETTINGS)
+    if unknown:
+        raise AccountError(f"unknown project setting: {', '.join(sorted(unknown))}")
+    exists = connection.execute(select(projects.c.id).where(projects.c.slug == slug)).first() is not None
+    if exists and settings:
+        connection.execute(update(projects).where(projects.c.slug == slug).values(**settings))
+    return exists
 
 
 def create_key(

@@ -58,6 +58,9 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA cache_size=-32000")
+        # Deleted rows are overwritten, not left in free pages: the inbox briefly holds envelopes as sent,
+        # before redaction, and nothing of them may outlive their digest.
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 __all__ = [
@@ -70,6 +71,9 @@ projects = Table(
     Column("name", String(200), nullable=False),
     Column("collect_ips", Boolean, nullable=False, default=True),
     Column("created_at", Double, nullable=False),
+    # Redaction of emails and IP addresses is off by default: both are often what one debugs with.
+    Column("scrub_emails", Boolean, nullable=False, server_default=false()),
+    Column("scrub_ips", Boolean, nullable=False, server_default=false()),
 )
 
 project_keys = Table(
