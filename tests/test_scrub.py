@@ -179,3 +179,11 @@ def test_never_raises_and_is_idempotent(event: dict[str, Any], emails: bool, ips
 def test_scrub_text_idempotent(text: str) -> None:
     once, _ = scrub_text(text, ScrubOptions(scrub_emails=True, scrub_ips=True))
     assert scrub_text(once, ScrubOptions(scrub_emails=True, scrub_ips=True)) == (once, [])
+
+
+def test_an_empty_key_beside_existing_meta_is_merged() -> None:
+    """A key ``""`` is the slot ``_meta`` uses for its own remarks; the merge must tell the two apart."""
+    event = {"extra": {"foo": {"": "Bearer abc12345678"}}, "_meta": {"extra": {"foo": {"": {"len": 50}}}}}
+    out = scrub_event(event)
+    assert out["extra"]["foo"][""] == "Bearer [Filtered:bearer]"
+    assert out["_meta"]["extra"]["foo"][""]["len"] == 50

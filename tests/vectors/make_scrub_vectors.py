@@ -79,6 +79,11 @@ for k in [
     key(f"keep key: {k}", k, "plain-value-123", "plain-value-123")
 key("allow-listed key skips value rules too", "run_id", "token=abc123", "token=abc123")
 key("kept key still gets value rules", "url", "https://x.io/?token=abc123", "https://x.io/?token=" + L("secret_param"))
+# --- [key, value] pairs (a list of pairs under "tags", "headers", "cookies", ...) -------------------------------------
+# Scrubbing twice changes nothing: the key is judged as sent and as stored (its label names an access key) ...
+key("pair key holding a secret", "tags", [["AKIAIOSFODNN7EXAMPLE", 5]], [[L("aws_access_key"), F]])
+# ... and an allow-listed key stays readable under a key rule ("cookies"), like a dict key, so it keeps its value.
+key("pair, allow-listed key, key rule", "cookies", [["run_id", "r1"], ["sid", "abc"]], [["run_id", "r1"], [F, F]])
 
 # --- value rules ---------------------------------------------------------------------------------------------------
 pos("bearer", "Authorization failed for Bearer abc.def-123", "Authorization failed for Bearer " + L("bearer"))

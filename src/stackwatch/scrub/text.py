@@ -1,15 +1,31 @@
-"""Scrubbing of a single string with the value rules."""
+"""Scrubbing of a single string with the value rules.
+
+Almost every string of an event (source lines, file and module names, ids, timestamps) holds no secret, so the
+work is arranged around proving that quickly:
+
+1. Strings of fewer than ``_MIN_CANDIDATE_LEN`` characters are returned as they are.
+2. One pre-check per string: a single regex over the lower-cased text finds any hint of any active rule (a trie of
+   the literals), and one more over the text the triggers (``rules.py``) of the rules without hints (card numbers,
+   IBANs).  When neither matches, no rule would run, and the string is returned unchanged: two scans instead of one
+   or more per rule.
+3. Otherwise every rule checks its own hints, then its trigger, and only then runs ``finditer``.
+
+Results for strings up to ``_CACHE_MAX_LEN`` characters are kept in a bounded LRU cache per combination of options:
+source context lines, file names and module names repeat from one event to the next.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import NamedTuple
 
 from stackwatch.scrub.rules import OPTIONAL_RULES, RULES, Rule
 from stackwatch.scrub.validators import VALIDATORS, Validator
 
-__all__ = ["Remark", "ScrubOptions", "scrub_text"]
+__all__ = ["Remark", "ScrubOptions", "Scrubbed", "clear_cache", "scrub_text", "string_scrubber"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -32,12 +48,24 @@ class Remark(NamedTuple):
         return [self.rule, self.kind, self.start, self.end]
 
 
+# The new text and its remarks, or None when nothing was replaced.  Immutable, so cached results can be shared.
+Scrubbed = tuple[str, tuple[Remark, ...]] | None
+
+# Every rule needs at least a few characters; shorter strings skip all regex work.
+_MIN_CANDIDATE_LEN = 6
+# The cache holds at most _CACHE_SIZE strings of at most _CACHE_MAX_LEN characters per combination of options in
+# use (about 2 MB when full of ASCII text, a few MB at worst); longer strings are scrubbed afresh every time.
+_CACHE_SIZE = 4096
+_CACHE_MAX_LEN = 256
+
+
 @dataclass(frozen=True, slots=True)
 class _Compiled:
     rule: Rule
     regex: re.Pattern[str]
     validator: Validator | None
     has_group: bool
+    trigger: re.Pattern[str] | None
 
 
 def _compile(rules: tuple[Rule, ...]) -> tuple[_Compiled, ...]:
@@ -45,30 +73,103 @@ def _compile(rules: tuple[Rule, ...]) -> tuple[_Compiled, ...]:
     for rule in rules:
         regex = re.compile(rule.pattern)
         validator = VALIDATORS[rule.validator] if rule.validator else None
-        out.append(_Compiled(rule, regex, validator, "v" in regex.groupindex))
+        trigger = re.compile(rule.trigger) if rule.trigger is not None else None
+        out.append(_Compiled(rule, regex, validator, "v" in regex.groupindex, trigger))
     return tuple(out)
 
 
-_BASE = _compile(tuple(r for r in RULES if r.kind == "value"))
-_EMAIL = _compile(OPTIONAL_RULES["scrub_emails"])
-_IPS = _compile(OPTIONAL_RULES["scrub_ips"])
-# Every rule needs at least a few characters; shorter strings skip all regex work.
-_MIN_CANDIDATE_LEN = 6
+_Trie = dict[str, "_Trie"]
 
 
-def _active(options: ScrubOptions) -> tuple[_Compiled, ...]:
-    active = _BASE
-    if options.scrub_emails:
-        active += _EMAIL
-    if options.scrub_ips:
-        active += _IPS
-    return active
+def _any_literal(literals: Iterable[str]) -> re.Pattern[str]:
+    """A regex that matches where any of ``literals`` starts, written as a trie (``a(?:bia|cca)|b...``).
+
+    Python's regex engine tries the alternatives of a flat ``abia|acca|...`` one by one at every position; the trie
+    tries each character once, and since every alternative starts with a plain character the engine skips ahead
+    to the next position holding one of those first characters.
+    """
+    trie: _Trie = {}
+    for literal in literals:
+        node = trie
+        for ch in literal:
+            node = node.setdefault(ch, {})
+        node[""] = {}  # a literal ends here
+
+    def emit(node: _Trie) -> str:
+        if "" in node:
+            return ""  # a literal ends here: the longer ones below it contain it, so they need no test of their own
+        parts = [re.escape(ch) + emit(child) for ch, child in sorted(node.items())]
+        return parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
+
+    return re.compile(emit(trie))
+
+
+class _RuleSet:
+    """The value rules active for one combination of options, with their pre-check and result cache."""
+
+    def __init__(self, rules: tuple[_Compiled, ...]) -> None:
+        self.rules = rules
+        # The pre-check screens a rule by its hints (all hints go into one regex) or, when it has none, by its
+        # trigger (all of those go into another); a rule with neither could match anything: no pre-check then.
+        self._unscreened = any(not c.rule.hints and c.trigger is None for c in rules)
+        literals = {h for c in rules for h in c.rule.hints}
+        self._hints = _any_literal(literals) if literals else None
+        triggers = [c.rule.trigger for c in rules if not c.rule.hints and c.rule.trigger is not None]
+        self._triggers = re.compile("|".join(f"(?:{t})" for t in triggers)) if triggers else None
+        self.cached = lru_cache(maxsize=_CACHE_SIZE)(self.scrub_uncached)
+
+    def scrub(self, text: str) -> Scrubbed:
+        size = len(text)
+        if size < _MIN_CANDIDATE_LEN:
+            return None
+        if size <= _CACHE_MAX_LEN:
+            return self.cached(text)
+        return self.scrub_uncached(text)
+
+    def scrub_uncached(self, text: str) -> Scrubbed:
+        lowered = text.lower()
+        if not self._may_match(text, lowered):
+            return None
+        found = _candidates(text, lowered, self.rules)
+        if not found:
+            return None
+        found.sort()
+        pieces: list[str] = []
+        remarks: list[Remark] = []
+        cursor = out_len = 0
+        for start, _priority, end, name, label in found:
+            if start < cursor:
+                continue  # overlaps a replacement already made (earlier start, or same start and higher priority)
+            pieces.append(text[cursor:start])
+            out_len += start - cursor
+            pieces.append(label)
+            remarks.append(Remark(name, "s", out_len, out_len + len(label)))
+            out_len += len(label)
+            cursor = end
+        pieces.append(text[cursor:])
+        return "".join(pieces), tuple(remarks)
+
+    def _may_match(self, text: str, lowered: str) -> bool:
+        """False only when no rule would even run its pattern on ``text``."""
+        if self._unscreened:
+            return True
+        if self._hints is not None and self._hints.search(lowered) is not None:
+            return True
+        return self._triggers is not None and self._triggers.search(text) is not None
 
 
 def _candidates(text: str, lowered: str, rules: tuple[_Compiled, ...]) -> list[tuple[int, int, int, str, str]]:
+    """Every match the rules keep: ``(start, priority, end, rule name, label)``."""
     found = []
     for priority, c in enumerate(rules):
-        if c.rule.hints and not any(h in lowered for h in c.rule.hints):
+        hints = c.rule.hints
+        if hints:
+            for hint in hints:
+                if hint in lowered:
+                    break
+            else:
+                continue
+        if c.trigger is not None and c.trigger.search(text) is None:
             continue
         for m in c.regex.finditer(text):
             start, end = m.span("v") if c.has_group else m.span()
@@ -83,25 +184,33 @@ def _candidates(text: str, lowered: str, rules: tuple[_Compiled, ...]) -> list[t
     return found
 
 
+_BASE = _compile(tuple(r for r in RULES if r.kind == "value"))
+_EMAIL = _compile(OPTIONAL_RULES["scrub_emails"])
+_IPS = _compile(OPTIONAL_RULES["scrub_ips"])
+# One rule set per combination of (scrub_emails, scrub_ips), in the rules' priority order.
+_RULE_SETS: dict[tuple[bool, bool], _RuleSet] = {
+    (emails, ips): _RuleSet(_BASE + (_EMAIL if emails else ()) + (_IPS if ips else ()))
+    for emails in (False, True)
+    for ips in (False, True)
+}
+
+
+def string_scrubber(options: ScrubOptions | None = None) -> Callable[[str], Scrubbed]:
+    """The function that scrubs one string under ``options``: ``(new_text, remarks)``, or None when unchanged."""
+    if options is None:
+        return _RULE_SETS[False, False].scrub
+    return _RULE_SETS[bool(options.scrub_emails), bool(options.scrub_ips)].scrub
+
+
 def scrub_text(text: str, options: ScrubOptions | None = None) -> tuple[str, list[Remark]]:
     """Replace every secret-looking part of ``text``; return the new text and one remark per replacement."""
-    if len(text) < _MIN_CANDIDATE_LEN:
+    result = string_scrubber(options)(text)
+    if result is None:
         return text, []
-    found = _candidates(text, text.lower(), _active(options or ScrubOptions()))
-    if not found:
-        return text, []
-    found.sort()
-    pieces: list[str] = []
-    remarks: list[Remark] = []
-    cursor = out_len = 0
-    for start, _priority, end, name, label in found:
-        if start < cursor:
-            continue  # overlaps a replacement already made (earlier start, or same start and higher priority)
-        pieces.append(text[cursor:start])
-        out_len += start - cursor
-        pieces.append(label)
-        remarks.append(Remark(name, "s", out_len, out_len + len(label)))
-        out_len += len(label)
-        cursor = end
-    pieces.append(text[cursor:])
-    return "".join(pieces), remarks
+    return result[0], list(result[1])
+
+
+def clear_cache() -> None:
+    """Forget every cached result (for measuring the cost of strings never seen before)."""
+    for rule_set in _RULE_SETS.values():
+        rule_set.cached.cache_clear()
