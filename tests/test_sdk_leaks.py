@@ -1,0 +1,216 @@
+"""No secret leaves a component that uses ``stackwatch.sdk``: not in the bytes on the wire, not in what the server
+stores and serves.
+
+A component process plants a dozen kinds of secret (each a fresh random value) in every place an event picks data
+up from: nested frame variables, exception messages and their causes, URLs in messages, breadcrumb messages and
+data, logging arguments and extras, tags, contexts, extra, the user and a request.  Its DSN points at a local
+recording server that keeps every byte it receives and forwards it to a real Stackwatch server.  The test then
+looks for each secret in the decoded request bodies and in everything the REST API returns, and checks that the
+identifiers a developer needs (workflow, run, order, correlation id) did arrive, and that ``_meta`` says what was
+removed, so that a component that sent nothing at all could not pass.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import string
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from stackwatch.scrub.validators import luhn_ok
+from tests.conftest import ServerFactory, ServerProcess
+from tests.sdk_support import Recorder, by_message, recording, run_component
+
+pytestmark = pytest.mark.slow
+
+ALNUM = string.ascii_letters + string.digits
+
+
+def rand(n: int, alphabet: str = ALNUM) -> str:
+    return "".join(secrets.choice(alphabet) for _ in range(n))
+
+
+def card_number() -> str:
+    """A random 16-digit Visa number that passes the Luhn check."""
+    body = "4" + rand(14, string.digits)
+    check = next(str(d) for d in range(10) if luhn_ok(body + str(d)))
+    return body + check
+
+
+def iban() -> str:
+    """A random German IBAN with valid mod-97 check digits."""
+    bban = rand(18, string.digits)
+    numeric = bban + "1314" + "00"  # D=13, E=14, then "00" for the check digits
+    return f"DE{98 - int(numeric) % 97:02d}{bban}"
+
+
+def jwt() -> tuple[str, str]:
+    def part(value: dict[str, str]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    signature = rand(43)
+    return f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{part({'sub': rand(16)})}.{signature}", signature
+
+
+def plant_secrets() -> tuple[dict[str, str], list[str]]:
+    """The secrets to plant, by (secret-looking) name, and the markers that must never be seen."""
+    token, signature = jwt()
+    pem_lines = [rand(64) for _ in range(4)]
+    values = {
+        "stripe_api_key": "sk_live_" + rand(24),
+        "jwt_token": token,
+        "bearer_token": "9" + rand(31),
+        "url_password": "pw" + rand(16) + "7",
+        "query_token": rand(24),
+        "aws_access_key": "AKIA" + rand(16, string.ascii_uppercase + string.digits),
+        "github_token": "ghp_" + rand(36),
+        "password": rand(20),
+        "opaque_secret": rand(22),
+        "card_number": card_number(),
+        "iban": iban(),
+        "pem_private_key": "-----BEGIN RSA PRIVATE KEY-----\n"
+        + "\n".join(pem_lines)
+        + "\n-----END RSA PRIVATE KEY-----",
+    }
+    markers = [value for key, value in values.items() if key not in ("jwt_token", "pem_private_key")]
+    markers += [token.split(".")[1], signature, *pem_lines]
+    return values, markers
+
+
+def leaked(text: str | bytes, markers: list[str]) -> list[str]:
+    data = text.encode() if isinstance(text, str) else text
+    return [marker for marker in markers if marker.encode() in data]
+
+
+def meta_rules(meta: Any, path: str = "") -> set[tuple[str, str]]:
+    """``{(dotted path, rule)}`` for every remark in a ``_meta`` tree."""
+    found: set[tuple[str, str]] = set()
+    if not isinstance(meta, dict):
+        return found
+    for key, value in meta.items():
+        if key == "" and isinstance(value, dict):
+            found |= {(path, str(remark[0])) for remark in value.get("rem") or []}
+        else:
+            found |= meta_rules(value, f"{path}.{key}" if path else key)
+    return found
+
+
+def api_get(server: ServerProcess, path: str, **params: Any) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {server.token}"}
+    response = httpx.get(f"{server.base_url}/api/v1{path}", params=params, headers=headers, timeout=10)
+    assert response.status_code == 200, f"GET {path}: {response.status_code} {response.text}"
+    return response
+
+
+def everything_served(server: ServerProcess) -> tuple[str, list[dict[str, Any]]]:
+    """The text of every REST API answer about the project's issues and events, and the event details."""
+    texts: list[str] = []
+    details: list[dict[str, Any]] = []
+    issues = api_get(server, "/projects/python/issues", limit=100)
+    texts.append(issues.text)
+    for issue in issues.json()["data"]:
+        texts.append(api_get(server, f"/issues/{issue['id']}").text)
+        events = api_get(server, f"/issues/{issue['id']}/events", limit=100)
+        texts.append(events.text)
+        for event in events.json()["data"]:
+            detail = api_get(server, f"/events/{event['event_id']}")
+            texts.append(detail.text)
+            details.append(detail.json())
+    return "\n".join(texts), details
+
+
+def test_no_secret_leaves_the_component(start_server: ServerFactory, tmp_path: Path) -> None:
+    server = start_server()
+    values, markers = plant_secrets()
+    suffix = uuid.uuid4().hex[:8]
+    order = f"ord-{secrets.randbelow(10**6):06d}"
+    correlation = str(uuid.uuid4())
+    data = {
+        "suffix": suffix,
+        "order": order,
+        "correlation": correlation,
+        "secrets": values,
+        "url_with_token": f"https://api.partner.test/v1/orders/{order}?token={values['query_token']}&page=2",
+    }
+    with recording(upstream=server.base_url) as recorder:
+        child = run_component("leaks", tmp_path / "spool", dsn=recorder.dsn(), data=data, returncode=1)
+        ids = child.result["ids"]
+        events = recorder.wait_events(5)
+        wire = _check_the_wire(recorder, markers, tmp_path / "spool")
+
+    # What was sent is useful: the identifiers arrived, and ``_meta`` says what was removed and by which rule.
+    for identifier in (f"wf_{suffix}", f"run_{suffix}", order, correlation, "user-42"):
+        assert identifier.encode() in wire, f"{identifier} never reached the server"
+    assert f"worker crashed with AWS key [Filtered:aws_access_key] for {order}".encode() in wire
+    _check_meta(events, ids, order)
+
+    # What the server stores and serves: nothing secret, the identifiers all there.
+    server.wait_digested(timeout=30)
+    served, details = everything_served(server)
+    assert leaked(served, markers) == [], "the REST API serves a planted secret"
+    stored_ids = {detail["event_id"] for detail in details}
+    assert {ids["exception"], ids["message"]} <= stored_ids, (ids, stored_ids)
+    assert len(details) >= 5
+    for identifier in (f"wf_{suffix}", f"run_{suffix}", order, correlation):
+        assert identifier in served, f"{identifier} is missing from what the REST API serves"
+    exception = next(detail for detail in details if detail["event_id"] == ids["exception"])
+    assert (exception["workflow_id"], exception["run_id"], exception["component"]) == (
+        f"wf_{suffix}",
+        f"run_{suffix}",
+        "orchestrator",
+    )
+    assert "[Filtered:stripe_key]" in exception["data"]["exception"]["values"][-1]["value"]
+    stored_rules = meta_rules(exception["data"]["_meta"])  # the server keeps what the SDK recorded
+    assert {("request.data", "!config"), ("exception.values.1.value", "stripe_key")} <= stored_rules
+
+
+def _check_the_wire(recorder: Recorder, markers: list[str], spool: Path) -> bytes:
+    requests = recorder.snapshot()
+    assert requests, "the component sent nothing"
+    wire = b"\n".join(request.decoded for request in requests)
+    assert leaked(wire, markers) == [], "a planted secret left the process"
+    assert all(request.headers.get("content-encoding") == "gzip" for request in requests)
+    at_rest = b"".join(path.read_bytes() for path in spool.rglob("*") if path.is_file())
+    assert leaked(at_rest, markers) == [], "a planted secret was written to the spool"
+    return wire
+
+
+def _check_meta(events: list[dict[str, Any]], ids: dict[str, str], order: str) -> None:
+    exception = next(event for event in events if event["event_id"] == ids["exception"])
+    rules = meta_rules(exception["_meta"])
+    paths = {path for path, _rule in rules}
+    expected = {
+        ("exception.values.1.value", "stripe_key"),  # the ConnectionError raised from the PermissionError
+        ("exception.values.0.value", "jwt"),
+        ("request.data", "!config"),
+        ("request.headers", "!config"),
+        ("request.cookies", "!config"),
+        ("user.data.session_token", "token"),
+        ("user.data.note", "github_token"),
+        ("tags.callback_url", "secret_param"),
+        ("contexts.partner.signing_pem", "pem_private_key"),
+        ("extra.aws", "aws_access_key"),
+        ("extra.payment.iban", "iban"),
+        ("extra.payment.card", "card_number"),
+    }
+    assert expected <= rules, f"missing from _meta: {sorted(expected - rules)} in {sorted(rules)}"
+    assert any(p.startswith("exception.values.1.stacktrace.frames.") and p.endswith(".vars.password") for p in paths)
+    assert any(p.endswith(".vars.config.stripe.api_key") for p in paths), sorted(paths)
+    crumbs = {rule for path, rule in rules if path.startswith("breadcrumbs.values.")}
+    assert {"bearer", "webhook_secret", "url_credentials", "token"} & crumbs, crumbs
+
+    logged = by_message(events, f"refresh with token [Filtered] failed for order {order}")
+    assert logged["logentry"]["params"] == ["[Filtered]", order]
+    assert ("logentry.params.0", "token") in meta_rules(logged["_meta"])
+    assert logged["extra"]["password"] == "[Filtered]"
+    assert logged["tags"]["run_id"].startswith("run_")
+
+    call = by_message(events, "call failed: https://api.partner.test/v1/orders/")
+    assert "token=[Filtered:secret_param]" in call["logentry"]["formatted"]
+    assert "[Filtered:github_token]" in call["logentry"]["params"][2]
