@@ -19,9 +19,10 @@ $(NODE_STAMP): tests/node/package.json tests/node/package-lock.json
 		cd tests/node && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
 	else echo "npm not found: the @sentry/node tests will be skipped"; fi
 
-## Start Stackwatch on SQLite (./stackwatch-data) and print the dashboard URL, login and DSN.
+## Start Stackwatch on SQLite (./stackwatch-data) and print the dashboard URL, login and DSN; on a fresh data
+## directory, a simulated MeshHook workload (stackwatch demo) fills the default project.
 run: $(STAMP)
-	$(BIN)/stackwatch serve
+	$(BIN)/stackwatch serve --demo
 
 ## Lint, type-check and run the whole test suite (SQLite and PostgreSQL).
 test: check $(NODE_STAMP)

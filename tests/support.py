@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import copy
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import func, select
+import zstandard
+from sqlalchemy import Engine, func, select
 
 from stackwatch.server.digest.normalize import EventContext, NormalizedEvent, normalize_event
 from stackwatch.server.ingest.decode import decode_body
 from stackwatch.server.ingest.envelope import parse_envelope
-from stackwatch.server.storage.schema import events, issues
+from stackwatch.server.storage.schema import events, issues, metadata
 from tests.conftest import PYTHON_KEY, Stack
 from tests.fixtures import Captured
 
@@ -131,3 +133,47 @@ def normalized(raw: dict[str, Any], **context: Any) -> NormalizedEvent:
     values: dict[str, Any] = {"project_id": 1, "received_at": 1_800_000_000.0, "client_ip": "198.51.100.7"}
     values.update(context)
     return normalize_event(copy.deepcopy(raw), EventContext(**values))
+
+
+def stored_bytes(engine: Engine) -> bytes:
+    """Every value of every row of every table, compressed payloads decompressed: what a leak check searches."""
+    decompress = zstandard.ZstdDecompressor()
+    chunks: list[bytes] = []
+    with engine.connect() as connection:
+        for table in metadata.sorted_tables:
+            for row in connection.execute(select(table)):
+                for value in row:
+                    if isinstance(value, bytes):
+                        try:
+                            chunks.append(decompress.decompress(value))
+                        except zstandard.ZstdError:
+                            chunks.append(value)
+                    elif value is not None:
+                        chunks.append(str(value).encode())
+    return b"\n".join(chunks)
+
+
+def crawl_api(get: Callable[..., httpx.Response]) -> bytes:
+    """Every answer of the REST API about what is stored: projects, issues, issue details, events, runs.
+
+    ``get(path, **params)`` requests ``/api/v1<path>`` with a token.
+    """
+    bodies: list[bytes] = []
+
+    def fetch(path: str, **params: Any) -> Any:
+        response = get(path, **params)
+        assert response.status_code == 200, (path, response.text)
+        bodies.append(response.content)
+        return response.json()
+
+    runs: set[str] = set()
+    for project in fetch("/projects"):
+        for issue in fetch(f"/projects/{project['slug']}/issues", limit=100)["data"]:
+            fetch(f"/issues/{issue['id']}", hours=24 * 90)
+            for event in fetch(f"/issues/{issue['id']}/events", limit=100)["data"]:
+                fetch(f"/events/{event['event_id']}")
+                if event.get("run_id"):
+                    runs.add(event["run_id"])
+    for run in sorted(runs):
+        fetch(f"/runs/{run}/events")
+    return b"\n".join(bodies)

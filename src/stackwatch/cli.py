@@ -9,6 +9,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
+import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +25,7 @@ from sqlalchemy.exc import OperationalError
 from stackwatch import __version__
 from stackwatch.server.config import ROLES, ConfigError, Settings, load_settings
 from stackwatch.server.storage import accounts, db
-from stackwatch.server.storage.schema import projects
+from stackwatch.server.storage.schema import events, projects
 
 __all__ = ["main"]
 
@@ -76,8 +79,9 @@ def main() -> None:
 @click.option("--host", help="Address to listen on [STACKWATCH_HOST, 127.0.0.1]")
 @click.option("--port", type=int, help="Port to listen on [STACKWATCH_PORT, 8000]")
 @click.option("--role", type=click.Choice(ROLES), help="Parts to run in this process [STACKWATCH_ROLE, all]")
+@click.option("--demo", is_flag=True, help="Once up, send the demo workload if the default project has no events")
 @_store_options
-def serve(**flags: Any) -> None:
+def serve(demo: bool, **flags: Any) -> None:
     """Run the server: ingest, REST API and (in a child process) the digest worker."""
     import uvicorn
 
@@ -90,8 +94,12 @@ def serve(**flags: Any) -> None:
     with _database(settings) as connection:  # creates and migrates the database on first start
         first = accounts.ensure_defaults(connection)
         dsn = _default_dsn(connection, settings)
+        empty = connection.execute(select(events.c.id).where(events.c.project_id == 1).limit(1)).first() is None
     services = open_services(settings, migrate=False)
     _print_banner(settings, first, dsn)
+    if demo and dsn and empty and settings.role == "all":
+        click.echo("  Demo:       sending a simulated MeshHook workload to the default project (stackwatch demo)")
+        threading.Thread(target=_demo_when_up, args=(settings, dsn), name="stackwatch-demo", daemon=True).start()
     app = create_app(settings, services)
     uvicorn.run(
         app,
@@ -101,6 +109,27 @@ def serve(**flags: Any) -> None:
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=10,
+    )
+
+
+def _demo_when_up(settings: Settings, dsn: str) -> None:
+    """Wait for the server to answer, then run the demo workload against it in child processes."""
+    from stackwatch.demo import run_demo
+
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://{host}:{settings.port}/healthz", timeout=2):
+                break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        logging.getLogger("stackwatch.demo").warning("server did not come up; demo not sent")
+        return
+    results = run_demo(dsn, spool_dir=str(settings.data_dir / "demo-spool"))
+    logging.getLogger("stackwatch.demo").info(
+        "demo workload sent: %s", ", ".join(f"{r.component} (exit {r.returncode})" for r in results)
     )
 
 
@@ -148,6 +177,43 @@ def migrate(**flags: Any) -> None:
     with _database(settings):
         pass
     click.echo(f"database {_safe_url(settings.database_url)} is up to date")
+
+
+@main.command()
+@click.option("--dsn", help="Where to send the events [STACKWATCH_DSN; default: this server's default project]")
+@click.option(
+    "--runs", type=click.IntRange(1, 10_000), default=12, show_default=True, help="Workflow runs per component"
+)
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the simulated workload and its secrets")
+@click.option("--spool-dir", help="The components' spool [STACKWATCH_SPOOL_DIR; default: a per-user folder]")
+@_store_options
+def demo(dsn: str | None, runs: int, seed: int, spool_dir: str | None, **flags: Any) -> None:
+    """Send a simulated MeshHook workload (api, orchestrator, http-executor) through stackwatch.sdk."""
+    from stackwatch.demo import CRASHING, run_demo
+
+    dsn = dsn or os.environ.get("STACKWATCH_DSN")
+    if not dsn:
+        settings = _settings(**flags)
+        with _database(settings) as connection:
+            dsn = _default_dsn(connection, settings)
+        if not dsn:
+            raise click.ClickException("no DSN: pass --dsn or set STACKWATCH_DSN (the default project is gone)")
+    click.echo(f"sending {runs} workflow runs per component to {dsn.split('@')[-1]} …")
+    failed = False
+    for result in run_demo(dsn, runs=runs, seed=seed, spool_dir=spool_dir):
+        if result.component == CRASHING:
+            ok = result.returncode == 1 and "state is corrupt" in result.output
+            note = "crashed with a fatal error, as planned" if ok else f"exit {result.returncode}"
+        else:
+            ok = result.returncode == 0
+            note = "done" if ok else f"exit {result.returncode}"
+        click.echo(f"  {result.component:<14} {note}")
+        if not ok:
+            failed = True
+            click.echo(result.output, err=True)
+    if failed:
+        raise click.ClickException("a demo component failed; its output is above")
+    click.echo("done: the events appear in the dashboard within seconds")
 
 
 @main.group()

@@ -1,0 +1,75 @@
+"""``stackwatch demo`` against a running server: issues from all three components, with workflow context, and
+none of the planted secrets visible anywhere."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from stackwatch.demo import COMPONENTS, planted_secrets
+from stackwatch.server.services import Services
+from tests import support
+from tests.conftest import PYTHON_KEY, ServerProcess
+
+pytestmark = pytest.mark.slow
+
+
+def api(server: ServerProcess, path: str, **params: Any) -> httpx.Response:
+    return httpx.get(
+        f"{server.base_url}/api/v1{path}", params=params, headers={"Authorization": f"Bearer {server.token}"}
+    )
+
+
+def issues(server: ServerProcess, **filters: Any) -> list[dict[str, Any]]:
+    response = api(server, "/projects/python/issues", limit=100, **filters)
+    assert response.status_code == 200, response.text
+    return list(response.json()["data"])
+
+
+def test_demo_fills_a_dashboard_without_leaking(server: ServerProcess, services: Services, tmp_path: Path) -> None:
+    dsn = f"http://{PYTHON_KEY}@127.0.0.1:{server.port}/1"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STACKWATCH_", "SENTRY_"))}
+    result = subprocess.run(
+        [sys.executable, "-m", "stackwatch", "demo", "--dsn", dsn, "--runs", "12", "--spool-dir", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "crashed with a fatal error, as planned" in result.stdout
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not issues(server, level="fatal"):
+        time.sleep(0.2)
+    server.wait_digested()
+
+    for component in COMPONENTS:
+        found = issues(server, component=component)
+        assert found, f"no issue from {component}"
+        events = [
+            event for issue in found for event in api(server, f"/issues/{issue['id']}/events", limit=100).json()["data"]
+        ]
+        with_context = [e for e in events if e["workflow_id"] and e["run_id"] and e["step_id"]]
+        assert with_context, f"{component}: no event with workflow, run and step"
+        assert {e["component"] for e in events} == {component}
+    fatal = issues(server, level="fatal")
+    assert len(fatal) == 1 and "state is corrupt" in fatal[0]["title"]
+    crash = api(server, f"/issues/{fatal[0]['id']}/events").json()["data"][0]
+    assert (crash["component"], crash["step_id"]) == ("orchestrator", "checkpoint") and crash["run_id"]
+    kinds = {issue["title"].split(":")[0] for issue in issues(server)}
+    assert {"TargetHTTPError", "TimeoutError", "TransformError", "LeaseLostError", "SignatureMismatch"} <= kinds
+
+    seen = support.crawl_api(lambda path, **params: api(server, path, **params))
+    stored = support.stored_bytes(services.engine)
+    for name, secret in planted_secrets(1).items():
+        assert secret.encode() not in seen, f"the {name} secret is visible in the API"
+        assert secret.encode() not in stored, f"the {name} secret is stored"
+    assert b"[Filtered" in seen and b"wf_order_sync" in seen
