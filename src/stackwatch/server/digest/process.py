@@ -27,6 +27,7 @@ log = logging.getLogger("stackwatch.digest")
 
 _PR_SET_PDEATHSIG = 1
 _RESTART_DELAY = 1.0
+_DIGEST_NICENESS = 5
 
 
 def _die_with_parent() -> None:
@@ -45,6 +46,9 @@ def _child_main(settings: Settings, parent: int) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the server stops us itself
     _die_with_parent()
+    # Background work: when the two compete for a core, answering an SDK comes first.
+    with contextlib.suppress(OSError):
+        os.nice(_DIGEST_NICENESS)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     services = open_services(settings, migrate=False)
     # No in-process wake-up from ingest here: poll often, an idle poll is one indexed read.
