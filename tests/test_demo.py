@@ -16,7 +16,7 @@ import pytest
 from stackwatch.demo import COMPONENTS, planted_secrets
 from stackwatch.server.services import Services
 from tests import support
-from tests.conftest import PYTHON_KEY, ServerProcess
+from tests.conftest import PYTHON_KEY, ServerProcess, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -73,3 +73,60 @@ def test_demo_fills_a_dashboard_without_leaking(server: ServerProcess, services:
         assert secret.encode() not in seen, f"the {name} secret is visible in the API"
         assert secret.encode() not in stored, f"the {name} secret is stored"
     assert b"[Filtered" in seen and b"wf_order_sync" in seen
+
+
+def test_serve_with_demo_fills_a_fresh_installation_once(tmp_path: Path) -> None:
+    """What ``make run`` does: ``serve --demo`` on a fresh data directory sends the demo; a restart does not."""
+    data_dir = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STACKWATCH_", "SENTRY_"))}
+    env["STACKWATCH_LOG_LEVEL"] = "info"
+    port = free_port()
+    command = [sys.executable, "-m", "stackwatch", "serve", "--demo", "--port", str(port), "--data-dir", str(data_dir)]
+
+    def start(log_name: str) -> subprocess.Popen[bytes]:
+        with open(tmp_path / log_name, "wb") as log:
+            return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    process = start("first.log")
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (data_dir / "admin-password").exists():
+            time.sleep(0.1)
+        token = subprocess.run(
+            [sys.executable, "-m", "stackwatch", "token", "create", "--data-dir", str(data_dir)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()[-1]
+        headers = {"Authorization": f"Bearer {token}"}
+        url = f"http://127.0.0.1:{port}/api/v1/projects/default/issues"
+        components: set[str] = set()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and components != set(COMPONENTS):
+            time.sleep(0.5)
+            try:
+                found = httpx.get(url, params={"limit": 100, "level": "fatal"}, headers=headers).json().get("data", [])
+            except httpx.HTTPError:
+                continue
+            components = {
+                c for c in COMPONENTS if httpx.get(url, params={"component": c}, headers=headers).json()["data"]
+            }
+            if not found:
+                components.discard("orchestrator")  # wait for the crash report too
+        assert components == set(COMPONENTS), (tmp_path / "first.log").read_text()
+    finally:
+        process.terminate()
+        process.wait(30)
+    assert "Demo:" in (tmp_path / "first.log").read_text()
+
+    again = start("second.log")
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and "Uvicorn running" not in (tmp_path / "second.log").read_text():
+            time.sleep(0.1)
+    finally:
+        again.terminate()
+        again.wait(30)
+    assert "Uvicorn running" in (tmp_path / "second.log").read_text()
+    assert "Demo:" not in (tmp_path / "second.log").read_text()  # the project has events: no second helping
