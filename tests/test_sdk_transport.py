@@ -339,6 +339,29 @@ def test_400_deletes_the_envelope_and_reports_a_send_error(
     assert recorder.event_ids() == [event_id], "a refused envelope is never sent again"
 
 
+def test_a_refused_envelope_is_counted_before_its_file_goes(
+    recorder: Recorder, make: Callable[..., SpoolTransport], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flush that finds the spool empty writes the pending losses as a client report: the loss must already be
+    counted when the file disappears, or that flush reports nothing."""
+    recorder.answer(400, {"X-Sentry-Error": "malformed"})
+    transport = make(recorder.dsn)
+    store = transport._store
+    counted_at_removal: list[bool] = []
+    remove = store.remove
+
+    def watched_remove(name: str) -> None:
+        counted_at_removal.append(transport._lost.pending())
+        remove(name)
+
+    monkeypatch.setattr(store, "remove", watched_remove)
+    envelope, _ = event_envelope()
+    transport.capture_envelope(envelope)
+    recorder.wait(lambda requests: len(requests) == 1)
+    wait_until(lambda: bool(counted_at_removal))
+    assert counted_at_removal[0] is True
+
+
 def test_503_is_retried_with_growing_delays_and_the_file_kept(
     recorder: Recorder, make: Callable[..., SpoolTransport]
 ) -> None:

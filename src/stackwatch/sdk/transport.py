@@ -468,9 +468,10 @@ class SpoolTransport(Transport):
             self._warn_once(
                 f"status {answer.status}", "the server refused an envelope with %s; dropping it", answer.status
             )
-            store.remove(name)
+            # Counted before the file goes: whoever sees the spool without it (a flush) must find the loss.
             if self._client_reports:
                 self._lost.add_all("send_error", decode_categories(name))
+            store.remove(name)
             return None
         if answer.status == 429 and self._limits.blocked([c for c in categories if c in HELD_CATEGORIES]) > 0:
             return None  # the limit now holds this file (and those like it) back; others may still go
