@@ -424,6 +424,30 @@ def _stackwatch_command() -> list[str]:
     return [sys.executable, "-c", "from stackwatch.cli import main; main()"]
 
 
+def _add_alert_rules(data_dir: Path, env: dict[str, str]) -> None:
+    """Alerting at its busiest: rules whose filters every event passes, so each batch evaluates all of them
+    (throttle rows, window counts), and a webhook that refuses connections, so the dispatcher retries too."""
+    base = [*_stackwatch_command(), "alert"]
+    where = ["--data-dir", str(data_dir)]
+    config = json.dumps({"url": f"http://127.0.0.1:{_free_port()}/hook"})
+    created = subprocess.run(
+        [*base, "channel", "create", "default", "Down", "--kind", "webhook", "--config", config, *where],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    channel = created.stdout.split()[-1]
+    rules = [
+        ["Every error", "--trigger", "level", "--level", "error"],
+        ["Busy", "--trigger", "event_frequency", "--threshold", "100", "--window-minutes", "5"],
+        ["Many users", "--trigger", "impact", "--impact-kind", "users", "--threshold", "20", "--window-minutes", "5"],
+    ]
+    for name, *spec in rules:
+        command = [*base, "rule", "create", "default", name, *spec, "--channel", channel, *where]
+        subprocess.run(command, env=env, capture_output=True, check=True)
+
+
 class OwnServer:
     """``stackwatch serve`` on a free loopback port with a fresh data directory (SQLite)."""
 
@@ -537,6 +561,7 @@ class Options:
     event_bytes: int
     seed: int
     server_pid: int | None
+    alert_rules: bool = False
 
 
 @dataclass(slots=True)
@@ -831,6 +856,8 @@ def run(options: Options, dsn: str | None, keep_data: bool = False) -> dict[str,
             env["STACKWATCH_LOG_LEVEL"] = "warning"
             server = OwnServer(workdir / "data", _free_port(), env)
             dsn = server.start()
+            if options.alert_rules:
+                _add_alert_rules(server.data_dir, env)
         target = Target.from_dsn(dsn)
         target.check_loopback()
         asyncio.run(_wait_ready(target, 60))
@@ -872,6 +899,7 @@ def run(options: Options, dsn: str | None, keep_data: bool = False) -> dict[str,
                 "gzip_body_bytes_mean": round(requests.body_bytes),
                 "max_seconds": options.max_seconds,
                 "seed": options.seed,
+                "alert_rules": options.alert_rules,
                 "server": "started by loadgen (SQLite, fresh data dir)" if server is not None else "external",
                 "build_seconds": round(build_seconds, 2),
             },
@@ -948,6 +976,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--event-bytes", type=int, default=4096, help="size of each event's JSON (4096)")
     parser.add_argument("--seed", type=int, default=1, help="random seed for the event contents (1)")
     parser.add_argument("--json", type=Path, help="write the JSON report here instead of stdout")
+    parser.add_argument(
+        "--alert-rules",
+        action="store_true",
+        help="add alert rules that every event passes (level, frequency, impact) to a webhook that is down",
+    )
     parser.add_argument("--keep-data", action="store_true", help="keep the started server's data directory")
     return parser
 
@@ -969,6 +1002,7 @@ def main(argv: list[str] | None = None) -> int:
         event_bytes=args.event_bytes,
         seed=args.seed,
         server_pid=args.server_pid,
+        alert_rules=args.alert_rules,
     )
     try:
         report = run(options, args.dsn, keep_data=args.keep_data)

@@ -42,12 +42,16 @@ def create_app(settings: Settings, services: Services | None = None, *, run_work
             services.inbox.start_writer()
         if worker is not None:
             worker.start()
+        if isinstance(worker, DigestWorker):  # in a digest child process the child runs the dispatcher
+            services.dispatcher.start()
         try:
             yield
         finally:
             services.inbox.stop_writer()  # answers every request that is still waiting for its commit
             if worker is not None:
                 worker.stop()
+            if isinstance(worker, DigestWorker):
+                services.dispatcher.stop()
 
     app = FastAPI(
         title="Stackwatch",
@@ -62,7 +66,7 @@ def create_app(settings: Settings, services: Services | None = None, *, run_work
         for route in Ingest(settings, KeyCache(services.engine), services.inbox).routes():
             app.router.routes.append(route)
     if settings.runs_web:
-        app.include_router(build_router(services.engine, settings.base_url))
+        app.include_router(build_router(services.engine, settings))
         # Until the dashboard is mounted here, the front door leads to the interactive API documentation.
         app.add_api_route("/", lambda: RedirectResponse("/api/v1/docs"), include_in_schema=False)
     _health_routes(app, services)

@@ -7,11 +7,13 @@ and the default. A bad value fails at start with a message that names the settin
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,16 @@ class Settings:
     sqlite_synchronous: str = "FULL"
     digest_process: bool = True
     log_level: str = "info"
+    # Alert delivery: the e-mail channel's SMTP server, and whether channels may reach private networks.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_security: str = "starttls"
+    smtp_user: str = ""
+    smtp_password: str = dataclasses.field(default="", repr=False)
+    smtp_from: str = ""
+    smtp_timeout: int = 10
+    smtp_verify_tls: bool = True
+    alerts_allow_private_targets: bool = True
 
     @property
     def is_sqlite(self) -> bool:
@@ -113,6 +125,13 @@ def _boolean(text: str) -> bool:
     raise ValueError(f"expected true or false, got {text!r}")
 
 
+def _mail_from(text: str) -> str:
+    address = parseaddr(text)[1]
+    if "@" not in address or "\n" in text or "\r" in text:
+        raise ValueError(f"expected an address such as alerts@example.com or 'Name <alerts@example.com>', got {text!r}")
+    return text.strip()
+
+
 def _database_url(text: str) -> str:
     if not re.match(r"^(sqlite|postgresql(\+psycopg)?|postgres)://", text):
         raise ValueError(f"expected sqlite:///PATH or postgresql://…, got {text!r}")
@@ -144,6 +163,15 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "sqlite_synchronous": lambda text: _choice("full", "normal")(text).upper(),
     "digest_process": _boolean,
     "log_level": _choice("debug", "info", "warning", "error"),
+    "smtp_host": str.strip,
+    "smtp_port": _int_in(1, 65535),
+    "smtp_security": _choice("starttls", "ssl", "none"),
+    "smtp_user": str,
+    "smtp_password": str,
+    "smtp_from": _mail_from,
+    "smtp_timeout": _int_in(1, 300),
+    "smtp_verify_tls": _boolean,
+    "alerts_allow_private_targets": _boolean,
 }
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from stackwatch.server.alerts.dispatcher import Dispatcher
 from stackwatch.server.config import Settings
 from stackwatch.server.digest.worker import Digester
 from stackwatch.server.storage import db
@@ -23,6 +24,7 @@ class Services:
     engine: Engine
     inbox: Inbox
     digester: Digester
+    dispatcher: Dispatcher
 
     def close(self) -> None:
         self.inbox.close()
@@ -40,5 +42,9 @@ def open_services(settings: Settings, *, migrate: bool = True) -> Services:
         batch_size=settings.digest_batch_size,
         max_attachment_bytes=settings.max_attachment_bytes,
         identity_key=settings.secret_key.encode(),
+        base_url=settings.base_url,
     )
-    return Services(settings, engine, inbox, digester)
+    dispatcher = Dispatcher(engine, settings)
+    # A batch that wrote notifications wakes the dispatcher of this process at once.
+    digester.listeners.append(lambda result: dispatcher.wakeup.set() if result.notifications else None)
+    return Services(settings, engine, inbox, digester, dispatcher)

@@ -7,12 +7,19 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 __all__ = [
+    "AlertChannel",
+    "AlertChannelCreate",
+    "AlertRule",
+    "AlertRuleCreate",
+    "AlertRuleUpdate",
+    "ChannelTestResult",
     "EventDetail",
     "EventPage",
     "EventSummary",
     "Issue",
     "IssueDetail",
     "IssuePage",
+    "OutboxNotification",
     "Project",
     "ProjectUpdate",
 ]
@@ -116,3 +123,90 @@ class EventPage(BaseModel):
 class EventDetail(EventSummary):
     project_id: int
     data: dict[str, Any]
+
+
+# --- alerts ---------------------------------------------------------------------------------------------------
+# Values are checked by stackwatch.server.alerts.manage, which answers with a message a user can act on (422);
+# the models only fix the field names and JSON types, so a misspelt field is refused instead of ignored.
+
+
+class AlertChannelCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    kind: str
+    config: dict[str, Any]  # the channel kind's own fields (docs/alerts.md)
+    hourly_cap: int | None = None
+
+
+class AlertChannel(BaseModel):
+    """A channel as shown: its configuration without secrets, and its delivery health."""
+
+    id: int
+    name: str
+    kind: str
+    config: dict[str, Any]
+    hourly_cap: int
+    healthy: bool
+    consecutive_failures: int
+    last_error: str | None
+    last_failure_at: str | None
+    last_success_at: str | None
+
+
+class ChannelTestResult(BaseModel):
+    delivered: bool
+    error: str | None = None
+    permanent: bool | None = None
+
+
+class AlertRuleUpdate(BaseModel):
+    """A partial change: only the fields sent are changed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    trigger: str | None = None
+    level: str | None = None
+    threshold: int | None = None
+    window_minutes: int | None = None
+    impact_kind: str | None = None
+    filters: dict[str, Any] | None = None
+    cooldown_minutes: int | None = None
+    enabled: bool | None = None
+    channels: list[int] | None = None
+
+
+class AlertRuleCreate(AlertRuleUpdate):
+    name: str
+    trigger: str
+    channels: list[int]
+
+
+class AlertRule(BaseModel):
+    id: int
+    name: str
+    trigger: str
+    level: str | None
+    threshold: int | None
+    window_minutes: int | None
+    impact_kind: str | None
+    filters: dict[str, Any]
+    cooldown_minutes: int
+    enabled: bool
+    channels: list[int]
+
+
+class OutboxNotification(BaseModel):
+    id: int
+    idempotency_key: str
+    rule_id: int | None
+    channel_id: int
+    issue_id: int | None
+    status: str
+    attempts: int
+    last_error: str | None
+    created_at: str
+    sent_at: str | None
+    reason: str | None
+    title: str | None

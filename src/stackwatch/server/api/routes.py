@@ -1,4 +1,4 @@
-"""The REST API, ``/api/v1``: projects, issues, events and workflow runs, behind bearer tokens."""
+"""The REST API, ``/api/v1``: projects, issues, events, workflow runs and alerts, behind bearer tokens."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy import Engine, select, update
 
 from stackwatch.server.api import queries
+from stackwatch.server.api.alerts import add_alert_routes
 from stackwatch.server.api.models import (
     EventDetail,
     EventPage,
@@ -20,6 +21,7 @@ from stackwatch.server.api.models import (
     Project,
     ProjectUpdate,
 )
+from stackwatch.server.config import Settings
 from stackwatch.server.storage.accounts import dsn, token_owner, touch_token, update_project
 from stackwatch.server.storage.db import now
 from stackwatch.server.storage.schema import events, issues, project_keys, projects
@@ -48,7 +50,8 @@ def _no_nul(request: Request) -> None:
         raise HTTPException(400, "NUL characters are not allowed in paths or parameters")
 
 
-def build_router(engine: Engine, base_url: str = "") -> APIRouter:
+def build_router(engine: Engine, settings: Settings) -> APIRouter:
+    base_url = settings.base_url
     last_touched: dict[int, float] = {}
 
     def authenticated(token: Annotated[str, Depends(_token)]) -> int:
@@ -66,8 +69,10 @@ def build_router(engine: Engine, base_url: str = "") -> APIRouter:
     router = APIRouter(prefix="/api/v1", dependencies=[Depends(_no_nul), Depends(authenticated)], tags=["api"])
     decompressor = zstandard.ZstdDecompressor()
 
+    def public_base(request: Request) -> str:
+        return base_url or str(request.base_url).rstrip("/")
+
     def project_rows(request: Request, slug: str | None = None) -> list[dict[str, Any]]:
-        public_base = base_url or str(request.base_url).rstrip("/")
         query = select(projects).order_by(projects.c.id)
         if slug is not None:
             query = query.where(projects.c.slug == slug)
@@ -85,7 +90,7 @@ def build_router(engine: Engine, base_url: str = "") -> APIRouter:
                 "id": row.id,
                 "slug": row.slug,
                 "name": row.name,
-                "dsn": dsn(public_base, keys[row.id], row.id) if row.id in keys else None,
+                "dsn": dsn(public_base(request), keys[row.id], row.id) if row.id in keys else None,
                 "collect_ips": row.collect_ips,
                 "scrub_emails": row.scrub_emails,
                 "scrub_ips": row.scrub_ips,
@@ -183,4 +188,5 @@ def build_router(engine: Engine, base_url: str = "") -> APIRouter:
         with engine.connect() as connection:
             return queries.event_page(connection, events.c.run_id == run_id, cursor, limit)
 
+    add_alert_routes(router, engine, settings, public_base)
     return router

@@ -54,11 +54,13 @@ def _child_main(settings: Settings, parent: int) -> None:
     # No in-process wake-up from ingest here: poll often, an idle poll is one indexed read.
     worker = DigestWorker(services.digester, services.inbox, poll_interval=0.05)
     worker.start()
+    services.dispatcher.start()  # alerts are delivered where they are written: beside the digest
     try:
         while not stopping and os.getppid() == parent:
             time.sleep(0.2)
     finally:
         worker.stop()
+        services.dispatcher.stop()
         services.close()
 
 

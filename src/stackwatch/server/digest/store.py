@@ -16,6 +16,7 @@ import zstandard
 from sqlalchemy import Connection, Update, bindparam, case, insert, select, update
 
 from stackwatch.server.digest.items import AttachmentRecord, EventRecord, ParsedBatch, hour_of
+from stackwatch.server.digest.normalize import NormalizedEvent
 from stackwatch.server.storage.schema import (
     attachments,
     client_report_counts,
@@ -40,6 +41,9 @@ class BatchResult:
     new_issues: list[int] = field(default_factory=list)
     regressions: list[int] = field(default_factory=list)
     issue_events: Counter[int] = field(default_factory=Counter)
+    # (issue id, event) for every event stored by this batch, in timestamp order: what alert rules look at.
+    stored: list[tuple[int, NormalizedEvent]] = field(default_factory=list)
+    notifications: int = 0  # written to the alert outbox with this batch
 
 
 def _fresh_events(connection: Connection, records: list[EventRecord]) -> list[EventRecord]:
@@ -318,4 +322,5 @@ def write_batch(connection: Connection, batch: ParsedBatch, compressor: zstandar
     upsert_add(connection, issue_tags, _tag_rows(with_issue), ["issue_id", "key", "value"], ["count"], ["last_seen"])
     result.events = len(records)
     result.issue_events.update(issue_id for issue_id, _ in with_issue)
+    result.stored = [(issue_id, record.event) for issue_id, record in with_issue]
     return result

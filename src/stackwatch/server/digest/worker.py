@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, insert, select
 from sqlalchemy.exc import OperationalError
 
 from stackwatch.scrub import ScrubOptions
+from stackwatch.server.alerts.evaluate import evaluate_batch
 from stackwatch.server.digest.items import ProjectPolicy, parse_rows
 from stackwatch.server.digest.store import BatchResult, write_batch
 from stackwatch.server.metrics import record_counters
@@ -55,9 +56,11 @@ class Digester:
         batch_size: int = 500,
         max_attachment_bytes: int = 10 << 20,
         identity_key: bytes = b"",
+        base_url: str = "",
     ):
         self._engine = engine
         self._identity_key = identity_key
+        self._base_url = base_url
         self._inbox = inbox
         self._batch_size = batch_size
         self._max_attachment_bytes = max_attachment_bytes
@@ -88,6 +91,15 @@ class Digester:
                 known = [row for row in rows if row.project_id in policies]
                 batch = parse_rows(known, policies, self._max_attachment_bytes, self._identity_key)
                 result = write_batch(connection, batch, self._compressor)
+                # Notifications are committed with the events that caused them, or not at all.
+                result.notifications = evaluate_batch(
+                    connection,
+                    result.stored,
+                    result.new_issues,
+                    result.regressions,
+                    now=time.time(),
+                    base_url=self._base_url,
+                )
                 _count(connection, result, batch.invalid_items)
                 self._inbox.done(connection, rows)
         self._inbox.after_commit(rows)

@@ -12,6 +12,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
 from sqlalchemy import Connection, func, insert, select, update
 
+from stackwatch.server.alerts.store import create_default_alerts
 from stackwatch.server.storage.db import now
 from stackwatch.server.storage.schema import api_tokens, project_keys, projects, users
 
@@ -73,6 +74,7 @@ def create_project(connection: Connection, name: str, *, public_key: str | None 
         insert(projects).values(slug=slug, name=name[:200], collect_ips=True, created_at=now()).returning(projects.c.id)
     ).scalar_one()
     public_key = create_key(connection, project_id, public_key=public_key)
+    create_default_alerts(connection, project_id)
     return ProjectInfo(project_id, slug, name, public_key)
 
 

@@ -27,8 +27,14 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "ALERT_TRIGGERS",
     "ISSUE_STATUSES",
     "LEVELS",
+    "alert_channels",
+    "alert_outbox",
+    "alert_rule_channels",
+    "alert_rules",
+    "alert_throttle",
     "api_tokens",
     "attachments",
     "client_report_counts",
@@ -170,6 +176,8 @@ events = Table(
     Index(None, "issue_id", "id"),
     Index(None, "run_id"),
     Index(None, "event_id"),
+    # Alert rules count an issue's events (and distinct users, runs, workflows) in the last minutes.
+    Index(None, "issue_id", "received_at"),
 )
 
 issue_hourly = Table(
@@ -276,4 +284,87 @@ inbox = Table(
     *_envelope_columns(),
     # Ids must never be reused after the digest deletes rows: the SQLite layout's cursor relies on it.
     sqlite_autoincrement=True,
+)
+
+
+# --- alerts -----------------------------------------------------------------------------------------------------
+
+ALERT_TRIGGERS = ("new_issue", "regression", "level", "event_frequency", "impact")
+
+# Where notifications go. ``config`` is the channel's JSON configuration; it can hold secrets (webhook secret,
+# Slack URL) and is never returned by the API as stored. Health is tracked from delivery attempts.
+alert_channels = Table(
+    "alert_channels",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("config", Text, nullable=False),
+    Column("hourly_cap", Integer, nullable=False),
+    # Matching events not notified because the hourly cap was reached; reported in the channel's next message.
+    Column("held_back", BigInteger, nullable=False, server_default="0"),
+    Column("consecutive_failures", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text, nullable=True),
+    Column("last_failure_at", Double, nullable=True),
+    Column("last_success_at", Double, nullable=True),
+    Column("created_at", Double, nullable=False),
+)
+
+# When to notify. ``trigger`` is one of ALERT_TRIGGERS; ``threshold``/``window_minutes`` are used by
+# event_frequency and impact (more than ``threshold`` in the last ``window_minutes``), ``impact_kind`` by impact
+# (users, runs, workflows), ``level`` by the level trigger (an event at or above it). ``filters`` is a JSON object:
+# environment, release, component, workflow_id, level (at or above), tags ({key: value}).
+alert_rules = Table(
+    "alert_rules",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("trigger", String(32), nullable=False),
+    Column("level", String(16), nullable=True),
+    Column("threshold", Integer, nullable=True),
+    Column("window_minutes", Integer, nullable=True),
+    Column("impact_kind", String(16), nullable=True),
+    Column("filters", Text, nullable=False),
+    Column("cooldown_minutes", Integer, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("created_at", Double, nullable=False),
+)
+
+alert_rule_channels = Table(
+    "alert_rule_channels",
+    metadata,
+    Column("rule_id", Integer, ForeignKey("alert_rules.id", ondelete="CASCADE"), primary_key=True),
+    Column("channel_id", Integer, ForeignKey("alert_channels.id", ondelete="CASCADE"), primary_key=True),
+)
+
+# The cooldown of a rule for an issue, and the matching events held back during it.
+alert_throttle = Table(
+    "alert_throttle",
+    metadata,
+    Column("rule_id", Integer, ForeignKey("alert_rules.id", ondelete="CASCADE"), primary_key=True),
+    Column("issue_id", BigId, ForeignKey("issues.id", ondelete="CASCADE"), primary_key=True),
+    Column("last_sent_at", Double, nullable=False),
+    Column("held_back", BigInteger, nullable=False),
+)
+
+# Notifications to deliver, written in the digest transaction that triggered them. ``payload`` is the
+# Notification as JSON. ``status``: pending, sent, failed (given up: permanent error or too many attempts).
+alert_outbox = Table(
+    "alert_outbox",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("idempotency_key", String(100), nullable=False, unique=True),
+    Column("rule_id", Integer, ForeignKey("alert_rules.id", ondelete="SET NULL"), nullable=True),
+    Column("channel_id", Integer, ForeignKey("alert_channels.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("issue_id", BigId, nullable=True),
+    Column("payload", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", Double, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", Double, nullable=False),
+    Column("sent_at", Double, nullable=True),
+    Index(None, "status", "next_attempt_at"),
 )

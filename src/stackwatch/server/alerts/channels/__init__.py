@@ -1,0 +1,51 @@
+"""The channel registry: every channel module by its ``KIND``.
+
+A new channel is one module in this package keeping the contract in :mod:`.base` and one line in ``MODULES``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from stackwatch.server.alerts.channels import apprise_url, email, slack, webhook
+from stackwatch.server.alerts.channels.base import Channel, ChannelError, ChannelModule
+from stackwatch.server.config import Settings
+
+__all__ = ["MODULES", "Channel", "ChannelError", "ChannelModule", "get", "validate"]
+
+MODULES: dict[str, ChannelModule] = {
+    email.KIND: email,
+    slack.KIND: slack,
+    webhook.KIND: webhook,
+    apprise_url.KIND: apprise_url,
+}
+
+
+class _Validate(Protocol):
+    def __call__(self, config: dict[str, Any], *, settings: Settings | None = None) -> dict[str, Any]: ...
+
+
+# Each module's validate() also takes the settings, to refuse private targets when they are not allowed.
+_VALIDATE: dict[str, _Validate] = {
+    email.KIND: email.validate,
+    slack.KIND: slack.validate,
+    webhook.KIND: webhook.validate,
+    apprise_url.KIND: apprise_url.validate,
+}
+
+
+def get(kind: str) -> ChannelModule:
+    """The module for ``kind``; ``ValueError`` naming the known kinds otherwise."""
+    try:
+        return MODULES[kind]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown channel kind {kind!r}; expected one of {', '.join(MODULES)}") from None
+
+
+def validate(kind: str, config: dict[str, Any], *, settings: Settings | None = None) -> dict[str, Any]:
+    """The stored form of ``config`` for a channel of ``kind``, or ``ValueError`` with a message for the user.
+
+    With ``settings``, targets on private networks are refused when ``alerts_allow_private_targets`` is off.
+    """
+    get(kind)
+    return _VALIDATE[kind](config, settings=settings)

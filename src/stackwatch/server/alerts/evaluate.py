@@ -1,0 +1,266 @@
+"""Alert rules against one digested batch, inside the digest's transaction.
+
+What a batch triggers is written to the outbox in the same transaction as the batch itself: a notification exists
+exactly when the events that caused it are stored, whatever crashes in between. Nothing here touches the network.
+
+Throttling: a rule notifies about an issue at most once per cooldown. Matching events inside the cooldown are
+counted (``alert_throttle.held_back``) and reported by the next notification ("and 37 more events"); a channel
+that reached its hourly cap counts what it missed the same way (``alert_channels.held_back``).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, func, insert, select, update
+
+from stackwatch.server.alerts.message import Notification
+from stackwatch.server.alerts.store import IMPACT_KINDS, Rule, level_rank, load_rules
+from stackwatch.server.digest.normalize import NormalizedEvent
+from stackwatch.server.storage.schema import alert_channels, alert_outbox, alert_throttle, events, issues, projects
+from stackwatch.server.storage.upsert import insert_ignore
+
+__all__ = ["evaluate_batch", "matches"]
+
+Stored = Sequence[tuple[int, NormalizedEvent]]
+
+
+def matches(rule: Rule, event: NormalizedEvent) -> bool:
+    """Whether ``event`` passes the rule's filters (all of them; absent filters pass)."""
+    filters = rule.filters
+    for key in ("environment", "release"):
+        wanted = filters.get(key)
+        if wanted is not None and getattr(event, key) != wanted:
+            return False
+    for key in ("component", "workflow_id"):
+        wanted = filters.get(key)
+        if wanted is not None and event.workflow.get(key) != wanted:
+            return False
+    level = filters.get("level")
+    if level is not None and level_rank(event.level) < level_rank(level):
+        return False
+    tags = filters.get("tags")
+    if isinstance(tags, dict):
+        for key, value in tags.items():
+            if event.tags.get(key) != value:
+                return False
+    return True
+
+
+def evaluate_batch(
+    connection: Connection,
+    stored: Stored,
+    new_issues: Sequence[int],
+    regressions: Sequence[int],
+    *,
+    now: float,
+    base_url: str,
+) -> int:
+    """Write the notifications this batch triggers to the outbox; returns how many."""
+    if not stored:
+        return 0
+    rules = load_rules(connection, {event.project_id for _, event in stored})
+    if not rules:
+        return 0
+    new, regressed = set(new_issues), set(regressions)
+    candidates: list[tuple[Rule, int, list[NormalizedEvent]]] = []
+    for project_rules in rules.values():
+        for rule in project_rules:
+            by_issue: dict[int, list[NormalizedEvent]] = defaultdict(list)
+            for issue_id, event in stored:
+                if event.project_id == rule.project_id and matches(rule, event):
+                    by_issue[issue_id].append(event)
+            candidates += [(rule, issue_id, matched) for issue_id, matched in by_issue.items()]
+    if not candidates:
+        return 0
+    cooling = _cooling_down(connection, candidates, now)
+    held: list[dict[str, Any]] = []
+    written = 0
+    for rule, issue_id, matched in candidates:
+        if (rule.id, issue_id) in cooling:
+            # Within the cooldown nothing is sent: only count what would have been, for the next message.
+            count = _held_count(rule, issue_id, matched, new, regressed)
+            if count:
+                held.append({"r": rule.id, "i": issue_id, "n": count})
+            continue
+        fired = _trigger(connection, rule, issue_id, matched, new, regressed, now)
+        if fired is not None:
+            reason, count, latest = fired
+            written += _throttled_notify(connection, rule, issue_id, reason, count, latest, now, base_url)
+    if held:
+        statement = (
+            update(alert_throttle)
+            .where(alert_throttle.c.rule_id == bindparam("r"), alert_throttle.c.issue_id == bindparam("i"))
+            .values(held_back=alert_throttle.c.held_back + bindparam("n"))
+        )
+        connection.execute(statement, held)
+    return written
+
+
+def _cooling_down(
+    connection: Connection, candidates: list[tuple[Rule, int, list[NormalizedEvent]]], now: float
+) -> set[tuple[int, int]]:
+    """The (rule, issue) pairs among the candidates that are within their rule's cooldown: one query."""
+    cooldowns = {rule.id: rule.cooldown_minutes * 60 for rule, _, _ in candidates}
+    query = select(alert_throttle.c.rule_id, alert_throttle.c.issue_id, alert_throttle.c.last_sent_at).where(
+        alert_throttle.c.rule_id.in_(cooldowns), alert_throttle.c.issue_id.in_({i for _, i, _ in candidates})
+    )
+    return {
+        (rule_id, issue_id)
+        for rule_id, issue_id, last_sent_at in connection.execute(query)
+        if now - last_sent_at < cooldowns[rule_id]
+    }
+
+
+def _held_count(rule: Rule, issue_id: int, matched: list[NormalizedEvent], new: set[int], regressed: set[int]) -> int:
+    """How many of these events the rule would have notified about, without the cooldown."""
+    if rule.trigger == "new_issue":
+        return int(issue_id in new)
+    if rule.trigger == "regression":
+        return int(issue_id in regressed)
+    if rule.trigger == "level":
+        return sum(1 for e in matched if level_rank(e.level) >= level_rank(rule.level or "fatal"))
+    return len(matched)  # frequency and impact: every matching event counts, without counting the window again
+
+
+def _trigger(
+    connection: Connection,
+    rule: Rule,
+    issue_id: int,
+    matched: list[NormalizedEvent],
+    new: set[int],
+    regressed: set[int],
+    now: float,
+) -> tuple[str, int, NormalizedEvent] | None:
+    """(reason, matching events, the latest of them) when the rule fires for this issue, else None."""
+    if rule.trigger == "new_issue":
+        return ("New issue", 1, matched[0]) if issue_id in new else None
+    if rule.trigger == "regression":
+        return ("Regression", 1, matched[-1]) if issue_id in regressed else None
+    if rule.trigger == "level":
+        at_level = [e for e in matched if level_rank(e.level) >= level_rank(rule.level or "fatal")]
+        if not at_level:
+            return None
+        return f"{at_level[-1].level.capitalize()} event", len(at_level), at_level[-1]
+    window = max(1, rule.window_minutes or 1)
+    threshold = rule.threshold or 0
+    since = now - window * 60
+    condition = (events.c.issue_id == issue_id, events.c.received_at >= since)
+    if rule.trigger == "event_frequency":
+        seen = connection.execute(select(func.count()).select_from(events).where(*condition)).scalar_one()
+        if seen <= threshold:
+            return None
+        return f"{seen} events in the last {window} minutes", len(matched), matched[-1]
+    if rule.trigger == "impact":
+        kind = rule.impact_kind or "users"
+        column = events.c[IMPACT_KINDS.get(kind, "user_key")]
+        seen = connection.execute(select(func.count(column.distinct())).where(*condition)).scalar_one()
+        if seen <= threshold:
+            return None
+        return f"{seen} {kind} affected in the last {window} minutes", len(matched), matched[-1]
+    return None
+
+
+def _throttled_notify(
+    connection: Connection,
+    rule: Rule,
+    issue_id: int,
+    reason: str,
+    count: int,
+    latest: NormalizedEvent,
+    now: float,
+    base_url: str,
+) -> int:
+    insert_ignore(
+        connection,
+        alert_throttle,
+        [{"rule_id": rule.id, "issue_id": issue_id, "last_sent_at": 0.0, "held_back": 0}],
+        ["rule_id", "issue_id"],
+        ["rule_id"],
+    )
+    key = (alert_throttle.c.rule_id == rule.id, alert_throttle.c.issue_id == issue_id)
+    throttle = connection.execute(select(alert_throttle).where(*key).with_for_update()).one()
+    if now - throttle.last_sent_at < rule.cooldown_minutes * 60:
+        connection.execute(update(alert_throttle).where(*key).values(held_back=alert_throttle.c.held_back + count))
+        return 0
+    # This notification stands for one event; the rest of this batch's matches go to the next one.
+    connection.execute(update(alert_throttle).where(*key).values(last_sent_at=now, held_back=count - 1))
+    issue = connection.execute(select(issues).where(issues.c.id == issue_id)).one()
+    slug = connection.execute(select(projects.c.slug).where(projects.c.id == rule.project_id)).scalar_one()
+    written = 0
+    for channel_id in rule.channel_ids:
+        held = int(throttle.held_back) + _take_channel_backlog(connection, channel_id)
+        if _over_cap(connection, channel_id, now):
+            connection.execute(
+                update(alert_channels)
+                .where(alert_channels.c.id == channel_id)
+                .values(held_back=alert_channels.c.held_back + held + 1)
+            )
+            continue
+        notification = _notification(issue, slug, reason, latest, held, base_url)
+        connection.execute(
+            insert(alert_outbox).values(
+                idempotency_key=notification.idempotency_key,
+                rule_id=rule.id,
+                channel_id=channel_id,
+                issue_id=issue_id,
+                payload=json.dumps(notification.as_json()),
+                status="pending",
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+        written += 1
+    return written
+
+
+def _take_channel_backlog(connection: Connection, channel_id: int) -> int:
+    """Events the channel's hourly cap held back so far (reset: the next message reports them)."""
+    held = connection.execute(select(alert_channels.c.held_back).where(alert_channels.c.id == channel_id)).scalar()
+    if held:
+        connection.execute(update(alert_channels).where(alert_channels.c.id == channel_id).values(held_back=0))
+    return int(held or 0)
+
+
+def _over_cap(connection: Connection, channel_id: int, now: float) -> bool:
+    cap = connection.execute(select(alert_channels.c.hourly_cap).where(alert_channels.c.id == channel_id)).scalar()
+    sent = connection.execute(
+        select(func.count())
+        .select_from(alert_outbox)
+        .where(alert_outbox.c.channel_id == channel_id, alert_outbox.c.created_at >= now - 3600)
+    ).scalar_one()
+    return cap is not None and sent >= cap
+
+
+def _notification(
+    issue: Any, slug: str, reason: str, latest: NormalizedEvent, held_back: int, base_url: str
+) -> Notification:
+    return Notification(
+        idempotency_key=f"swn_{uuid.uuid4().hex}",
+        project=slug,
+        issue_id=int(issue.id),
+        title=issue.title,
+        culprit=issue.culprit,
+        level=issue.level,
+        status=issue.status,
+        reason=reason,
+        environment=latest.environment,
+        release=latest.release,
+        component=latest.workflow.get("component"),
+        workflow_id=latest.workflow.get("workflow_id"),
+        run_id=latest.workflow.get("run_id"),
+        step_id=latest.workflow.get("step_id"),
+        event_count=int(issue.event_count),
+        user_count=int(issue.user_count),
+        run_count=int(issue.run_count),
+        workflow_count=int(issue.workflow_count),
+        held_back=held_back,
+        first_seen=float(issue.first_seen),
+        last_seen=float(issue.last_seen),
+        url=f"{base_url.rstrip('/')}/issues/{issue.id}",
+    )
