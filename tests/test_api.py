@@ -575,6 +575,9 @@ def test_metrics(stack: Stack) -> None:
     assert delta("stackwatch_digest_events_total") == 2
     assert delta("stackwatch_issues_created_total") == 1
     assert after["stackwatch_inbox_backlog"] == 0
+    # The default "New issue" rule queued one notification for the administrators' email channel.
+    assert delta("stackwatch_alerts_pending") == 1
+    assert after["stackwatch_alert_channels_unhealthy"] == 0
 
 
 def test_api_answers_are_json(stack: Stack, data: Dataset) -> None:

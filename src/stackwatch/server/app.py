@@ -18,7 +18,8 @@ from stackwatch.server.digest.process import DigestProcess
 from stackwatch.server.digest.worker import DigestWorker
 from stackwatch.server.ingest.auth import KeyCache
 from stackwatch.server.ingest.routes import Ingest
-from stackwatch.server.metrics import METRICS, database_counters
+from stackwatch.server.alerts.dispatcher import UNHEALTHY_AFTER
+from stackwatch.server.metrics import METRICS, alert_gauges, database_counters
 from stackwatch.server.services import Services, open_services
 
 __all__ = ["create_app"]
@@ -91,7 +92,9 @@ def _health_routes(app: FastAPI, services: Services) -> None:
 
     @app.get("/metrics", include_in_schema=False)
     def metrics(_request: Request) -> Response:
-        gauges = {"stackwatch_inbox_backlog": ("Envelopes accepted and not yet digested.", services.inbox.backlog())}
+        backlog = float(services.inbox.backlog())
+        gauges = {"stackwatch_inbox_backlog": ("Envelopes accepted and not yet digested.", backlog)}
         with services.engine.connect() as connection:
             stored = database_counters(connection)
+            gauges.update(alert_gauges(connection, UNHEALTHY_AFTER))
         return PlainTextResponse(METRICS.render(gauges, stored), media_type="text/plain; version=0.0.4")

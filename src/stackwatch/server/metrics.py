@@ -11,12 +11,12 @@ import threading
 from collections import Counter
 from collections.abc import Mapping
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
-from stackwatch.server.storage.schema import digest_state
+from stackwatch.server.storage.schema import alert_channels, alert_outbox, digest_state
 from stackwatch.server.storage.upsert import upsert_add
 
-__all__ = ["METRICS", "Metrics", "database_counters", "record_counters"]
+__all__ = ["METRICS", "Metrics", "alert_gauges", "database_counters", "record_counters"]
 
 _PREFIX = "stackwatch_"
 
@@ -77,3 +77,18 @@ def database_counters(connection: Connection) -> dict[str, int]:
         if name.startswith("stackwatch_digest_") or name.startswith("stackwatch_issues_"):
             counters.setdefault(name, 0)
     return counters
+
+
+def alert_gauges(connection: Connection, unhealthy_after: int) -> dict[str, tuple[str, float]]:
+    """Notifications by outbox status, and channels failing, for ``/metrics``."""
+    query = select(alert_outbox.c.status, func.count()).group_by(alert_outbox.c.status)
+    by_status: dict[str, int] = {str(status): int(count) for status, count in connection.execute(query)}
+    unhealthy = connection.execute(
+        select(func.count()).select_from(alert_channels).where(alert_channels.c.consecutive_failures >= unhealthy_after)
+    ).scalar_one()
+    return {
+        "stackwatch_alerts_pending": ("Notifications waiting for delivery.", by_status.get("pending", 0)),
+        "stackwatch_alerts_sent": ("Notifications delivered (in the outbox).", by_status.get("sent", 0)),
+        "stackwatch_alerts_failed": ("Notifications given up (in the outbox).", by_status.get("failed", 0)),
+        "stackwatch_alert_channels_unhealthy": ("Alert channels failing repeatedly.", unhealthy),
+    }
