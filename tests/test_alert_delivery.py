@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 
 from stackwatch.server.alerts import manage
 from stackwatch.server.alerts.dispatcher import Dispatcher
@@ -235,3 +235,29 @@ def test_a_new_issue_arrives_by_email_at_a_real_smtp_server(stack: Stack) -> Non
         assert "New issue" in body
     assert "2" in text and "TimeoutError" in mail.message["Subject"]
     assert [r.status for r in outbox_rows(stack)] == ["sent"]
+
+
+def test_old_sent_and_failed_notifications_are_pruned_pending_ones_never(stack: Stack) -> None:
+    with stack.services.engine.begin() as connection:
+        channel = manage.create_channel(
+            connection, 1, name="hook", kind="webhook", config={"url": "http://127.0.0.1:9/hook"}
+        )
+        for key in ("old_sent", "old_failed", "old_pending", "new_sent"):
+            pending(connection, channel, key)
+        connection.execute(
+            update(alert_outbox).where(alert_outbox.c.idempotency_key == "old_sent").values(status="sent")
+        )
+        connection.execute(
+            update(alert_outbox).where(alert_outbox.c.idempotency_key == "old_failed").values(status="failed")
+        )
+        connection.execute(
+            update(alert_outbox).where(alert_outbox.c.idempotency_key == "new_sent").values(status="sent")
+        )
+        connection.execute(
+            update(alert_outbox)
+            .where(alert_outbox.c.idempotency_key.like("old_%"))
+            .values(created_at=alert_outbox.c.created_at - 31 * 86400)
+        )
+    dispatcher = Dispatcher(stack.services.engine, stack.settings)
+    assert dispatcher.prune() == 2
+    assert sorted(r.idempotency_key for r in outbox_rows(stack)) == ["new_sent", "old_pending"]

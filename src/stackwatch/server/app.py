@@ -12,13 +12,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 
 from stackwatch import __version__
+from stackwatch.server.alerts.dispatcher import UNHEALTHY_AFTER
 from stackwatch.server.api.routes import build_router
 from stackwatch.server.config import Settings
 from stackwatch.server.digest.process import DigestProcess
 from stackwatch.server.digest.worker import DigestWorker
 from stackwatch.server.ingest.auth import KeyCache
 from stackwatch.server.ingest.routes import Ingest
-from stackwatch.server.alerts.dispatcher import UNHEALTHY_AFTER
 from stackwatch.server.metrics import METRICS, alert_gauges, database_counters
 from stackwatch.server.services import Services, open_services
 

@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, delete, select, update
 
 from stackwatch.server.alerts import channels as channel_modules
 from stackwatch.server.alerts.channels.base import ChannelError
@@ -33,6 +33,8 @@ __all__ = ["UNHEALTHY_AFTER", "Dispatcher", "channel_config", "send_now"]
 log = logging.getLogger("stackwatch.alerts")
 
 LEASE = 120.0  # seconds a claimed notification is reserved for its dispatcher
+KEEP_SECONDS = 30 * 86400.0  # sent and failed notifications are kept this long as a record, then pruned
+_PRUNE_EVERY = 3600.0
 UNHEALTHY_AFTER = 3  # consecutive failures
 _BATCH = 20
 
@@ -97,8 +99,12 @@ class Dispatcher:
             self._thread.join(timeout=30)
 
     def _loop(self) -> None:
+        last_prune = 0.0
         while not self._stop.is_set():
             try:
+                if now() - last_prune >= _PRUNE_EVERY:
+                    last_prune = now()
+                    self.prune()
                 busy = self.run_once() >= _BATCH
             except Exception:
                 log.exception("alert dispatch failed; retrying")
@@ -106,6 +112,18 @@ class Dispatcher:
             if not busy:
                 self.wakeup.wait(self._poll)
                 self.wakeup.clear()
+
+    def prune(self, keep_seconds: float = KEEP_SECONDS) -> int:
+        """Delete sent and failed notifications older than ``keep_seconds``; pending ones are never pruned."""
+        with self._engine.connect() as connection:
+            connection = connection.execution_options(sqlite_write=True)
+            with connection.begin():
+                done = connection.execute(
+                    delete(alert_outbox).where(
+                        alert_outbox.c.status.in_(("sent", "failed")), alert_outbox.c.created_at < now() - keep_seconds
+                    )
+                )
+        return int(done.rowcount)
 
     def run_once(self) -> int:
         """Attempt every due notification (up to a batch); returns how many were attempted."""
