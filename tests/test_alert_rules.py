@@ -240,3 +240,24 @@ def test_a_private_target_is_refused_when_saved_if_the_settings_say_so(stack: St
         with pytest.raises(manage.AlertError, match="private"):
             manage.create_channel(connection, 1, name="hook", kind="webhook", config=config, settings=strict)
         assert manage.create_channel(connection, 1, name="hook", kind="webhook", config=config, settings=stack.settings)
+
+
+def test_an_email_channel_can_address_the_administrators(stack: Stack) -> None:
+    with stack.services.engine.begin() as connection:
+        channel = manage.create_channel(connection, 1, name="admins", kind="email", config={"admins": True})
+        shown = [c for c in manage.list_channels(connection, 1) if c["id"] == channel]
+        with pytest.raises(manage.AlertError, match="admins"):
+            manage.create_channel(connection, 1, name="x", kind="email", config={"admins": "yes"})
+        with pytest.raises(manage.AlertError, match="to:"):
+            manage.create_channel(connection, 1, name="x", kind="email", config={})
+    assert shown[0]["config"] == {"to": [], "admins": True}
+
+
+def test_an_email_channel_without_any_recipient_fails_permanently(stack: Stack) -> None:
+    from stackwatch.server.alerts import channels
+    from stackwatch.server.alerts.channels.base import ChannelError
+
+    settings = dataclasses.replace(stack.settings, smtp_host="127.0.0.1")
+    with pytest.raises(ChannelError, match="no recipients") as failure:
+        channels.get("email").build({"to": []}, settings)
+    assert failure.value.permanent

@@ -55,17 +55,27 @@ def _addresses(value: Any) -> list[str]:
 
 
 def validate(config: dict[str, Any], *, settings: Settings | None = None) -> dict[str, Any]:
-    """``{"to": ["a@example.com", ...]}``: 1 to 50 addresses, duplicates removed."""
+    """``{"to": ["a@example.com", ...]}``: 1 to 50 addresses, duplicates removed. With ``"admins": true`` the
+    administrators (looked up when a message is sent) are recipients too, and ``to`` may be empty."""
     if not isinstance(config, dict):
         raise ValueError("expected a JSON object")
-    unknown = sorted(set(config) - {"to"})
+    unknown = sorted(set(config) - {"to", "admins"})
     if unknown:
         raise ValueError(f"unknown field(s): {', '.join(unknown)}")
+    admins = config.get("admins", False)
+    if not isinstance(admins, bool):
+        raise ValueError("admins: expected true or false")
+    if admins:
+        to = config.get("to") or []
+        return {"to": _addresses(to) if to else [], "admins": True}
     return {"to": _addresses(config.get("to"))}
 
 
 def public(config: dict[str, Any]) -> dict[str, Any]:
-    return {"to": list(config["to"])}
+    shown: dict[str, Any] = {"to": list(config.get("to", []))}
+    if config.get("admins"):
+        shown["admins"] = True
+    return shown
 
 
 def html_body(n: Notification) -> str:
@@ -186,4 +196,6 @@ class EmailChannel:
 def build(config: dict[str, Any], settings: Settings) -> EmailChannel:
     if not settings.smtp_host:
         raise ChannelError("SMTP is not configured (STACKWATCH_SMTP_HOST)", permanent=True)
+    if not config.get("to"):
+        raise ChannelError("no recipients: the channel has no addresses and there is no administrator", permanent=True)
     return EmailChannel(list(config["to"]), settings)
