@@ -7,7 +7,6 @@ request and answers from a script. The SMTP server is aiosmtpd, a real one, reco
 from __future__ import annotations
 
 import json
-import socket
 import ssl
 import subprocess
 import threading
@@ -24,13 +23,9 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from tests.conftest import free_port
+
 WAIT_SECONDS = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -54,12 +49,12 @@ class Answer:
 class RecordingServer:
     """An HTTP server on 127.0.0.1 that records requests and answers from a script (then ``default``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.requests: list[Request] = []
         self.script: list[Answer] = []
         self.default = Answer()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
     @property

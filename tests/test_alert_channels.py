@@ -19,9 +19,9 @@ from stackwatch.server.alerts import channels, render
 from stackwatch.server.alerts.channels import MODULES, ChannelError, apprise_url, email, slack, webhook
 from stackwatch.server.alerts.message import Notification
 from stackwatch.server.config import ConfigError, Settings, load_settings
-from tests.alert_support import RecordingHandler, RecordingServer, authenticator, free_port, self_signed_context
+from tests.alert_support import RecordingHandler, RecordingServer, authenticator, self_signed_context
 from tests.alert_support import smtp_server as running_smtp
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port
 
 URL = "https://stackwatch.example.com/issues/1234"
 TO = ["oncall@example.com", "dev@example.com"]

@@ -4,9 +4,7 @@ resumed by a server started later, channel health recorded."""
 from __future__ import annotations
 
 import dataclasses
-import http.server
 import json
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -21,38 +19,8 @@ from stackwatch.server.storage import accounts
 from stackwatch.server.storage.db import now
 from stackwatch.server.storage.schema import alert_channels, alert_outbox, alert_rules
 from tests import support
-from tests.alert_support import RecordingHandler, smtp_server
+from tests.alert_support import Answer, RecordingHandler, RecordingServer, smtp_server
 from tests.conftest import ServerFactory, Stack, free_port
-
-
-class Receiver:
-    """A webhook receiver on 127.0.0.1 that records every request and answers with ``status``."""
-
-    def __init__(self, port: int, status: int = 200):
-        self.status = status
-        self.requests: list[dict[str, Any]] = []
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                receiver.requests.append({"headers": dict(self.headers), "body": json.loads(body)})
-                self.send_response(receiver.status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def keys(self) -> list[str]:
-        return [r["headers"]["X-Stackwatch-Idempotency-Key"] for r in self.requests]
 
 
 @pytest.fixture
@@ -61,11 +29,23 @@ def port() -> int:
 
 
 @pytest.fixture
-def receivers() -> Iterator[list[Receiver]]:
-    started: list[Receiver] = []
+def receivers() -> Iterator[list[RecordingServer]]:
+    """Receivers started by the test (on a port chosen before), stopped after it."""
+    started: list[RecordingServer] = []
     yield started
     for receiver in started:
-        receiver.close()
+        receiver.__exit__(None, None, None)
+
+
+def receiver_on(port: int, receivers: list[RecordingServer], status: int = 200) -> RecordingServer:
+    receiver = RecordingServer(port).__enter__()
+    receiver.default = Answer(status)
+    receivers.append(receiver)
+    return receiver
+
+
+def keys(receiver: RecordingServer) -> list[str]:
+    return [r.headers["x-stackwatch-idempotency-key"] for r in receiver.requests]
 
 
 def webhook_rule(stack: Stack, port: int) -> int:
@@ -102,7 +82,7 @@ def run_until(dispatcher: Dispatcher, done: Any, timeout: float = 15.0) -> None:
 
 
 def test_delivered_exactly_once_after_the_receiver_comes_back(
-    stack: Stack, port: int, receivers: list[Receiver]
+    stack: Stack, port: int, receivers: list[RecordingServer]
 ) -> None:
     channel = webhook_rule(stack, port)
     support.send_ok(stack, support.exception_event())
@@ -115,22 +95,20 @@ def test_delivered_exactly_once_after_the_receiver_comes_back(
     assert (row.status, row.attempts >= 2) == ("pending", True)
     assert channel_row(stack, channel).consecutive_failures >= 2
 
-    receiver = Receiver(port)
-    receivers.append(receiver)
+    receiver = receiver_on(port, receivers)
     run_until(dispatcher, lambda: outbox_rows(stack)[0].status == "sent")
     for _ in range(5):
         dispatcher.run_once()
-    assert receiver.keys() == [row.idempotency_key]  # once, with the key it had from the start
-    assert receiver.requests[0]["body"]["notification"]["reason"] == "New issue"
+    assert keys(receiver) == [row.idempotency_key]  # once, with the key it had from the start
+    assert receiver.requests[0].json()["notification"]["reason"] == "New issue"
     health = channel_row(stack, channel)
     assert (health.consecutive_failures, health.last_success_at is not None) == (0, True)
 
 
 def test_a_permanent_failure_is_given_up_and_the_channel_marked_unhealthy(
-    stack: Stack, port: int, receivers: list[Receiver]
+    stack: Stack, port: int, receivers: list[RecordingServer]
 ) -> None:
-    receiver = Receiver(port, status=410)
-    receivers.append(receiver)
+    receiver = receiver_on(port, receivers, status=410)
     channel = webhook_rule(stack, port)
     for kind in ("TypeError", "KeyError", "IndexError"):
         support.send_ok(stack, support.exception_event(kind=kind))
@@ -164,7 +142,7 @@ def pending(connection: Any, channel: int, key: str) -> None:
 
 
 def test_pending_notifications_are_delivered_by_a_server_started_later(
-    services: Services, start_server: ServerFactory, port: int, receivers: list[Receiver]
+    services: Services, start_server: ServerFactory, port: int, receivers: list[RecordingServer]
 ) -> None:
     """Notifications left pending (a server that died before sending them) go out when a server starts."""
     with services.engine.begin() as connection:
@@ -177,13 +155,12 @@ def test_pending_notifications_are_delivered_by_a_server_started_later(
         )
         pending(connection, channel, "swn_left_1")
         pending(connection, channel, "swn_left_2")
-    receiver = Receiver(port)
-    receivers.append(receiver)
+    receiver = receiver_on(port, receivers)
     start_server()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and len(receiver.requests) < 2:
         time.sleep(0.1)
-    assert sorted(receiver.keys()) == ["swn_left_1", "swn_left_2"]
+    assert sorted(keys(receiver)) == ["swn_left_1", "swn_left_2"]
     with services.engine.connect() as connection:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
