@@ -219,3 +219,10 @@ def test_processes_starting_together_share_one_generated_secret_key(tmp_path: Pa
             keys = list(pool.map(lambda flags: load_settings(flags, {}).secret_key, [{"data_dir": str(data_dir)}] * 8))
         assert len(set(keys)) == 1 and keys[0], keys
         assert sorted(p.name for p in data_dir.iterdir()) == ["secret_key"]
+
+
+def test_secrets_are_not_in_the_settings_repr(tmp_path: Path) -> None:
+    env = {"STACKWATCH_SECRET_KEY": "k-" + "s3cr3t" * 4, "STACKWATCH_SMTP_PASSWORD": "smtp-pa55word"}
+    shown = repr(load_settings({"data_dir": str(tmp_path / "data")}, env))
+    assert "s3cr3t" not in shown and "smtp-pa55word" not in shown
+    assert "data_dir" in shown  # the rest is still there to debug with

@@ -35,7 +35,7 @@ class Settings:
     port: int = 8000
     role: str = "all"
     base_url: str = ""
-    secret_key: str = ""
+    secret_key: str = dataclasses.field(default="", repr=False)
     max_body_bytes: int = 20 * 1024 * 1024
     max_envelope_bytes: int = 20 * 1024 * 1024
     max_event_bytes: int = 1024 * 1024
