@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
@@ -50,24 +50,30 @@ def _settings(*, server: bool = False, **flags: Any) -> Settings:
 
 
 @contextmanager
-def _database(settings: Settings) -> Iterator[Connection]:
-    """A write transaction on the migrated database."""
+def _engine(settings: Settings) -> Iterator[Engine]:
+    """The migrated database; its errors end the command with a one-line message."""
     try:
         engine = db.connect(settings.database_url, synchronous=settings.sqlite_synchronous, pool_size=1)
     except OSError as exc:  # the SQLite file's directory cannot be created (a file in the way, no permission)
         raise click.ClickException(f"database {_safe_url(settings.database_url)}: {exc.strerror}") from None
     try:
         db.migrate(engine)
-        with engine.connect() as connection:
-            connection = connection.execution_options(sqlite_write=True)
-            with connection.begin():
-                yield connection
+        yield engine
     except accounts.AccountError as exc:
         raise click.ClickException(str(exc)) from None
     except OperationalError as exc:
         raise click.ClickException(f"database {_safe_url(settings.database_url)}: {exc.orig}") from None
     finally:
         engine.dispose()
+
+
+@contextmanager
+def _database(settings: Settings) -> Iterator[Connection]:
+    """A write transaction on the migrated database."""
+    with _engine(settings) as engine, engine.connect() as connection:
+        connection = connection.execution_options(sqlite_write=True)
+        with connection.begin():
+            yield connection
 
 
 @click.group()
@@ -215,6 +221,32 @@ def demo(dsn: str | None, runs: int, seed: int, spool_dir: str | None, **flags: 
     if failed:
         raise click.ClickException("a demo component failed; its output is above")
     click.echo("done: the events appear in the dashboard within seconds")
+
+
+@main.command()
+@click.option("--events", type=click.IntRange(1), required=True, help="Events to add")
+@click.option("--issues", type=click.IntRange(1), required=True, help="Issues to spread them over (at most --events)")
+@click.option("--project", "project_slug", default="default", show_default=True, help="Slug of an existing project")
+@click.option("--days", type=click.FloatRange(0, 90, min_open=True), default=30, show_default=True, help="Time span")
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the random generator")
+@_store_options
+def seed(events: int, issues: int, project_slug: str, days: float, seed: int, **flags: Any) -> None:
+    """Fill a project with synthetic issues and events, for performance checks."""
+    from stackwatch.server.storage.seed import SeedError, SeedOptions, seed_project
+
+    if events < issues:
+        raise click.UsageError("--events must be at least --issues: every issue has an event")
+    settings = _settings(**flags)
+    with _engine(settings) as engine:
+        try:
+            result = seed_project(engine, project_slug, SeedOptions(events, issues, days, seed), click.echo)
+        except SeedError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"seeded project {project_slug}: {result.issues:,} issues, {result.events:,} events, "
+        f"{result.hourly:,} hourly rows, {result.tags:,} tag rows, {result.impact:,} impact rows "
+        f"in {result.seconds:.1f} s ({result.events / max(result.seconds, 1e-9):,.0f} events/s)"
+    )
 
 
 @main.group()
