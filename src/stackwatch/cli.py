@@ -294,6 +294,30 @@ def project_update(
     )
 
 
+@project.command("add-member")
+@click.argument("slug")
+@click.argument("email")
+@_store_options
+def project_add_member(slug: str, email: str, **flags: Any) -> None:
+    """Let a user see the project on the dashboard (administrators see every project)."""
+    settings = _settings(**flags)
+    with _database(settings) as connection:
+        added = accounts.add_member(connection, slug, email)
+    click.echo(f"{email.strip().lower()} {'is now' if added else 'was already'} a member of {slug}")
+
+
+@project.command("remove-member")
+@click.argument("slug")
+@click.argument("email")
+@_store_options
+def project_remove_member(slug: str, email: str, **flags: Any) -> None:
+    """Take a user's access to the project away."""
+    settings = _settings(**flags)
+    with _database(settings) as connection:
+        removed = accounts.remove_member(connection, slug, email)
+    click.echo(f"{email.strip().lower()} {'is no longer' if removed else 'was not'} a member of {slug}")
+
+
 def _on(value: bool) -> str:
     return "on" if value else "off"
 

@@ -9,9 +9,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy import text
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from stackwatch import __version__
+from stackwatch.server import web
 from stackwatch.server.alerts.dispatcher import UNHEALTHY_AFTER
 from stackwatch.server.api.routes import build_router
 from stackwatch.server.config import Settings
@@ -68,8 +69,7 @@ def create_app(settings: Settings, services: Services | None = None, *, run_work
             app.router.routes.append(route)
     if settings.runs_web:
         app.include_router(build_router(services.engine, settings))
-        # Until the dashboard is mounted here, the front door leads to the interactive API documentation.
-        app.add_api_route("/", lambda: RedirectResponse("/api/v1/docs"), include_in_schema=False)
+        web.mount(app, services.engine, settings)
     _health_routes(app, services)
     return app
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
@@ -10,22 +11,26 @@ from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from stackwatch.server.alerts.store import create_default_alerts
 from stackwatch.server.storage.db import now
-from stackwatch.server.storage.schema import api_tokens, project_keys, projects, users
+from stackwatch.server.storage.schema import api_tokens, project_keys, project_members, projects, users
 
 __all__ = [
     "PROJECT_SETTINGS",
     "ProjectInfo",
+    "add_member",
+    "authenticate",
     "create_project",
     "create_token",
     "create_user",
     "dsn",
+    "end_sessions",
     "ensure_defaults",
     "hash_password",
     "project_dsn",
+    "remove_member",
     "token_owner",
     "touch_token",
     "update_project",
@@ -144,6 +149,61 @@ def create_user(connection: Connection, email: str, password: str, *, admin: boo
             .returning(users.c.id)
         ).scalar_one()
     )
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return hash_password(secrets.token_urlsafe(16))
+
+
+def authenticate(connection: Connection, email: str, password: str) -> int | None:
+    """The user's id when the password is theirs.
+
+    An unknown email costs one Argon2 verification too, so that the time taken does not tell who has an account.
+    """
+    row = connection.execute(
+        select(users.c.id, users.c.password_hash).where(users.c.email == email.strip().lower())
+    ).first()
+    if row is None:
+        verify_password(_dummy_hash(), password)
+        return None
+    return int(row.id) if verify_password(row.password_hash, password) else None
+
+
+def end_sessions(connection: Connection, user_id: int) -> None:
+    """Every dashboard session of the user ends (their cookies carry the old ``session_version``)."""
+    connection.execute(update(users).where(users.c.id == user_id).values(session_version=users.c.session_version + 1))
+
+
+def _member_ids(connection: Connection, slug: str, email: str) -> tuple[int, int]:
+    project_id = connection.execute(select(projects.c.id).where(projects.c.slug == slug)).scalar()
+    if project_id is None:
+        raise AccountError(f"no project {slug!r}")
+    user_id = connection.execute(select(users.c.id).where(users.c.email == email.strip().lower())).scalar()
+    if user_id is None:
+        raise AccountError(f"no user {email.strip().lower()}")
+    return int(project_id), int(user_id)
+
+
+def add_member(connection: Connection, slug: str, email: str) -> bool:
+    """Let the user see the project on the dashboard; ``False`` when they already could."""
+    project_id, user_id = _member_ids(connection, slug, email)
+    known = select(project_members).where(
+        project_members.c.project_id == project_id, project_members.c.user_id == user_id
+    )
+    if connection.execute(known).first() is not None:
+        return False
+    connection.execute(insert(project_members).values(project_id=project_id, user_id=user_id))
+    return True
+
+
+def remove_member(connection: Connection, slug: str, email: str) -> bool:
+    """``False`` when the user was not a member."""
+    project_id, user_id = _member_ids(connection, slug, email)
+    result = connection.execute(
+        delete(project_members).where(project_members.c.project_id == project_id, project_members.c.user_id == user_id)
+    )
+    return result.rowcount > 0
 
 
 def _token_hash(token: str) -> str:

@@ -45,8 +45,10 @@ __all__ = [
     "issue_impact",
     "issue_tags",
     "issues",
+    "login_failures",
     "metadata",
     "project_keys",
+    "project_members",
     "projects",
     "quarantine",
     "session_counts",
@@ -103,6 +105,29 @@ users = Table(
     Column("password_hash", String(200), nullable=False),
     Column("is_admin", Boolean, nullable=False, default=False),
     Column("created_at", Double, nullable=False),
+    # Part of every dashboard session cookie: raising it (password change, "log out everywhere") ends them all.
+    Column("session_version", Integer, nullable=False, server_default="0"),
+)
+
+# Which projects a user who is not an administrator may see on the dashboard.
+project_members = Table(
+    "project_members",
+    metadata,
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
+
+# Failed dashboard logins, one row each, for throttling by client address and by email across processes.
+# ``key`` is a SHA-256 of kind and value: what was typed as an email (sometimes a password) is not kept.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("key", String(64), nullable=False),
+    Column("failed_at", Double, nullable=False),
+    Index(None, "kind", "key", "failed_at"),
+    Index(None, "failed_at"),
 )
 
 api_tokens = Table(
