@@ -239,12 +239,12 @@ def test_the_projects_table_counts(stack: Stack) -> None:
             )
     login(stack.client, "ops@example.com")
     page = stack.client.get("/").text
-    python_row = re.search(r"<td>Python.*?</tr>", page, re.S)
+    python_row = re.search(r"<td><a [^>]*>Python</a>.*?</tr>", page, re.S)
     assert python_row, page
     cells = re.findall(r'<td class="number">(\d+)</td>', python_row.group(0))
     assert cells == ["2", "21"]
     assert time.strftime("%Y-%m-%d", time.gmtime(now - 60)) in python_row.group(0)
-    node_row = re.search(r"<td>Node.*?</tr>", page, re.S)
+    node_row = re.search(r"<td><a [^>]*>Node</a>.*?</tr>", page, re.S)
     assert node_row and "never" in node_row.group(0)
 
 

@@ -1,4 +1,7 @@
-"""The reads behind the REST API: filtered, keyset-paginated issue lists, facets, series and event pages."""
+"""The reads behind the REST API (filtered, keyset-paginated issue lists, facets, series and event pages).
+
+Also the one issue write the API and the dashboard share: a status change (``set_status``).
+"""
 
 from __future__ import annotations
 
@@ -10,12 +13,21 @@ from typing import Any
 
 import orjson
 from fastapi import HTTPException
-from sqlalchemy import ColumnElement, Connection, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, exists, func, or_, select, update
 
 from stackwatch.server.storage.db import now
 from stackwatch.server.storage.schema import events, issue_hourly, issue_tags, issues
 
-__all__ = ["IssueFilters", "event_page", "iso", "issue_by_id", "issue_page", "tag_facets"]
+__all__ = [
+    "SORT_COLUMNS",
+    "IssueFilters",
+    "event_page",
+    "iso",
+    "issue_by_id",
+    "issue_page",
+    "set_status",
+    "tag_facets",
+]
 
 SORT_COLUMNS = {
     "last_seen": issues.c.last_seen,
@@ -139,6 +151,15 @@ def issue_by_id(connection: Connection, issue_id: int) -> dict[str, Any]:
     if row is None:
         raise HTTPException(404, f"no issue {issue_id}")
     return issue_dict(row)
+
+
+def set_status(connection: Connection, status: str, *conditions: ColumnElement[bool]) -> int:
+    """Set the status of the issues that match; ``resolved_at`` is the moment of resolving, else cleared.
+
+    Returns the number of issues changed. The caller holds the write transaction.
+    """
+    values: dict[str, Any] = {"status": status, "resolved_at": now() if status == "resolved" else None}
+    return connection.execute(update(issues).where(*conditions).values(**values)).rowcount
 
 
 def tag_facets(connection: Connection, issue_id: int) -> list[dict[str, Any]]:

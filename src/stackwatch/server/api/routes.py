@@ -8,7 +8,7 @@ import orjson
 import zstandard
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select
 
 from stackwatch.server.api import queries
 from stackwatch.server.api.alerts import add_alert_routes
@@ -156,10 +156,7 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
         with engine.connect() as connection:
             connection = connection.execution_options(sqlite_write=True)
             with connection.begin():
-                values: dict[str, Any] = {"status": change.status}
-                values["resolved_at"] = now() if change.status == "resolved" else None
-                done = connection.execute(update(issues).where(issues.c.id == issue_id).values(**values))
-                if done.rowcount == 0:
+                if queries.set_status(connection, change.status, issues.c.id == issue_id) == 0:
                     raise HTTPException(404, f"no issue {issue_id}")
             return queries.issue_by_id(connection, issue_id)
 

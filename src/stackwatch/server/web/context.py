@@ -23,7 +23,7 @@ from starlette.responses import HTMLResponse, Response
 from stackwatch.server.config import Settings
 from stackwatch.server.web.sessions import SessionCookies, same_token
 
-__all__ = ["SECURITY_HEADERS", "STATIC_DIR", "Web", "WebRoute", "form", "web"]
+__all__ = ["SECURITY_HEADERS", "STATIC_DIR", "Web", "WebRoute", "form", "form_values", "web"]
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -83,7 +83,13 @@ def form(request: Request) -> dict[str, str]:
     return fields
 
 
-async def _read_form(request: Request) -> dict[str, str] | None:
+def form_values(request: Request, key: str) -> list[str]:
+    """Every value of a field the form repeats (checkboxes of one name), in the order sent."""
+    pairs: list[tuple[str, str]] = getattr(request.state, "form_pairs", [])
+    return [value for name, value in pairs if name == key]
+
+
+async def _read_form(request: Request) -> list[tuple[str, str]] | None:
     """An ``application/x-www-form-urlencoded`` body (what a plain HTML form sends); ``None`` when too large."""
     body = bytearray()
     async for chunk in request.stream():
@@ -91,19 +97,19 @@ async def _read_form(request: Request) -> dict[str, str] | None:
         if len(body) > MAX_FORM_BYTES:
             return None
     if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-        return {}
-    fields: dict[str, str] = {}
-    for key, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
-        fields.setdefault(key, value)
-    return fields
+        return []
+    return parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
 
 
 async def _refusal(request: Request) -> Response | None:
     context = web(request)
-    fields = await _read_form(request)
-    if fields is None:
+    pairs = await _read_form(request)
+    if pairs is None:
         return context.error(413, "Form too large", "The form sent is larger than a dashboard form can be.")
-    request.state.form = fields
+    fields: dict[str, str] = {}
+    for key, value in pairs:
+        fields.setdefault(key, value)
+    request.state.form, request.state.form_pairs = fields, pairs
     if request.url.path in PRE_SESSION_PATHS:
         expected = context.cookies.login_token(request)
     else:

@@ -19,7 +19,7 @@ from stackwatch.server.web.context import WebRoute, form, web
 from stackwatch.server.web.overview import summarize
 from stackwatch.server.web.sessions import session_user
 
-__all__ = ["build_web_router", "safe_next"]
+__all__ = ["build_web_router", "current_user", "login_redirect", "safe_next"]
 
 WRONG_CREDENTIALS = "The email or the password is wrong."
 
@@ -42,7 +42,7 @@ def current_user(request: Request, connection: Connection) -> User | None:
     return session_user(connection, web(request).cookies.read(request))
 
 
-def _login_redirect(request: Request) -> RedirectResponse:
+def login_redirect(request: Request) -> RedirectResponse:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
 
@@ -130,7 +130,7 @@ def build_web_router() -> APIRouter:
         with context.engine.connect() as connection:
             user = current_user(request, connection)
             if user is None:
-                return _login_redirect(request)
+                return login_redirect(request)
             summaries = summarize(connection, visible_projects(connection, user), now())
         session = context.cookies.read(request)
         csrf = session.csrf if session else ""

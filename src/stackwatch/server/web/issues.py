@@ -1,0 +1,167 @@
+"""The issue list page, ``/projects/{slug}/issues``: filters, sort, pages and bulk status changes.
+
+The list is read with the REST API's own query (``api.queries.issue_page``) and changed with its status change
+(``api.queries.set_status``), so the page and the API cannot disagree about what a filter or "resolved" means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode
+
+from fastapi import APIRouter, HTTPException
+from sqlalchemy import Connection, select
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from stackwatch.server.api import queries
+from stackwatch.server.storage.schema import LEVELS, issues, projects
+from stackwatch.server.web.access import ProjectRef, User, can_see_project
+from stackwatch.server.web.context import Web, WebRoute, form, form_values, web
+from stackwatch.server.web.routes import current_user, login_redirect
+
+__all__ = ["ListView", "build_issues_router"]
+
+STATUS_CHOICES = ("unresolved", "resolved", "ignored", "all")
+SORTS = tuple(queries.SORT_COLUMNS)
+TEXT_FILTERS = ("level", "environment", "release", "component", "workflow_id", "query")
+ACTIONS = {"resolve": "resolved", "ignore": "ignored", "reopen": "unresolved"}
+DEFAULT_LIMIT, MAX_LIMIT = 25, 100
+MAX_ID = 2**63 - 1
+
+
+def _clean(value: str | None) -> str:
+    # PostgreSQL refuses NUL characters even as parameters; no real value carries one.
+    return (value or "").replace("\x00", "").strip()
+
+
+def _limit(value: str | None) -> int:
+    try:
+        return min(max(int(_clean(value)), 1), MAX_LIMIT)
+    except ValueError:
+        return DEFAULT_LIMIT
+
+
+@dataclass(frozen=True, slots=True)
+class ListView:
+    """What the list shows, as read from (and written back to) the page's query string."""
+
+    status: str = "unresolved"
+    sort: str = "last_seen"
+    limit: int = DEFAULT_LIMIT
+    text: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, params: Mapping[str, str]) -> ListView:
+        status, sort = _clean(params.get("status")), _clean(params.get("sort"))
+        return cls(
+            status=status if status in STATUS_CHOICES else "unresolved",
+            sort=sort if sort in SORTS else "last_seen",
+            limit=_limit(params.get("limit")),
+            text={key: _clean(params.get(key)) for key in TEXT_FILTERS if _clean(params.get(key))},
+        )
+
+    def filters(self) -> queries.IssueFilters:
+        status = None if self.status == "all" else self.status
+        return queries.IssueFilters(status=status, **self.text)
+
+    def query_string(self, **extra: str) -> str:
+        params: dict[str, str | int] = {"status": self.status, **self.text, "sort": self.sort}
+        if self.limit != DEFAULT_LIMIT:
+            params["limit"] = self.limit
+        return urlencode({**params, **extra})
+
+
+def _visible_project(connection: Connection, user: User, slug: str) -> ProjectRef | None:
+    """The project, when it exists and the user may see it; ``None`` alike for both, to reveal nothing."""
+    if "\x00" in slug:
+        return None
+    row = connection.execute(select(projects.c.id, projects.c.slug, projects.c.name).where(projects.c.slug == slug))
+    found = row.first()
+    if found is None or not can_see_project(connection, user, int(found.id)):
+        return None
+    return ProjectRef(int(found.id), found.slug, found.name)
+
+
+def _not_found(context: Web) -> Response:
+    return context.error(404, "Not found", "There is no such project, or you are not a member of it.")
+
+
+def _epoch(stamp: str | None) -> float | None:
+    return None if stamp is None else datetime.fromisoformat(stamp).timestamp()
+
+
+def _row(issue: dict[str, Any]) -> dict[str, Any]:
+    """An issue of the API's list, with its times as epochs for the ``when`` filter."""
+    return {**issue, "first_seen": _epoch(issue["first_seen"]), "last_seen": _epoch(issue["last_seen"])}
+
+
+def _issue_ids(values: list[str]) -> list[int]:
+    ids = {int(value) for value in values if value.isascii() and value.isdigit() and len(value) < 20}
+    return sorted(issue_id for issue_id in ids if 0 < issue_id <= MAX_ID)
+
+
+def _list_url(project: ProjectRef, view: ListView) -> str:
+    return f"/projects/{quote(project.slug, safe='')}/issues?{view.query_string()}"
+
+
+def build_issues_router() -> APIRouter:
+    router = APIRouter(route_class=WebRoute, include_in_schema=False)
+
+    @router.get("/projects/{slug}/issues")
+    def issue_list(request: Request, slug: str) -> Response:
+        context = web(request)
+        view = ListView.parse(request.query_params)
+        cursor = _clean(request.query_params.get("cursor")) or None
+        with context.engine.connect() as connection:
+            user = current_user(request, connection)
+            if user is None:
+                return login_redirect(request)
+            project = _visible_project(connection, user, slug)
+            if project is None:
+                return _not_found(context)
+            try:
+                page = queries.issue_page(connection, project.id, view.filters(), view.sort, cursor, view.limit)
+            except HTTPException:
+                return context.error(400, "Page not found", "The page link is not valid; start from the first page.")
+        session = context.cookies.read(request)
+        next_cursor = page["next_cursor"]
+        values = {
+            "user": user,
+            "csrf_token": session.csrf if session else "",
+            "project": project,
+            "view": view,
+            "issues": [_row(issue) for issue in page["data"]],
+            "next_query": view.query_string(cursor=next_cursor) if next_cursor else None,
+            "statuses": STATUS_CHOICES,
+            "levels": LEVELS,
+            "sorts": SORTS,
+        }
+        return context.page("issues.html", values)
+
+    @router.post("/projects/{slug}/issues/bulk")
+    def bulk_status(request: Request, slug: str) -> Response:
+        context = web(request)
+        fields = form(request)
+        view = ListView.parse(dict(parse_qsl(fields.get("filters", ""))))
+        status = ACTIONS.get(fields.get("action", ""))
+        ids = _issue_ids(form_values(request, "issue_id"))
+        with context.engine.connect() as connection, connection.execution_options(sqlite_write=True).begin():
+            user = current_user(request, connection)
+            if user is None:  # a session ended elsewhere: log in again, then back to the list
+                target = f"/projects/{quote(slug, safe='')}/issues?{view.query_string()}"
+                return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
+            project = _visible_project(connection, user, slug)
+            if project is None:
+                return _not_found(context)
+            if status is None:
+                return context.error(400, "Unknown action", "Choose Resolve, Ignore or Reopen.")
+            if ids:
+                # Only this project's issues: an id of another project in the form changes nothing.
+                queries.set_status(connection, status, issues.c.project_id == project.id, issues.c.id.in_(ids))
+        return RedirectResponse(_list_url(project, view), status_code=303)
+
+    return router
