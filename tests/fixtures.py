@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, Stack
 
 PYTHON_DIR = FIXTURES / "python-sentry-sdk-2.75.0"
 NODE_DIR = FIXTURES / "node-sentry-11.12.0"
@@ -33,3 +33,12 @@ def load(directory: Path) -> list[Captured]:
 
 def by_name(directory: Path, name: str) -> Captured:
     return next(c for c in load(directory) if c.name == name)
+
+
+def replay_all(stack: Stack) -> None:
+    """Every captured request, Python then Node, into ``stack`` (each must be accepted), then the digest."""
+    for directory in (PYTHON_DIR, NODE_DIR):
+        for captured in load(directory):
+            response = stack.client.post(captured.path, content=captured.body, headers=captured.headers)
+            assert response.status_code == 200, (captured.name, response.text)
+    stack.digest()

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from stackwatch.server.storage.schema import attachments, client_report_counts, events, session_counts
 from tests import support
 from tests.conftest import Stack
-from tests.fixtures import NODE_DIR, PYTHON_DIR, by_name, load
+from tests.fixtures import PYTHON_DIR, by_name, replay_all
 
 PYTHON_EVENT_IDS = {
     "0000": "7def14da5943488b922ba1b8d703ccb7",
@@ -22,14 +22,6 @@ PYTHON_EVENT_IDS = {
     "0012": "637516b06e4f43d3a5d00e56040141e5",
     "0013": "51a6da51610041c1995b18aab943e743",
 }
-
-
-def replay_all(stack: Stack) -> None:
-    for directory in (PYTHON_DIR, NODE_DIR):
-        for captured in load(directory):
-            response = stack.client.post(captured.path, content=captured.body, headers=captured.headers)
-            assert response.status_code == 200, (captured.name, response.text)
-    stack.digest()
 
 
 @pytest.fixture

@@ -13,21 +13,13 @@ from stackwatch.server.storage import db
 from stackwatch.server.storage.schema import inbox, projects
 from tests import support
 from tests.conftest import Stack
-from tests.fixtures import NODE_DIR, PYTHON_DIR, load
+from tests.fixtures import NODE_DIR, PYTHON_DIR, load, replay_all
 
 # Planted by the fixture generators (shared/fixtures/sdk-envelopes/*/GENERATOR.*): in frame variables, in an
 # Authorization header held in a local dict, in a URL query string inside the exception value, in source lines.
 PLANTED = ("sk_live_51HxYzSECRETTOKEN", "SECRETTOKEN", "key_ABCDEF", "hunter2", "abcdef123456", "whsec_ABCDEF123")
 # What the same events carry that is not secret, and must survive (so the test fails if everything is dropped).
 KEPT = ("wf_orders", "run_1", "wf_signup", "ConnectionError", "api.example.com", "step_http_call", "call-crm")
-
-
-def replay(stack: Stack) -> None:
-    for directory in (PYTHON_DIR, NODE_DIR):
-        for captured in load(directory):
-            response = stack.client.post(captured.path, content=captured.body, headers=captured.headers)
-            assert response.status_code == 200, (captured.name, response.text)
-    stack.digest()
 
 
 def stored_bytes(stack: Stack) -> bytes:
@@ -45,7 +37,7 @@ def assert_clean(blob: bytes, where: str) -> None:
 
 @pytest.fixture
 def replayed(stack: Stack) -> Stack:
-    replay(stack)
+    replay_all(stack)
     return stack
 
 
