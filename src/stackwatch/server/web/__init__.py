@@ -8,6 +8,8 @@ from starlette.staticfiles import StaticFiles
 
 from stackwatch.server.config import Settings
 from stackwatch.server.web.context import STATIC_DIR, Web
+from stackwatch.server.web.event_view import json_text
+from stackwatch.server.web.issue_page import build_issue_page_router
 from stackwatch.server.web.issues import build_issues_router
 from stackwatch.server.web.routes import build_web_router
 
@@ -17,6 +19,8 @@ __all__ = ["mount"]
 def mount(app: FastAPI, engine: Engine, settings: Settings) -> None:
     """The dashboard's pages, and its static files at ``/static``."""
     app.state.web = Web.open(engine, settings)
+    app.state.web.templates.filters["json_text"] = json_text  # nested event values as plain (escaped) text
     app.include_router(build_web_router())
     app.include_router(build_issues_router())
+    app.include_router(build_issue_page_router())
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -1,0 +1,133 @@
+"""The issue page, ``/issues/{id}``: counts, tag facets, the last day's events and one event in full.
+
+The issue, its facets and its hourly series are read with the REST API's queries (``api.queries``), and its
+status changed with the API's ``set_status``, so page and API agree. The event shown is the latest of the issue,
+or ``?event=<event_id>`` when that event belongs to it; older and newer go by the events' storage order.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+import zstandard
+from fastapi import APIRouter, HTTPException
+from sqlalchemy import Connection, select
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from stackwatch.server.api import queries
+from stackwatch.server.storage.schema import events, issues
+from stackwatch.server.web.access import ProjectRef, User, visible_projects
+from stackwatch.server.web.context import Web, WebRoute, form, web
+from stackwatch.server.web.event_view import event_view
+from stackwatch.server.web.issues import ACTIONS, MAX_ID
+from stackwatch.server.web.routes import current_user, login_redirect
+
+__all__ = ["build_issue_page_router"]
+
+SERIES_HOURS = 24
+
+
+def _issue_id(text: str) -> int | None:
+    if not (text.isascii() and text.isdigit() and len(text) < 20):
+        return None
+    value = int(text)
+    return value if 0 < value <= MAX_ID else None
+
+
+def _visible_issue(
+    connection: Connection, user: User, issue_id: int | None
+) -> tuple[dict[str, Any], ProjectRef] | None:
+    """The issue and its project when the user may see them; ``None`` alike for a missing and a hidden issue."""
+    if issue_id is None:
+        return None
+    try:
+        issue = queries.issue_by_id(connection, issue_id)
+    except HTTPException:
+        return None
+    # ``visible_projects`` is ``can_see_project``'s query for every project: access and the name in one read.
+    project = next((p for p in visible_projects(connection, user) if p.id == issue["project_id"]), None)
+    return None if project is None else (issue, project)
+
+
+def _not_found(context: Web) -> Response:
+    return context.error(404, "Not found", "There is no such issue, or you are not a member of its project.")
+
+
+def _event_row(connection: Connection, issue_id: int, event_id: str | None) -> Any:
+    query = select(events).where(events.c.issue_id == issue_id)
+    if event_id is None:
+        return connection.execute(query.order_by(events.c.id.desc()).limit(1)).first()
+    wanted = event_id.replace("-", "").lower().replace("\x00", "")
+    return connection.execute(query.where(events.c.event_id == wanted).limit(1)).first()
+
+
+def _neighbours(connection: Connection, issue_id: int, row_id: int) -> tuple[str | None, str | None]:
+    """The event ids just before and just after an event of the issue, in storage order."""
+    base = select(events.c.event_id).where(events.c.issue_id == issue_id)
+    older = connection.execute(base.where(events.c.id < row_id).order_by(events.c.id.desc()).limit(1)).scalar()
+    newer = connection.execute(base.where(events.c.id > row_id).order_by(events.c.id).limit(1)).scalar()
+    return older, newer
+
+
+def _epoch(stamp: str | None) -> float | None:
+    return None if stamp is None else datetime.fromisoformat(stamp).timestamp()
+
+
+def build_issue_page_router() -> APIRouter:
+    router = APIRouter(route_class=WebRoute, include_in_schema=False)
+    decompressor = zstandard.ZstdDecompressor()
+
+    @router.get("/issues/{issue_id}")
+    def issue_page(request: Request, issue_id: str, event: str | None = None) -> Response:
+        context = web(request)
+        with context.engine.connect() as connection:
+            user = current_user(request, connection)
+            if user is None:
+                return login_redirect(request)
+            found = _visible_issue(connection, user, _issue_id(issue_id))
+            if found is None:
+                return _not_found(context)
+            issue, project = found
+            row = _event_row(connection, issue["id"], event)
+            if row is None and event is not None:
+                return context.error(404, "Not found", "This issue has no such event.")
+            older, newer = _neighbours(connection, issue["id"], row.id) if row is not None else (None, None)
+            facets = queries.tag_facets(connection, issue["id"])
+            series = queries.hourly_series(connection, issue["id"], SERIES_HOURS)
+        data = orjson.loads(decompressor.decompress(row.payload)) if row is not None else None
+        session = context.cookies.read(request)
+        values = {
+            "user": user,
+            "csrf_token": session.csrf if session else "",
+            "project": project,
+            "issue": {**issue, "first_seen": _epoch(issue["first_seen"]), "last_seen": _epoch(issue["last_seen"])},
+            "facets": facets,
+            "series": series,
+            "series_max": max([1, *(hour["count"] for hour in series)]),
+            "event": event_view(data) if isinstance(data, dict) else None,
+            "older": older,
+            "newer": newer,
+        }
+        return context.page("issue.html", values)
+
+    @router.post("/issues/{issue_id}/status")
+    def change_status(request: Request, issue_id: str) -> Response:
+        context = web(request)
+        status = ACTIONS.get(form(request).get("action", ""))
+        with context.engine.connect() as connection, connection.execution_options(sqlite_write=True).begin():
+            user = current_user(request, connection)
+            if user is None:  # a session ended elsewhere: log in again, then back to the issue
+                return RedirectResponse(f"/login?next={quote(f'/issues/{issue_id}', safe='/')}", status_code=303)
+            found = _visible_issue(connection, user, _issue_id(issue_id))
+            if found is None:
+                return _not_found(context)
+            if status is None:
+                return context.error(400, "Unknown action", "Choose Resolve, Ignore or Reopen.")
+            queries.set_status(connection, status, issues.c.id == found[0]["id"])
+        return RedirectResponse(f"/issues/{found[0]['id']}", status_code=303)
+
+    return router
