@@ -204,6 +204,11 @@ def test_disabled_rules_and_rules_without_channels_do_not_fire(stack: Stack, cha
     rule_id = rule(stack, channel, trigger="level", level="error", cooldown_minutes=0)
     with stack.services.engine.begin() as connection:
         manage.update_rule(connection, 1, rule_id, {"enabled": False})
+        other = manage.create_channel(connection, 1, name="gone", kind="webhook", config={"url": "http://127.0.0.1:9/"})
+    rule(stack, other, trigger="level", level="error", cooldown_minutes=0)
+    with stack.services.engine.begin() as connection:
+        assert manage.delete_channel(connection, 1, other)  # the rule stays, with no channel left
+        assert len(manage.list_rules(connection, 1)) == 2
     send(stack, event())
     assert outbox(stack) == []
 

@@ -193,14 +193,15 @@ def _throttled_notify(
     slug = connection.execute(select(projects.c.slug).where(projects.c.id == rule.project_id)).scalar_one()
     written = 0
     for channel_id in rule.channel_ids:
-        held = int(throttle.held_back) + _take_channel_backlog(connection, channel_id)
-        if _over_cap(connection, channel_id, now):
+        channel_backlog = _room_on_channel(connection, channel_id, now)
+        if channel_backlog is None:  # over the hourly cap: this event and those it stands for wait for the next
             connection.execute(
                 update(alert_channels)
                 .where(alert_channels.c.id == channel_id)
-                .values(held_back=alert_channels.c.held_back + held + 1)
+                .values(held_back=alert_channels.c.held_back + throttle.held_back + 1)
             )
             continue
+        held = int(throttle.held_back) + channel_backlog
         notification = _notification(issue, slug, reason, latest, held, base_url)
         connection.execute(
             insert(alert_outbox).values(
@@ -219,22 +220,22 @@ def _throttled_notify(
     return written
 
 
-def _take_channel_backlog(connection: Connection, channel_id: int) -> int:
-    """Events the channel's hourly cap held back so far (reset: the next message reports them)."""
-    held = connection.execute(select(alert_channels.c.held_back).where(alert_channels.c.id == channel_id)).scalar()
-    if held:
-        connection.execute(update(alert_channels).where(alert_channels.c.id == channel_id).values(held_back=0))
-    return int(held or 0)
-
-
-def _over_cap(connection: Connection, channel_id: int, now: float) -> bool:
-    cap = connection.execute(select(alert_channels.c.hourly_cap).where(alert_channels.c.id == channel_id)).scalar()
+def _room_on_channel(connection: Connection, channel_id: int, now: float) -> int | None:
+    """``None`` when the channel reached its hourly cap; else the events the cap held back so far, which the
+    message about to be queued reports (the channel's count is reset)."""
+    channel = connection.execute(
+        select(alert_channels.c.hourly_cap, alert_channels.c.held_back).where(alert_channels.c.id == channel_id)
+    ).one()
     sent = connection.execute(
         select(func.count())
         .select_from(alert_outbox)
         .where(alert_outbox.c.channel_id == channel_id, alert_outbox.c.created_at >= now - 3600)
     ).scalar_one()
-    return cap is not None and sent >= cap
+    if sent >= channel.hourly_cap:
+        return None
+    if channel.held_back:
+        connection.execute(update(alert_channels).where(alert_channels.c.id == channel_id).values(held_back=0))
+    return int(channel.held_back)
 
 
 def _notification(

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+import zstandard
 from fastapi import HTTPException
 from sqlalchemy import ColumnElement, Connection, and_, exists, func, or_, select, update
 
@@ -21,7 +22,9 @@ from stackwatch.server.storage.schema import events, issue_hourly, issue_tags, i
 __all__ = [
     "SORT_COLUMNS",
     "IssueFilters",
+    "event_data",
     "event_page",
+    "find_event",
     "iso",
     "issue_by_id",
     "issue_page",
@@ -188,6 +191,21 @@ def hourly_series(connection: Connection, issue_id: int, hours: int) -> list[dic
         ).all()
     )
     return [{"hour": iso(hour), "count": counts.get(hour, 0)} for hour in range(start, end + 1, 3600)]
+
+
+_DECOMPRESSOR = zstandard.ZstdDecompressor()
+
+
+def find_event(connection: Connection, event_id: str, *conditions: ColumnElement[bool]) -> Any:
+    """The stored event with this id (dashes and case ignored), within ``conditions``; ``None`` when there is none."""
+    wanted = event_id.replace("-", "").lower()
+    return connection.execute(select(events).where(events.c.event_id == wanted, *conditions).limit(1)).first()
+
+
+def event_data(row: Any) -> dict[str, Any]:
+    """The normalized, scrubbed event a row stores, as the digest wrote it."""
+    data = orjson.loads(_DECOMPRESSOR.decompress(row.payload))
+    return data if isinstance(data, dict) else {}
 
 
 def event_summary(row: Any) -> dict[str, Any]:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-import orjson
-import zstandard
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import Engine, select
@@ -67,7 +65,6 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
         return owner
 
     router = APIRouter(prefix="/api/v1", dependencies=[Depends(_no_nul), Depends(authenticated)], tags=["api"])
-    decompressor = zstandard.ZstdDecompressor()
 
     def public_base(request: Request) -> str:
         return base_url or str(request.base_url).rstrip("/")
@@ -170,13 +167,11 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
 
     @router.get("/events/{event_id}", response_model=EventDetail)
     def get_event(event_id: str) -> dict[str, Any]:
-        wanted = event_id.replace("-", "").lower()
         with engine.connect() as connection:
-            row = connection.execute(select(events).where(events.c.event_id == wanted).limit(1)).first()
+            row = queries.find_event(connection, event_id)
         if row is None:
             raise HTTPException(404, f"no event {event_id}")
-        summary = queries.event_summary(row)
-        return {**summary, "project_id": row.project_id, "data": orjson.loads(decompressor.decompress(row.payload))}
+        return {**queries.event_summary(row), "project_id": row.project_id, "data": queries.event_data(row)}
 
     @router.get("/runs/{run_id}/events", response_model=EventPage)
     def run_events(

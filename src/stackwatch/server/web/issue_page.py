@@ -11,8 +11,6 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-import orjson
-import zstandard
 from fastapi import APIRouter, HTTPException
 from sqlalchemy import Connection, select
 from starlette.requests import Request
@@ -58,11 +56,11 @@ def _not_found(context: Web) -> Response:
 
 
 def _event_row(connection: Connection, issue_id: int, event_id: str | None) -> Any:
-    query = select(events).where(events.c.issue_id == issue_id)
-    if event_id is None:
-        return connection.execute(query.order_by(events.c.id.desc()).limit(1)).first()
-    wanted = event_id.replace("-", "").lower().replace("\x00", "")
-    return connection.execute(query.where(events.c.event_id == wanted).limit(1)).first()
+    """The issue's latest event, or the one asked for when it belongs to the issue."""
+    if event_id is not None:
+        return queries.find_event(connection, event_id.replace("\x00", ""), events.c.issue_id == issue_id)
+    query = select(events).where(events.c.issue_id == issue_id).order_by(events.c.id.desc()).limit(1)
+    return connection.execute(query).first()
 
 
 def _neighbours(connection: Connection, issue_id: int, row_id: int) -> tuple[str | None, str | None]:
@@ -79,7 +77,6 @@ def _epoch(stamp: str | None) -> float | None:
 
 def build_issue_page_router() -> APIRouter:
     router = APIRouter(route_class=WebRoute, include_in_schema=False)
-    decompressor = zstandard.ZstdDecompressor()
 
     @router.get("/issues/{issue_id}")
     def issue_page(request: Request, issue_id: str, event: str | None = None) -> Response:
@@ -98,7 +95,7 @@ def build_issue_page_router() -> APIRouter:
             older, newer = _neighbours(connection, issue["id"], row.id) if row is not None else (None, None)
             facets = queries.tag_facets(connection, issue["id"])
             series = queries.hourly_series(connection, issue["id"], SERIES_HOURS)
-        data = orjson.loads(decompressor.decompress(row.payload)) if row is not None else None
+        data = queries.event_data(row) if row is not None else None
         session = context.cookies.read(request)
         values = {
             "user": user,
