@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 NODE_STAMP := tests/node/node_modules/.installed
+VENDOR := src/stackwatch/server/web/static/vendor
 
-.PHONY: run test check lint format clean bench
+.PHONY: run test check lint format clean bench vendor screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,9 +38,25 @@ format: $(STAMP)
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
+## Take the dashboard's screenshots in docs/screenshots again (the browser tests take them; needs Chromium).
+screenshots: $(STAMP)
+	STACKWATCH_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest tests/test_browser.py -k sqlite -q
+
 ## Throughput and latency benchmark (see bench/README.md).
 bench: $(STAMP)
 	$(BIN)/python -m bench.loadgen
 
 clean:
 	rm -rf $(VENV) tests/node/node_modules .pytest_cache .mypy_cache .ruff_cache
+
+## Fetch the vendored front-end libraries again from npm (see src/stackwatch/server/web/static/vendor/README.md).
+vendor:
+	rm -rf .vendor-tmp && mkdir .vendor-tmp
+	cd .vendor-tmp && npm pack --silent htmx.org@2.0.11 htmx-ext-sse@2.2.4 uplot@1.6.32 >/dev/null \
+		&& for f in *.tgz; do mkdir "$${f%.tgz}" && tar xzf "$$f" -C "$${f%.tgz}"; done
+	cp .vendor-tmp/htmx.org-2.0.11/package/dist/htmx.min.js .vendor-tmp/htmx.org-2.0.11/package/LICENSE $(VENDOR)/htmx/
+	cp .vendor-tmp/htmx-ext-sse-2.2.4/package/dist/sse.min.js .vendor-tmp/htmx-ext-sse-2.2.4/package/LICENSE \
+		$(VENDOR)/htmx-ext-sse/
+	cp .vendor-tmp/uplot-1.6.32/package/dist/uPlot.iife.min.js .vendor-tmp/uplot-1.6.32/package/dist/uPlot.min.css \
+		.vendor-tmp/uplot-1.6.32/package/LICENSE $(VENDOR)/uplot/
+	rm -rf .vendor-tmp

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -177,3 +178,13 @@ def crawl_api(get: Callable[..., httpx.Response]) -> bytes:
     for run in sorted(runs):
         fetch(f"/runs/{run}/events")
     return b"\n".join(bodies)
+
+
+OWN_SCRIPT = re.compile(r'<script src="/static/[\w./-]+\.js" defer></script>')
+
+
+def foreign_markup(page_text: str) -> list[str]:
+    """Script tags other than the dashboard's own (``<script src="/static/…" defer>``), and ``style=``
+    attributes: what escaping should make impossible for anything that came from an event."""
+    rest = OWN_SCRIPT.sub("", page_text)
+    return re.findall(r"<script[^>]*>|\sstyle=", rest, re.IGNORECASE)

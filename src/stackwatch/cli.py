@@ -94,6 +94,7 @@ def serve(demo: bool, **flags: Any) -> None:
 
     from stackwatch.server.app import create_app
     from stackwatch.server.services import open_services
+    from stackwatch.server.serving import Server
 
     settings = _settings(server=True, **flags)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -108,7 +109,7 @@ def serve(demo: bool, **flags: Any) -> None:
         click.echo("  Demo:       sending a simulated MeshHook workload to the default project (stackwatch demo)")
         threading.Thread(target=_demo_when_up, args=(settings, dsn), name="stackwatch-demo", daemon=True).start()
     app = create_app(settings, services)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -117,6 +118,7 @@ def serve(demo: bool, **flags: Any) -> None:
         server_header=False,
         timeout_graceful_shutdown=10,
     )
+    Server(config, on_exit=app.state.live.close if settings.runs_web else None).run()
 
 
 def _demo_when_up(settings: Settings, dsn: str) -> None:

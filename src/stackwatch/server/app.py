@@ -49,6 +49,8 @@ def create_app(settings: Settings, services: Services | None = None, *, run_work
         try:
             yield
         finally:
+            if settings.runs_web:
+                _app.state.live.close()  # ends the dashboard's live streams
             services.inbox.stop_writer()  # answers every request that is still waiting for its commit
             if worker is not None:
                 worker.stop()

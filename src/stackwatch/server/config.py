@@ -11,6 +11,7 @@ import dataclasses
 import os
 import re
 import secrets
+import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from email.utils import parseaddr
@@ -55,6 +56,8 @@ class Settings:
     smtp_timeout: int = 10
     smtp_verify_tls: bool = True
     alerts_allow_private_targets: bool = True
+    # Dashboard: a URL template into MeshHook's run console ("" = no links to MeshHook).
+    meshhook_run_url: str = ""
 
     @property
     def is_sqlite(self) -> bool:
@@ -146,6 +149,26 @@ def _url(text: str) -> str:
     return text.rstrip("/")
 
 
+MESHHOOK_PLACEHOLDERS = ("run_id", "workflow_id", "step_id", "tenant")
+
+
+def _meshhook_run_url(text: str) -> str:
+    """A URL template such as ``https://meshhook.example.com/workflows/{workflow_id}/runs/{run_id}``."""
+    text = text.strip()
+    if not re.match(r"^https?://[^/\s]+", text) or any(c.isspace() for c in text):
+        raise ValueError(f"expected an http(s) URL such as https://meshhook.example.com/runs/{{run_id}}, got {text!r}")
+    try:
+        parts = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        raise ValueError(f"malformed braces in {text!r} ({exc}); write a literal brace as {{{{ or }}}}") from None
+    allowed = ", ".join("{" + name + "}" for name in MESHHOOK_PLACEHOLDERS)
+    for _, name, spec, conversion in parts:
+        if name is not None and (name not in MESHHOOK_PLACEHOLDERS or spec or conversion):
+            shown = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            raise ValueError(f"unknown placeholder {shown} in {text!r}; the placeholders are {allowed}")
+    return text
+
+
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "data_dir": lambda text: Path(text).expanduser(),
     "database_url": _database_url,
@@ -172,6 +195,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "smtp_timeout": _int_in(1, 300),
     "smtp_verify_tls": _boolean,
     "alerts_allow_private_targets": _boolean,
+    "meshhook_run_url": _meshhook_run_url,
 }
 
 

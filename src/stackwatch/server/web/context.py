@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from stackwatch.server.config import Settings
+from stackwatch.server.web.charts import sparkline
 from stackwatch.server.web.sessions import SessionCookies, same_token
 
 __all__ = ["SECURITY_HEADERS", "STATIC_DIR", "Web", "WebRoute", "form", "form_values", "web"]
@@ -48,6 +49,12 @@ def _when(epoch: float | None) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _bucket(start: int, step: int) -> str:
+    """A chart bucket's label: the hour (``14:00``) or the day (``2026-11-28``), in UTC."""
+    moment = dt.datetime.fromtimestamp(start, dt.UTC)
+    return moment.strftime("%H:%M" if step < 86400 else "%Y-%m-%d")
+
+
 @dataclass(slots=True)
 class Web:
     engine: Engine
@@ -62,6 +69,8 @@ class Web:
             loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, undefined=jinja2.StrictUndefined
         )
         templates.filters["when"] = _when
+        templates.filters["bucket"] = _bucket
+        templates.filters["sparkline"] = sparkline
         cookies = SessionCookies(settings.secret_key, secure=settings.base_url.startswith("https://"))
         return cls(engine, settings, cookies, templates)
 

@@ -8,25 +8,28 @@ or ``?event=<event_id>`` when that event belongs to it; older and newer go by th
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Query
 from sqlalchemy import Connection, select
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from stackwatch.server.api import queries
+from stackwatch.server.storage.db import now
 from stackwatch.server.storage.schema import events, issues
-from stackwatch.server.web.access import ProjectRef, User, visible_projects
+from stackwatch.server.web.access import ProjectRef, User, can_see_project, visible_projects
+from stackwatch.server.web.activity import RANGES, issue_series
+from stackwatch.server.web.charts import chart
 from stackwatch.server.web.context import Web, WebRoute, form, web
 from stackwatch.server.web.event_view import event_view
 from stackwatch.server.web.issues import ACTIONS, MAX_ID
+from stackwatch.server.web.live import event_stream
 from stackwatch.server.web.routes import current_user, login_redirect
+from stackwatch.server.web.sessions import session_user
 
 __all__ = ["build_issue_page_router"]
-
-SERIES_HOURS = 24
 
 
 def _issue_id(text: str) -> int | None:
@@ -75,11 +78,59 @@ def _epoch(stamp: str | None) -> float | None:
     return None if stamp is None else datetime.fromisoformat(stamp).timestamp()
 
 
+def _version(connection: Connection, issue_id: int) -> str | None:
+    """What the live part of the page shows, as one string: it changes when the page should be redrawn."""
+    row = connection.execute(
+        select(
+            issues.c.event_count,
+            issues.c.last_seen,
+            issues.c.status,
+            issues.c.user_count,
+            issues.c.run_count,
+            issues.c.workflow_count,
+            issues.c.tenant_count,
+        ).where(issues.c.id == issue_id)
+    ).first()
+    return None if row is None else ":".join(str(value) for value in row)
+
+
+def _latest_event(connection: Connection, issue_id: int) -> str | None:
+    query = select(events.c.event_id).where(events.c.issue_id == issue_id).order_by(events.c.id.desc()).limit(1)
+    found: str | None = connection.execute(query).scalar()
+    return found
+
+
+RangeParam = Annotated[str | None, Query(alias="range")]
+
+
+def _range(value: str | None) -> str:
+    return value if value in RANGES else "24h"
+
+
+def _summary_values(
+    connection: Connection, request: Request, issue: dict[str, Any], range_name: str, shown: str | None
+) -> dict[str, Any]:
+    """What ``_issue_summary.html`` needs: the issue with epoch times, the chart and the newest event's id."""
+    series = issue_series(connection, issue["id"], range_name, now())
+    session = web(request).cookies.read(request)
+    return {
+        "csrf_token": session.csrf if session else "",
+        "issue": {**issue, "first_seen": _epoch(issue["first_seen"]), "last_seen": _epoch(issue["last_seen"])},
+        "series": series,
+        "chart": chart(series.x, [("events", series.counts)], step=series.step),
+        "range_name": range_name,
+        "shown_event": shown,
+        "latest_event": _latest_event(connection, issue["id"]),
+    }
+
+
 def build_issue_page_router() -> APIRouter:
     router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
     @router.get("/issues/{issue_id}")
-    def issue_page(request: Request, issue_id: str, event: str | None = None) -> Response:
+    def issue_page(
+        request: Request, issue_id: str, event: str | None = None, range_name: RangeParam = None
+    ) -> Response:
         context = web(request)
         with context.engine.connect() as connection:
             user = current_user(request, connection)
@@ -94,22 +145,58 @@ def build_issue_page_router() -> APIRouter:
                 return context.error(404, "Not found", "This issue has no such event.")
             older, newer = _neighbours(connection, issue["id"], row.id) if row is not None else (None, None)
             facets = queries.tag_facets(connection, issue["id"])
-            series = queries.hourly_series(connection, issue["id"], SERIES_HOURS)
+            shown = row.event_id if row is not None else None
+            summary = _summary_values(connection, request, issue, _range(range_name), shown)
+            live_since = _version(connection, issue["id"]) or ""
         data = queries.event_data(row) if row is not None else None
-        session = context.cookies.read(request)
         values = {
+            **summary,
             "user": user,
-            "csrf_token": session.csrf if session else "",
             "project": project,
-            "issue": {**issue, "first_seen": _epoch(issue["first_seen"]), "last_seen": _epoch(issue["last_seen"])},
             "facets": facets,
-            "series": series,
-            "series_max": max([1, *(hour["count"] for hour in series)]),
             "event": event_view(data) if isinstance(data, dict) else None,
             "older": older,
             "newer": newer,
+            "live_since": live_since,
         }
         return context.page("issue.html", values)
+
+    @router.get("/issues/{issue_id}/summary")
+    def issue_summary(
+        request: Request, issue_id: str, event: str | None = None, range_name: RangeParam = None
+    ) -> Response:
+        """The live part of the issue page alone, for htmx (live updates and the chart's range)."""
+        context = web(request)
+        with context.engine.connect() as connection:
+            user = current_user(request, connection)
+            if user is None:
+                return login_redirect(request)
+            found = _visible_issue(connection, user, _issue_id(issue_id))
+            if found is None:
+                return _not_found(context)
+            shown = event.replace("\x00", "")[:64] if event else None
+            values = _summary_values(connection, request, found[0], _range(range_name), shown)
+        return context.page("_issue_summary.html", values)
+
+    @router.get("/issues/{issue_id}/live")
+    def issue_live(request: Request, issue_id: str, since: str = "") -> Response:
+        """Server-Sent Events: ``changed`` when the issue's counts or status change (see ``live``)."""
+        context = web(request)
+        session = context.cookies.read(request)
+        with context.engine.connect() as connection:
+            user = session_user(connection, session)
+            found = None if user is None else _visible_issue(connection, user, _issue_id(issue_id))
+        if found is None:
+            return context.error(404, "Not found", "There is no such issue, or you are not logged in.")
+        project_id, key = found[1].id, found[0]["id"]
+
+        def read(connection: Connection) -> str | None:
+            reader = session_user(connection, session)
+            if reader is None or not can_see_project(connection, reader, project_id):
+                return None
+            return _version(connection, key)
+
+        return event_stream(request.app.state.live, request, read, since)
 
     @router.post("/issues/{issue_id}/status")
     def change_status(request: Request, issue_id: str) -> Response:

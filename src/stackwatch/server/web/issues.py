@@ -13,15 +13,19 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
 from fastapi import APIRouter, HTTPException
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, case, func, select
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from stackwatch.server.api import queries
+from stackwatch.server.storage.db import now
 from stackwatch.server.storage.schema import LEVELS, issues, projects
 from stackwatch.server.web.access import ProjectRef, User, can_see_project
+from stackwatch.server.web.activity import issue_sparklines
 from stackwatch.server.web.context import Web, WebRoute, form, form_values, web
+from stackwatch.server.web.live import event_stream
 from stackwatch.server.web.routes import current_user, login_redirect
+from stackwatch.server.web.sessions import session_user
 
 __all__ = ["ListView", "build_issues_router"]
 
@@ -108,39 +112,92 @@ def _list_url(project: ProjectRef, view: ListView) -> str:
     return f"/projects/{quote(project.slug, safe='')}/issues?{view.query_string()}"
 
 
+def _version(connection: Connection, project_id: int) -> str:
+    """What the list shows of a project, as one string: it changes when a live list should be redrawn."""
+    row = connection.execute(
+        select(
+            func.count(),
+            func.sum(case((issues.c.status == "unresolved", 1), else_=0)),
+            func.max(issues.c.last_seen),
+            func.sum(issues.c.event_count),
+        ).where(issues.c.project_id == project_id)
+    ).one()
+    return ":".join(str(value or 0) for value in row)
+
+
+def _list(request: Request, slug: str, *, rows_only: bool) -> Response:
+    context = web(request)
+    view = ListView.parse(request.query_params)
+    cursor = _clean(request.query_params.get("cursor")) or None
+    with context.engine.connect() as connection:
+        user = current_user(request, connection)
+        if user is None:
+            return login_redirect(request)
+        project = _visible_project(connection, user, slug)
+        if project is None:
+            return _not_found(context)
+        try:
+            page = queries.issue_page(connection, project.id, view.filters(), view.sort, cursor, view.limit)
+        except HTTPException:
+            return context.error(400, "Page not found", "The page link is not valid; start from the first page.")
+        rows = [_row(issue) for issue in page["data"]]
+        sparklines = issue_sparklines(connection, [row["id"] for row in rows], now())
+        live_since = "" if rows_only else _version(connection, project.id)
+    page_query = view.query_string(**({"cursor": cursor} if cursor else {}))
+    values: dict[str, Any] = {
+        "issues": rows,
+        "sparklines": sparklines,
+        "rows_url": f"/projects/{quote(project.slug, safe='')}/issues/rows?{page_query}",
+    }
+    if rows_only:
+        return context.page("_issue_rows.html", values)
+    session = context.cookies.read(request)
+    next_cursor = page["next_cursor"]
+    values |= {
+        "user": user,
+        "csrf_token": session.csrf if session else "",
+        "project": project,
+        "view": view,
+        "next_query": view.query_string(cursor=next_cursor) if next_cursor else None,
+        "statuses": STATUS_CHOICES,
+        "levels": LEVELS,
+        "sorts": SORTS,
+        "live_since": live_since,
+    }
+    return context.page("issues.html", values)
+
+
 def build_issues_router() -> APIRouter:
     router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
     @router.get("/projects/{slug}/issues")
     def issue_list(request: Request, slug: str) -> Response:
+        return _list(request, slug, rows_only=False)
+
+    @router.get("/projects/{slug}/issues/rows")
+    def issue_rows(request: Request, slug: str) -> Response:
+        """The list's rows alone, for htmx (live updates), with the same filters, sort and page."""
+        return _list(request, slug, rows_only=True)
+
+    @router.get("/projects/{slug}/issues/live")
+    def issue_list_live(request: Request, slug: str, since: str = "") -> Response:
+        """Server-Sent Events: ``changed`` when the project's issues change (see ``live``)."""
         context = web(request)
-        view = ListView.parse(request.query_params)
-        cursor = _clean(request.query_params.get("cursor")) or None
-        with context.engine.connect() as connection:
-            user = current_user(request, connection)
-            if user is None:
-                return login_redirect(request)
-            project = _visible_project(connection, user, slug)
-            if project is None:
-                return _not_found(context)
-            try:
-                page = queries.issue_page(connection, project.id, view.filters(), view.sort, cursor, view.limit)
-            except HTTPException:
-                return context.error(400, "Page not found", "The page link is not valid; start from the first page.")
         session = context.cookies.read(request)
-        next_cursor = page["next_cursor"]
-        values = {
-            "user": user,
-            "csrf_token": session.csrf if session else "",
-            "project": project,
-            "view": view,
-            "issues": [_row(issue) for issue in page["data"]],
-            "next_query": view.query_string(cursor=next_cursor) if next_cursor else None,
-            "statuses": STATUS_CHOICES,
-            "levels": LEVELS,
-            "sorts": SORTS,
-        }
-        return context.page("issues.html", values)
+        with context.engine.connect() as connection:
+            user = session_user(connection, session)
+            project = None if user is None else _visible_project(connection, user, slug)
+        if project is None:
+            return _not_found(context)
+        project_id = project.id
+
+        def read(connection: Connection) -> str | None:
+            reader = session_user(connection, session)
+            if reader is None or not can_see_project(connection, reader, project_id):
+                return None
+            return _version(connection, project_id)
+
+        return event_stream(request.app.state.live, request, read, since)
 
     @router.post("/projects/{slug}/issues/bulk")
     def bulk_status(request: Request, slug: str) -> Response:

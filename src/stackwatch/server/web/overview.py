@@ -7,20 +7,23 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, func, select
 
-from stackwatch.server.storage.schema import issue_hourly, issues
+from stackwatch.server.storage.schema import issues
 from stackwatch.server.web.access import ProjectRef
+from stackwatch.server.web.activity import Series, project_sparklines
 
 __all__ = ["ProjectSummary", "summarize"]
-
-HOUR = 3600
 
 
 @dataclass(frozen=True, slots=True)
 class ProjectSummary:
     project: ProjectRef
     open_issues: int
-    events_24h: int
+    last_24h: Series  # events per hour, the current hour and the 23 before it
     last_seen: float | None
+
+    @property
+    def events_24h(self) -> int:
+        return self.last_24h.total
 
 
 def _by_project(connection: Connection, query: Select[tuple[int, Any]]) -> dict[int, Any]:
@@ -38,15 +41,7 @@ def summarize(connection: Connection, projects: list[ProjectRef], now: float) ->
         .where(issues.c.project_id.in_(ids), issues.c.status == "unresolved")
         .group_by(issues.c.project_id),
     )
-    # The current hour's bucket and the 23 before it.
-    since = int(now // HOUR) * HOUR - 23 * HOUR
-    events: dict[int, int | None] = _by_project(
-        connection,
-        select(issues.c.project_id, func.sum(issue_hourly.c.count))
-        .join(issue_hourly, issue_hourly.c.issue_id == issues.c.id)
-        .where(issues.c.project_id.in_(ids), issue_hourly.c.hour >= since)
-        .group_by(issues.c.project_id),
-    )
+    activity = project_sparklines(connection, ids, now)
     last_seen: dict[int, float | None] = _by_project(
         connection,
         select(issues.c.project_id, func.max(issues.c.last_seen))
@@ -57,7 +52,7 @@ def summarize(connection: Connection, projects: list[ProjectRef], now: float) ->
         ProjectSummary(
             project,
             int(open_issues.get(project.id, 0)),
-            int(events.get(project.id) or 0),
+            activity[project.id],
             last_seen.get(project.id),
         )
         for project in projects

@@ -1,0 +1,289 @@
+"""The workflow impact of an issue, ``/issues/{id}/impact``, and the page of one MeshHook run, ``/runs/{run_id}``.
+
+Both read the workflow columns the digest keeps on every event (``component``, ``workflow_id``, ``run_id``,
+``step_id``, ``tenant``; DESIGN §3.4). Every list is bounded and says so. The impact page's tables each read the
+issue's events through the ``(issue_id, id)`` index; the run page reads the run's events through ``run_id``'s.
+With ``meshhook_run_url`` set, runs link into MeshHook's run console too (``meshhook_link``).
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter
+from sqlalchemy import Connection, func, select
+from starlette.requests import Request
+from starlette.responses import Response
+
+from stackwatch.server.storage.schema import events, issues
+from stackwatch.server.web.access import visible_projects
+from stackwatch.server.web.context import WebRoute, web
+from stackwatch.server.web.issue_page import _issue_id, _not_found, _visible_issue
+from stackwatch.server.web.routes import current_user, login_redirect
+
+__all__ = ["IMPACT_LIMIT", "RUN_EVENTS_LIMIT", "build_impact_router", "meshhook_link", "run_path"]
+
+IMPACT_LIMIT = 50  # rows of each impact table
+IMPACT_WINDOW = 10_000  # the impact tables read at most this many of the issue's latest events
+RUN_EVENTS_LIMIT = 500  # events listed on a run page
+MAX_RUN_ID = 200  # the column's width: a longer run id matches no event
+
+
+def meshhook_link(template: str, values: Mapping[str, str | None]) -> str | None:
+    """The MeshHook URL for one row, or ``None``: no template, or a placeholder it uses has no value here.
+
+    Values are percent-encoded whole (``/``, ``?``, ``#`` too), so event data cannot change the URL's shape.
+    """
+    if not template:
+        return None
+    filled: dict[str, str] = {}
+    for _, name, _, _ in string.Formatter().parse(template):
+        if name is None:
+            continue
+        value = values.get(name)
+        if not value:
+            return None
+        filled[name] = quote(value, safe="")
+    return template.format(**filled)
+
+
+def run_path(run_id: str) -> str:
+    """The dashboard's page of a run; the id is encoded whole (a ``/`` in it too)."""
+    return "/runs/" + quote(run_id, safe="")
+
+
+def _time(epoch: float) -> str:
+    """To the millisecond: errors of one run are often seconds apart."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _epoch(stamp: str | None) -> float | None:
+    return None if stamp is None else datetime.fromisoformat(stamp).timestamp()
+
+
+@dataclass(slots=True)
+class Bounded:
+    """The first rows of a list and how many rows there are in all."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    total: int = 0
+
+
+def _top(groups: Mapping[Any, dict[str, Any]], key: Callable[[dict[str, Any]], Any]) -> Bounded:
+    rows = sorted(groups.values(), key=key)
+    return Bounded(rows[:IMPACT_LIMIT], len(rows))
+
+
+def _window_start(connection: Connection, issue_id: int) -> int | None:
+    """The storage id of the oldest event in the issue's latest ``IMPACT_WINDOW``; ``None`` when it has fewer."""
+    query = (
+        select(events.c.id)
+        .where(events.c.issue_id == issue_id)
+        .order_by(events.c.id.desc())
+        .offset(IMPACT_WINDOW - 1)
+        .limit(1)
+    )
+    found = connection.execute(query).scalar()
+    return None if found is None else int(found)
+
+
+def _impact(connection: Connection, issue_id: int, template: str) -> dict[str, Any]:
+    """Every table of the impact page from ONE read of the issue's latest events (at most ``IMPACT_WINDOW``,
+    through the ``(issue_id, id)`` index): their counts per distinct combination of workflow columns, summed up
+    here. Bounded so that the page costs the same for an issue of a million events; the counts at the top of
+    the page are the issue's own, over all its events."""
+    start = _window_start(connection, issue_id)
+    window = events.c.issue_id == issue_id
+    if start is not None:
+        window = window & (events.c.id >= start)
+    combos = connection.execute(
+        select(
+            events.c.workflow_id,
+            events.c.step_id,
+            events.c.run_id,
+            events.c.tenant,
+            events.c.component,
+            func.count().label("n"),
+            func.min(events.c.timestamp).label("first"),
+            func.max(events.c.timestamp).label("last"),
+            func.max(events.c.id).label("latest"),
+        )
+        .where(window)
+        .group_by(events.c.workflow_id, events.c.step_id, events.c.run_id, events.c.tenant, events.c.component)
+    ).all()
+    workflows: dict[str, dict[str, Any]] = {}
+    steps: dict[tuple[str | None, str], dict[str, Any]] = {}
+    components: dict[str, dict[str, Any]] = {}
+    tenants: dict[str, dict[str, Any]] = {}
+    runs: dict[str, dict[str, Any]] = {}
+    for combo in combos:
+        n = int(combo.n)
+        if combo.workflow_id is not None:
+            row = workflows.setdefault(
+                combo.workflow_id,
+                {"workflow_id": combo.workflow_id, "events": 0, "run_ids": set(), "step_ids": set(),
+                 "first_seen": combo.first, "last_seen": combo.last},
+            )  # fmt: skip
+            row["events"] += n
+            row["run_ids"].add(combo.run_id)
+            row["step_ids"].add(combo.step_id)
+            row["first_seen"], row["last_seen"] = min(row["first_seen"], combo.first), max(row["last_seen"], combo.last)
+        if combo.step_id is not None:
+            key = (combo.workflow_id, combo.step_id)
+            row = steps.setdefault(
+                key, {"workflow_id": combo.workflow_id, "step_id": combo.step_id, "events": 0, "run_ids": set()}
+            )
+            row["events"] += n
+            row["run_ids"].add(combo.run_id)
+        if combo.component is not None:
+            components.setdefault(combo.component, {"component": combo.component, "events": 0})["events"] += n
+        if combo.tenant is not None:
+            tenants.setdefault(combo.tenant, {"tenant": combo.tenant, "events": 0})["events"] += n
+        if combo.run_id is not None:
+            row = runs.setdefault(
+                combo.run_id,
+                {"run_id": combo.run_id, "events": 0, "last_seen": combo.last, "workflow_ids": set(),
+                 "step_ids": set(), "latest": combo},
+            )  # fmt: skip
+            row["events"] += n
+            row["last_seen"] = max(row["last_seen"], combo.last)
+            row["workflow_ids"].add(combo.workflow_id)
+            row["step_ids"].add(combo.step_id)
+            if combo.latest > row["latest"].latest:
+                row["latest"] = combo
+    for group in (*workflows.values(), *steps.values()):
+        group["runs"] = len(group.pop("run_ids") - {None})
+    for group in workflows.values():
+        group["steps"] = len(group.pop("step_ids") - {None})
+    for run in runs.values():
+        run["workflow_ids"] = sorted(run["workflow_ids"] - {None})
+        run["step_ids"] = sorted(run["step_ids"] - {None})
+        latest = run.pop("latest")
+        values = {"run_id": run["run_id"], "workflow_id": latest.workflow_id, "step_id": latest.step_id}
+        run["meshhook_url"] = meshhook_link(template, {**values, "tenant": latest.tenant})
+        run["url"] = run_path(run["run_id"])
+    return {
+        "window": sum(int(combo.n) for combo in combos) if start is not None else None,
+        "workflows": _top(workflows, lambda row: (-row["events"], row["workflow_id"])),
+        "steps": _top(steps, lambda row: (-row["events"], row["workflow_id"] or "", row["step_id"])),
+        "components": _top(components, lambda row: (-row["events"], row["component"])),
+        "tenants": _top(tenants, lambda row: (-row["events"], row["tenant"])),
+        "runs": _top(runs, lambda row: (-row["last_seen"], row["run_id"])),
+    }
+
+
+def _distinct(rows: Sequence[Any], key: str) -> list[str]:
+    return sorted({getattr(row, key) for row in rows if getattr(row, key) is not None})
+
+
+def _run(connection: Connection, run_id: str, project_ids: list[int], template: str) -> dict[str, Any] | None:
+    """What the page shows of one run, within the projects the user may see; ``None`` when nothing is visible."""
+    if not project_ids or "\x00" in run_id or len(run_id) > MAX_RUN_ID:
+        return None
+    # ``+ 0``: without statistics SQLite would read the run through the (project_id, event_id) index, i.e. read
+    # the whole project; the run_id index is the one that narrows.
+    condition = (events.c.run_id == run_id) & (events.c.project_id + 0).in_(project_ids)
+    # One row per distinct combination of the run's workflow columns: the page's summary in one read.
+    summary = connection.execute(
+        select(
+            events.c.workflow_id,
+            events.c.step_id,
+            events.c.tenant,
+            events.c.component,
+            func.count().label("events"),
+            func.min(events.c.timestamp).label("first"),
+            func.max(events.c.timestamp).label("last"),
+            func.max(events.c.id).label("latest"),
+        )
+        .where(condition)
+        .group_by(events.c.workflow_id, events.c.step_id, events.c.tenant, events.c.component)
+    ).all()
+    if not summary:
+        return None
+    latest = max(summary, key=lambda row: row.latest)
+    values = {"run_id": run_id, "workflow_id": latest.workflow_id, "step_id": latest.step_id, "tenant": latest.tenant}
+    listed = connection.execute(
+        select(
+            events.c.event_id,
+            events.c.issue_id,
+            events.c.timestamp,
+            events.c.level,
+            events.c.step_id,
+            events.c.component,
+            events.c.workflow_id,
+            issues.c.title,
+        )
+        .join(issues, issues.c.id == events.c.issue_id)
+        .where(condition)
+        .order_by(events.c.timestamp, events.c.id)
+        .limit(RUN_EVENTS_LIMIT)
+    ).all()
+    involved = connection.execute(
+        select(issues.c.id, issues.c.title, issues.c.level, issues.c.status, func.count().label("events"))
+        .join(events, events.c.issue_id == issues.c.id)
+        .where(condition)
+        .group_by(issues.c.id, issues.c.title, issues.c.level, issues.c.status)
+        .order_by(func.count().desc(), issues.c.id)
+    ).all()
+    return {
+        "run_id": run_id,
+        "workflow_ids": _distinct(summary, "workflow_id"),
+        "tenants": _distinct(summary, "tenant"),
+        "components": _distinct(summary, "component"),
+        "step_ids": _distinct(summary, "step_id"),
+        "count": sum(row.events for row in summary),
+        "first": min(row.first for row in summary),
+        "last": max(row.last for row in summary),
+        "events": [{**row._mapping, "time": _time(row.timestamp)} for row in listed],
+        "issues": [dict(row._mapping) for row in involved],
+        "meshhook_url": meshhook_link(template, values),
+    }
+
+
+def build_impact_router() -> APIRouter:
+    router = APIRouter(route_class=WebRoute, include_in_schema=False)
+
+    @router.get("/issues/{issue_id}/impact")
+    def issue_impact(request: Request, issue_id: str) -> Response:
+        context = web(request)
+        with context.engine.connect() as connection:
+            user = current_user(request, connection)
+            if user is None:
+                return login_redirect(request)
+            found = _visible_issue(connection, user, _issue_id(issue_id))
+            if found is None:
+                return _not_found(context)
+            issue, project = found
+            tables = _impact(connection, issue["id"], context.settings.meshhook_run_url)
+        session = context.cookies.read(request)
+        values = {
+            "user": user,
+            "csrf_token": session.csrf if session else "",
+            "project": project,
+            "issue": {**issue, "first_seen": _epoch(issue["first_seen"]), "last_seen": _epoch(issue["last_seen"])},
+            "limit": IMPACT_LIMIT,
+            **tables,
+        }
+        return context.page("impact.html", values)
+
+    @router.get("/runs/{run_id:path}")  # a run id may hold a slash (linked as %2F)
+    def run_page(request: Request, run_id: str) -> Response:
+        context = web(request)
+        with context.engine.connect() as connection:
+            user = current_user(request, connection)
+            if user is None:
+                return login_redirect(request)
+            project_ids = [project.id for project in visible_projects(connection, user)]
+            run = _run(connection, run_id, project_ids, context.settings.meshhook_run_url)
+        if run is None:
+            return context.error(404, "Not found", "There is no such run, or none of its errors is in your projects.")
+        session = context.cookies.read(request)
+        values = {"user": user, "csrf_token": session.csrf if session else "", "run": run, "limit": RUN_EVENTS_LIMIT}
+        return context.page("run.html", values)
+
+    return router

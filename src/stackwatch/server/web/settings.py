@@ -1,0 +1,527 @@
+"""The settings pages: ``/projects/{slug}/settings`` (DSN keys, members, alert channels and rules) and
+``/account/tokens`` (the user's REST API tokens). See docs/dashboard.md.
+
+Every project member may read a project's settings (they need its DSN); only administrators change them, and the
+server refuses a non-administrator's ``POST`` with 403 whatever the page showed. Alert channels and rules are
+validated, stored and shown by ``alerts.manage`` — the REST API's own functions — so a channel's secrets never
+reach the page. An API token opens the whole REST API (every project, every change), so only administrators
+create them; each user lists and revokes their own only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter
+from sqlalchemy import Connection, select, update
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from stackwatch.server.alerts import manage
+from stackwatch.server.alerts.channels import MODULES as CHANNEL_KINDS
+from stackwatch.server.alerts.dispatcher import channel_config, record_health, send_now
+from stackwatch.server.alerts.store import DEFAULT_COOLDOWN_MINUTES, DEFAULT_HOURLY_CAP, IMPACT_KINDS
+from stackwatch.server.api.alerts import channel_test_notification
+from stackwatch.server.storage import accounts
+from stackwatch.server.storage.db import now
+from stackwatch.server.storage.schema import (
+    ALERT_TRIGGERS,
+    LEVELS,
+    alert_channels,
+    api_tokens,
+    project_keys,
+    project_members,
+    projects,
+    users,
+)
+from stackwatch.server.web.access import ProjectRef, User, can_see_project
+from stackwatch.server.web.context import Web, WebRoute, form, form_values, web
+from stackwatch.server.web.routes import current_user, login_redirect
+
+__all__ = ["MAX_RATE_LIMIT", "build_settings_router"]
+
+MAX_LABEL = 200
+MAX_RATE_LIMIT = 1_000_000  # events per minute; a larger number is a typing error, not a limit
+MAX_ID = 2**31 - 1  # the id columns of keys, channels, rules and tokens are 32-bit integers
+RATE_LIMIT_ERROR = (
+    f"The rate limit must be a whole number of events per minute from 1 to {MAX_RATE_LIMIT}, "
+    "or empty for the server-wide limit."
+)
+
+
+class Invalid(ValueError):
+    """A form that cannot be carried out; the message is shown on the page (400) and nothing is stored."""
+
+
+class _Missing(LookupError):
+    """A key, channel, rule or token id that is not in this project (or not the user's): 404."""
+
+
+def _clean(value: str | None) -> str:
+    # PostgreSQL refuses NUL characters even as parameters; no real value carries one.
+    return (value or "").replace("\x00", "").strip()
+
+
+def _id(text: str) -> int:
+    if not (text.isascii() and text.isdigit() and len(text) < 11) or not 0 < int(text) <= MAX_ID:
+        raise _Missing
+    return int(text)
+
+
+def _label(value: str | None, what: str) -> str:
+    text = _clean(value)
+    if not 1 <= len(text) <= MAX_LABEL:
+        raise Invalid(f"The {what} must be 1 to {MAX_LABEL} characters long.")
+    return text
+
+
+def _rate_limit(value: str | None) -> int | None:
+    text = _clean(value)
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit() and len(text) <= 10) or not 1 <= int(text) <= MAX_RATE_LIMIT:
+        raise Invalid(RATE_LIMIT_ERROR)
+    return int(text)
+
+
+def _number_or_text(value: str | None) -> int | str | None:
+    """A whole number as ``int``; anything else as typed, for ``alerts.manage`` to refuse with its own message.
+
+    A number too large for the database's integer columns stays text too: refused, rather than failing to store.
+    """
+    text = _clean(value)
+    if not text:
+        return None
+    try:
+        number = int(text)
+    except ValueError:
+        return text
+    return number if abs(number) <= MAX_ID else text
+
+
+def _visible_project(connection: Connection, user: User, slug: str) -> ProjectRef | None:
+    """The project, when it exists and the user may see it; ``None`` alike for both, to reveal nothing."""
+    if "\x00" in slug:
+        return None
+    found = connection.execute(
+        select(projects.c.id, projects.c.slug, projects.c.name).where(projects.c.slug == slug)
+    ).first()
+    if found is None or not can_see_project(connection, user, int(found.id)):
+        return None
+    return ProjectRef(int(found.id), found.slug, found.name)
+
+
+def _settings_url(slug: str) -> str:
+    return f"/projects/{quote(slug, safe='')}/settings"
+
+
+def _not_found(context: Web) -> Response:
+    return context.error(404, "Not found", "There is no such project, or you are not a member of it.")
+
+
+def _forbidden(context: Web) -> Response:
+    return context.error(403, "Not allowed", "Only administrators can change a project's settings.")
+
+
+def _csrf(request: Request) -> str:
+    session = web(request).cookies.read(request)
+    return session.csrf if session else ""
+
+
+# ---- reading -----------------------------------------------------------------------------------------------
+
+
+def _keys(connection: Connection, context: Web, project: ProjectRef) -> list[dict[str, Any]]:
+    rows = connection.execute(
+        select(project_keys).where(project_keys.c.project_id == project.id).order_by(project_keys.c.id)
+    )
+    return [
+        {
+            "id": row.id,
+            "label": row.label,
+            "dsn": accounts.dsn(context.settings.base_url, row.public_key, project.id),
+            "active": bool(row.active),
+            "rate_limit": row.rate_limit_per_minute,
+            "created_at": row.created_at,
+        }
+        for row in rows
+    ]
+
+
+def _members(connection: Connection, project: ProjectRef) -> list[str]:
+    query = (
+        select(users.c.email)
+        .join(project_members, project_members.c.user_id == users.c.id)
+        .where(project_members.c.project_id == project.id)
+        .order_by(users.c.email)
+    )
+    return list(connection.execute(query).scalars())
+
+
+def _rules(connection: Connection, project: ProjectRef, names: dict[int, str]) -> list[dict[str, Any]]:
+    return [
+        {**rule, "channel_names": [names.get(c, f"#{c}") for c in rule["channels"]]}
+        for rule in manage.list_rules(connection, project.id)
+    ]
+
+
+def _settings_page(
+    request: Request,
+    user: User,
+    project: ProjectRef,
+    *,
+    error: str = "",
+    notice: str = "",
+    status_code: int = 200,
+) -> Response:
+    context = web(request)
+    with context.engine.connect() as connection:
+        channels = manage.list_channels(connection, project.id)
+        names = {channel["id"]: channel["name"] for channel in channels}
+        values = {
+            "user": user,
+            "csrf_token": _csrf(request),
+            "project": project,
+            "section": "settings",
+            "admin": user.is_admin,
+            "error": error,
+            "notice": notice,
+            "keys": _keys(connection, context, project),
+            "server_rate_limit": context.settings.rate_limit_per_minute,
+            "max_rate_limit": MAX_RATE_LIMIT,
+            "members": _members(connection, project),
+            "channels": channels,
+            "rules": _rules(connection, project, names),
+            "kinds": list(CHANNEL_KINDS),
+            "triggers": ALERT_TRIGGERS,
+            "impact_kinds": list(IMPACT_KINDS),
+            "levels": LEVELS,
+            "default_cooldown": DEFAULT_COOLDOWN_MINUTES,
+            "default_hourly_cap": DEFAULT_HOURLY_CAP,
+        }
+    return context.page("settings.html", values, status_code=status_code)
+
+
+# ---- changing ----------------------------------------------------------------------------------------------
+
+Change = Callable[[Connection, ProjectRef], None]
+
+
+def _change(request: Request, slug: str, apply: Change) -> Response:
+    """Run ``apply`` for an administrator in one write transaction, then back to the settings page (303).
+
+    Logged out: to the login page. A project the user may not see: 404. Not an administrator: 403. ``Invalid`` or
+    the alert and account modules' errors: the page again with the message (400); the transaction is rolled back.
+    """
+    context = web(request)
+    user: User | None = None
+    project: ProjectRef | None = None
+    try:
+        with context.engine.connect() as connection, connection.execution_options(sqlite_write=True).begin():
+            user = current_user(request, connection)
+            if user is None:
+                target = _settings_url(slug)
+                return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
+            project = _visible_project(connection, user, slug)
+            if project is None:
+                return _not_found(context)
+            if not user.is_admin:
+                return _forbidden(context)
+            apply(connection, project)
+    except _Missing:
+        return context.error(404, "Not found", "There is no such item in this project.")
+    except (Invalid, manage.AlertError, accounts.AccountError) as error:
+        if user is None or project is None:  # raised by ``apply`` only, after both were found
+            raise
+        return _settings_page(request, user, project, error=str(error), status_code=400)
+    return RedirectResponse(_settings_url(project.slug), status_code=303)
+
+
+def _key_row(connection: Connection, project: ProjectRef, key_id: str) -> int:
+    found = connection.execute(
+        select(project_keys.c.id).where(project_keys.c.id == _id(key_id), project_keys.c.project_id == project.id)
+    ).scalar()
+    if found is None:
+        raise _Missing
+    return int(found)
+
+
+def _channel_config(fields: dict[str, str]) -> dict[str, Any]:
+    """The configuration a channel of the form's kind needs, from the form's fields (``manage`` validates it)."""
+    kind = _clean(fields.get("kind"))
+    if kind == "email":
+        to = [part.strip() for part in _clean(fields.get("to")).replace("\n", ",").split(",") if part.strip()]
+        config: dict[str, Any] = {"to": to}
+        if fields.get("admins"):
+            config["admins"] = True
+        return config
+    if kind == "webhook":
+        secret = _clean(fields.get("secret"))
+        return {"url": _clean(fields.get("url")), **({"secret": secret} if secret else {})}
+    return {"url": _clean(fields.get("url"))}
+
+
+def _rule_spec(request: Request) -> dict[str, Any]:
+    """The rule of the form, as the REST API's body would carry it; ``manage.create_rule`` validates it."""
+    fields = form(request)
+    trigger = _clean(fields.get("trigger"))
+    spec: dict[str, Any] = {"name": _clean(fields.get("name")), "trigger": trigger}
+    if trigger == "level":
+        spec["level"] = _clean(fields.get("level")) or None
+    if trigger in ("event_frequency", "impact"):
+        spec["threshold"] = _number_or_text(fields.get("threshold"))
+        spec["window_minutes"] = _number_or_text(fields.get("window_minutes"))
+    if trigger == "impact":
+        spec["impact_kind"] = _clean(fields.get("impact_kind"))
+    filters = {key: _clean(fields.get(f"filter_{key}")) for key in ("environment", "component", "level")}
+    spec["filters"] = {key: value for key, value in filters.items() if value}
+    cooldown = _number_or_text(fields.get("cooldown_minutes"))
+    if cooldown is not None:
+        spec["cooldown_minutes"] = cooldown
+    spec["channels"] = [_number_or_text(value) for value in form_values(request, "channel")]
+    spec["enabled"] = bool(fields.get("enabled"))
+    return spec
+
+
+def build_settings_router() -> APIRouter:
+    router = APIRouter(route_class=WebRoute, include_in_schema=False)
+
+    @router.get("/projects/{slug}/settings")
+    def settings_page(request: Request, slug: str) -> Response:
+        context = web(request)
+        with context.engine.connect() as connection:
+            user = current_user(request, connection)
+            if user is None:
+                return login_redirect(request)
+            project = _visible_project(connection, user, slug)
+        if project is None:
+            return _not_found(context)
+        return _settings_page(request, user, project)
+
+    @router.post("/projects/{slug}/settings/keys")
+    def create_key(request: Request, slug: str) -> Response:
+        fields = form(request)
+
+        def apply(connection: Connection, project: ProjectRef) -> None:
+            label, limit = _label(fields.get("label"), "key's label"), _rate_limit(fields.get("rate_limit"))
+            public_key = accounts.create_key(connection, project.id, label)
+            connection.execute(
+                update(project_keys).where(project_keys.c.public_key == public_key).values(rate_limit_per_minute=limit)
+            )
+
+        return _change(request, slug, apply)
+
+    @router.post("/projects/{slug}/settings/keys/{key_id}/revoke")
+    def revoke_key(request: Request, slug: str, key_id: str) -> Response:
+        def apply(connection: Connection, project: ProjectRef) -> None:
+            found = _key_row(connection, project, key_id)
+            connection.execute(update(project_keys).where(project_keys.c.id == found).values(active=False))
+
+        return _change(request, slug, apply)
+
+    @router.post("/projects/{slug}/settings/keys/{key_id}/rate-limit")
+    def key_rate_limit(request: Request, slug: str, key_id: str) -> Response:
+        fields = form(request)
+
+        def apply(connection: Connection, project: ProjectRef) -> None:
+            found, limit = _key_row(connection, project, key_id), _rate_limit(fields.get("rate_limit"))
+            connection.execute(
+                update(project_keys).where(project_keys.c.id == found).values(rate_limit_per_minute=limit)
+            )
+
+        return _change(request, slug, apply)
+
+    @router.post("/projects/{slug}/settings/members")
+    def add_member(request: Request, slug: str) -> Response:
+        email = _clean(form(request).get("email")).lower()
+
+        def apply(connection: Connection, project: ProjectRef) -> None:
+            if not email:
+                raise Invalid("Enter the email address of the user to add.")
+            if connection.execute(select(users.c.id).where(users.c.email == email)).first() is None:
+                raise Invalid(f"There is no user with the email address {email}. Create the user first.")
+            accounts.add_member(connection, project.slug, email)
+
+        return _change(request, slug, apply)
+
+    @router.post("/projects/{slug}/settings/members/remove")
+    def remove_member(request: Request, slug: str) -> Response:
+        email = _clean(form(request).get("email")).lower()
+
+        def apply(connection: Connection, project: ProjectRef) -> None:
+            if connection.execute(select(users.c.id).where(users.c.email == email)).first() is None:
+                raise Invalid(f"There is no user with the email address {email}.")
+            accounts.remove_member(connection, project.slug, email)
+
+        return _change(request, slug, apply)
+
+    @router.post("/projects/{slug}/settings/channels")
+    def create_channel(request: Request, slug: str) -> Response:
+        fields = form(request)
+        settings = web(request).settings
+
+        def apply(connection: Connection, project: ProjectRef) -> None:
+            cap = _number_or_text(fields.get("hourly_cap"))
+            if isinstance(cap, str):
+                raise Invalid("The hourly cap must be a whole number of notifications.")
+            manage.create_channel(
+                connection,
+                project.id,
+                name=_label(fields.get("name"), "channel's name"),
+                kind=_clean(fields.get("kind")),
+                config=_channel_config(fields),
+                settings=settings,
+                **({} if cap is None else {"hourly_cap": cap}),
+            )
+
+        return _change(request, slug, apply)
+
+    @router.post("/projects/{slug}/settings/channels/{channel_id}/delete")
+    def delete_channel(request: Request, slug: str, channel_id: str) -> Response:
+        def apply(connection: Connection, project: ProjectRef) -> None:
+            if not manage.delete_channel(connection, project.id, _id(channel_id)):
+                raise _Missing
+
+        return _change(request, slug, apply)
+
+    @router.post("/projects/{slug}/settings/channels/{channel_id}/test")
+    def test_channel(request: Request, slug: str, channel_id: str) -> Response:
+        context = web(request)
+        with context.engine.connect() as connection:
+            user = current_user(request, connection)
+            if user is None:
+                target = _settings_url(slug)
+                return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
+            project = _visible_project(connection, user, slug)
+            if project is None:
+                return _not_found(context)
+            if not user.is_admin:
+                return _forbidden(context)
+            try:
+                wanted = _id(channel_id)
+            except _Missing:
+                wanted = 0
+            row = connection.execute(
+                select(alert_channels).where(alert_channels.c.id == wanted, alert_channels.c.project_id == project.id)
+            ).first()
+            if row is None:
+                return context.error(404, "Not found", "There is no such item in this project.")
+            config = channel_config(connection, row.config)
+        base = context.settings.base_url or str(request.base_url).rstrip("/")
+        notification = channel_test_notification(project.slug, f"{base}/projects/{project.slug}")
+        outcome = send_now(row.kind, config, notification, context.settings)  # outside any transaction
+        with context.engine.connect() as connection, connection.execution_options(sqlite_write=True).begin():
+            record_health(connection, row.id, outcome, now())
+        if outcome.delivered:
+            return _settings_page(request, user, project, notice=f"Test notification sent to {row.name}.")
+        # 200 either way: the page worked; a 502 could be swapped for a proxy's own error page.
+        return _settings_page(
+            request, user, project, error=f"The test notification to {row.name} failed: {outcome.error}"
+        )
+
+    @router.post("/projects/{slug}/settings/rules")
+    def create_rule(request: Request, slug: str) -> Response:
+        spec = _rule_spec(request)
+
+        def apply(connection: Connection, project: ProjectRef) -> None:
+            manage.create_rule(connection, project.id, spec)
+
+        return _change(request, slug, apply)
+
+    @router.post("/projects/{slug}/settings/rules/{rule_id}/enabled")
+    def enable_rule(request: Request, slug: str, rule_id: str) -> Response:
+        enabled = form(request).get("enabled") == "1"
+
+        def apply(connection: Connection, project: ProjectRef) -> None:
+            if not manage.update_rule(connection, project.id, _id(rule_id), {"enabled": enabled}):
+                raise _Missing
+
+        return _change(request, slug, apply)
+
+    @router.post("/projects/{slug}/settings/rules/{rule_id}/delete")
+    def delete_rule(request: Request, slug: str, rule_id: str) -> Response:
+        def apply(connection: Connection, project: ProjectRef) -> None:
+            if not manage.delete_rule(connection, project.id, _id(rule_id)):
+                raise _Missing
+
+        return _change(request, slug, apply)
+
+    _add_token_routes(router)
+    return router
+
+
+# ---- API tokens --------------------------------------------------------------------------------------------
+
+
+def _tokens(connection: Connection, user: User) -> list[Any]:
+    query = select(api_tokens).where(api_tokens.c.user_id == user.id).order_by(api_tokens.c.id.desc())
+    return list(connection.execute(query))
+
+
+def _tokens_page(
+    request: Request, user: User, *, new_token: str = "", error: str = "", status_code: int = 200
+) -> Response:
+    context = web(request)
+    with context.engine.connect() as connection:
+        tokens = _tokens(connection, user)
+    values = {
+        "user": user,
+        "csrf_token": _csrf(request),
+        "tokens": tokens,
+        "new_token": new_token,
+        "error": error,
+        "can_create": user.is_admin,
+    }
+    return context.page("tokens.html", values, status_code=status_code)
+
+
+def _add_token_routes(router: APIRouter) -> None:
+    @router.get("/account/tokens")
+    def token_list(request: Request) -> Response:
+        with web(request).engine.connect() as connection:
+            user = current_user(request, connection)
+        if user is None:
+            return login_redirect(request)
+        return _tokens_page(request, user)
+
+    @router.post("/account/tokens")
+    def token_create(request: Request) -> Response:
+        context = web(request)
+        try:
+            name, problem = _label(form(request).get("name"), "token's name"), ""
+        except Invalid as error:
+            name, problem = "", str(error)
+        with context.engine.connect() as connection, connection.execution_options(sqlite_write=True).begin():
+            user = current_user(request, connection)
+            if user is None:
+                return RedirectResponse("/login?next=/account/tokens", status_code=303)
+            if not user.is_admin:
+                return context.error(
+                    403, "Not allowed", "Only administrators can create API tokens: a token opens every project."
+                )
+            token = "" if problem else accounts.create_token(connection, name, user.id)
+        if problem:
+            return _tokens_page(request, user, error=problem, status_code=400)
+        # Shown in this answer only: only its hash is stored, and it never goes into a URL or a redirect.
+        return _tokens_page(request, user, new_token=token)
+
+    @router.post("/account/tokens/{token_id}/revoke")
+    def token_revoke(request: Request, token_id: str) -> Response:
+        context = web(request)
+        with context.engine.connect() as connection, connection.execution_options(sqlite_write=True).begin():
+            user = current_user(request, connection)
+            if user is None:
+                return RedirectResponse("/login?next=/account/tokens", status_code=303)
+            try:
+                wanted = _id(token_id)
+            except _Missing:
+                wanted = 0
+            mine = (api_tokens.c.id == wanted, api_tokens.c.user_id == user.id)
+            if connection.execute(select(api_tokens.c.id).where(*mine)).first() is None:
+                return context.error(404, "Not found", "There is no such API token among yours.")
+            connection.execute(
+                update(api_tokens).where(*mine, api_tokens.c.revoked_at.is_(None)).values(revoked_at=now())
+            )
+        return RedirectResponse("/account/tokens", status_code=303)

@@ -1,0 +1,145 @@
+"""Project trends, ``/projects/{slug}/trends``: events per hour by level, the fastest-growing issues, new issues.
+
+Everything is read from the digest's hourly counts (``issue_hourly``, bucketed by the events' own timestamps) and
+the issues table, never from the events: the page costs the same at a thousand events as at a million. Those
+counts have no level, so an hour's events are attributed to their issue's level. Hours and days are UTC; every
+bucket is shown, empty ones as 0.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter
+from sqlalchemy import Connection, case, func, select
+from starlette.requests import Request
+from starlette.responses import Response
+
+from stackwatch.server.storage.db import now
+from stackwatch.server.storage.schema import LEVELS, issue_hourly, issues
+from stackwatch.server.web.charts import chart
+from stackwatch.server.web.context import WebRoute, web
+from stackwatch.server.web.issues import _not_found, _visible_project
+from stackwatch.server.web.routes import current_user, login_redirect
+
+__all__ = ["GROWING_LIMIT", "NEW_ISSUE_DAYS", "RANGES", "build_trends_router"]
+
+HOUR, DAY = 3600, 86400
+RANGES = {"24h": 24, "7d": 7 * 24}  # hours shown by each ``?range=``
+GROWING_LIMIT = 10
+NEW_ISSUE_DAYS = 30
+
+
+def _hour_label(hour: int, hours: int) -> str:
+    stamp = datetime.fromtimestamp(hour, UTC)
+    return stamp.strftime("%H:%M") if hours <= 24 else stamp.strftime("%Y-%m-%d %H:%M")
+
+
+def _by_level(connection: Connection, project_id: int, end: int, hours: int) -> dict[str, Any]:
+    """Events per hour and level for the ``hours`` hours up to and including the current one."""
+    start = end - (hours - 1) * HOUR
+    rows = connection.execute(
+        select(issue_hourly.c.hour, issues.c.level, func.sum(issue_hourly.c.count))
+        .join(issues, issues.c.id == issue_hourly.c.issue_id)
+        # An issue last seen before ``start`` has no count since: ``last_seen`` narrows by the issues' index.
+        .where(issues.c.project_id == project_id, issues.c.last_seen >= start, issue_hourly.c.hour >= start)
+        .group_by(issue_hourly.c.hour, issues.c.level)
+    ).all()
+    counts = {(int(hour), level): int(n) for hour, level, n in rows}
+    x = list(range(start, end + 1, HOUR))
+    series = [(level, [counts.get((hour, level), 0) for hour in x]) for level in LEVELS]
+    table = []
+    for i, hour in enumerate(x):
+        counts_at = [values[i] for _, values in series]
+        table.append({"hour": hour, "label": _hour_label(hour, hours), "counts": counts_at, "total": sum(counts_at)})
+    return {
+        "chart": chart(x, series, kind="stacked", step=HOUR),
+        "levels": LEVELS,
+        "rows": table,
+        "totals": [sum(values) for _, values in series],
+        "total": sum(sum(values) for _, values in series),
+    }
+
+
+def _growing(connection: Connection, project_id: int, end: int) -> list[dict[str, Any]]:
+    """The issues whose events grew most: the last 24 hours (this hour included) against the 24 before."""
+    middle = end - 23 * HOUR  # first hour of the last 24
+    start = middle - 24 * HOUR
+    recent = func.sum(case((issue_hourly.c.hour >= middle, issue_hourly.c.count), else_=0))
+    before = func.sum(case((issue_hourly.c.hour < middle, issue_hourly.c.count), else_=0))
+    rows = connection.execute(
+        select(issues.c.id, issues.c.title, issues.c.level, recent.label("recent"), before.label("before"))
+        .join(issue_hourly, issue_hourly.c.issue_id == issues.c.id)
+        .where(issues.c.project_id == project_id, issues.c.last_seen >= middle, issue_hourly.c.hour >= start)
+        .group_by(issues.c.id, issues.c.title, issues.c.level)
+        .having(recent > before)
+        .order_by((recent - before).desc(), recent.desc(), issues.c.id)
+        .limit(GROWING_LIMIT)
+    ).all()
+    return [{**row._mapping, "increase": int(row.recent) - int(row.before)} for row in rows]
+
+
+def _new_issues(connection: Connection, project_id: int, moment: float) -> dict[str, Any]:
+    """Issues first seen on each UTC day of the last ``NEW_ISSUE_DAYS`` days, today included."""
+    today = int(moment // DAY * DAY)
+    start = today - (NEW_ISSUE_DAYS - 1) * DAY
+    firsts = connection.execute(
+        select(issues.c.first_seen).where(
+            # first_seen >= start implies last_seen >= start: the (project_id, last_seen) index narrows the read.
+            issues.c.project_id == project_id,
+            issues.c.last_seen >= start,
+            issues.c.first_seen >= start,
+        )
+    ).scalars()
+    per_day = Counter(int(first // DAY * DAY) for first in firsts)
+    x = list(range(start, today + 1, DAY))
+    values = [per_day.get(day, 0) for day in x]
+    return {
+        "chart": chart(x, [("new issues", values)], kind="bars", step=DAY),
+        "rows": [
+            {"day": datetime.fromtimestamp(day, UTC).strftime("%Y-%m-%d"), "count": n}
+            for day, n in zip(x, values, strict=True)
+        ],
+        "total": sum(values),
+    }
+
+
+def build_trends_router() -> APIRouter:
+    router = APIRouter(route_class=WebRoute, include_in_schema=False)
+
+    @router.get("/projects/{slug}/trends")
+    def trends(request: Request, slug: str) -> Response:
+        context = web(request)
+        asked = request.query_params.get("range", "24h")
+        chosen = asked if asked in RANGES else "24h"
+        moment = now()
+        end = int(moment // HOUR * HOUR)
+        with context.engine.connect() as connection:
+            user = current_user(request, connection)
+            if user is None:
+                return login_redirect(request)
+            project = _visible_project(connection, user, slug)
+            if project is None:
+                return _not_found(context)
+            by_level = _by_level(connection, project.id, end, RANGES[chosen])
+            growing = _growing(connection, project.id, end)
+            new_issues = _new_issues(connection, project.id, moment)
+        session = context.cookies.read(request)
+        values = {
+            "user": user,
+            "csrf_token": session.csrf if session else "",
+            "project": project,
+            "section": "trends",
+            "range": chosen,
+            "ranges": list(RANGES),
+            "by_level": by_level,
+            "growing": growing,
+            "new_issues": new_issues,
+            "growing_limit": GROWING_LIMIT,
+            "new_issue_days": NEW_ISSUE_DAYS,
+        }
+        return context.page("trends.html", values)
+
+    return router

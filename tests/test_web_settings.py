@@ -1,0 +1,489 @@
+"""The dashboard's settings pages: DSN keys, members, alert channels and rules, API tokens; who may do what,
+validation, CSRF and escaping (both backends)."""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import inspect
+import re
+import time
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+from starlette.testclient import TestClient
+
+from stackwatch.server.alerts import manage
+from stackwatch.server.ingest.auth import KeyCache
+from stackwatch.server.storage import accounts
+from stackwatch.server.storage.schema import (
+    alert_channels,
+    alert_rule_channels,
+    alert_rules,
+    api_tokens,
+    project_keys,
+    project_members,
+)
+from tests.alert_support import Answer, RecordingServer
+from tests.conftest import PYTHON_KEY, Stack
+from tests.support import message_event, send
+from tests.test_web_auth import add_user, csrf_of, login
+
+SETTINGS = "/projects/python/settings"
+TOKENS = "/account/tokens"
+SCRIPT = "<script>alert(1)</script>"
+CACHE_TTL = float(inspect.signature(KeyCache.__init__).parameters["ttl"].default)
+
+
+def admin(stack: Stack, email: str = "admin@example.com") -> TestClient:
+    """The stack's client, logged in as an administrator."""
+    add_user(stack, email, admin=True)
+    assert login(stack.client, email).status_code == 303
+    return stack.client
+
+
+def member(stack: Stack, slug: str = "python", email: str = "dev@example.com") -> TestClient:
+    """A second client, logged in as a non-administrator who is a member of ``slug``."""
+    add_user(stack, email)
+    with stack.services.engine.begin() as connection:
+        accounts.add_member(connection, slug, email)
+    client = TestClient(stack.app)
+    assert login(client, email).status_code == 303
+    return client
+
+
+def post(client: TestClient, path: str, data: dict[str, Any] | None = None, *, csrf: bool = True) -> httpx.Response:
+    fields: dict[str, Any] = dict(data or {})
+    if csrf:
+        fields["csrf_token"] = csrf_of(client.get(TOKENS))
+    return client.post(path, data=fields, follow_redirects=False)
+
+
+def snapshot(stack: Stack) -> dict[str, list[tuple[Any, ...]]]:
+    """Everything the settings pages can change, to show that a refused request changed nothing."""
+    tables = (project_keys, project_members, alert_channels, alert_rules, alert_rule_channels, api_tokens)
+    with stack.services.engine.connect() as connection:
+        return {table.name: sorted(tuple(row) for row in connection.execute(select(table))) for table in tables}
+
+
+def keys(stack: Stack, project_id: int = 1) -> list[Any]:
+    with stack.services.engine.connect() as connection:
+        query = select(project_keys).where(project_keys.c.project_id == project_id).order_by(project_keys.c.id)
+        return list(connection.execute(query))
+
+
+def auth(public_key: str) -> str:
+    return f"Sentry sentry_key={public_key}, sentry_version=7, sentry_client=tests/1.0"
+
+
+def channel_ids(stack: Stack, project_id: int = 1) -> dict[str, int]:
+    with stack.services.engine.connect() as connection:
+        return {c["name"]: c["id"] for c in manage.list_channels(connection, project_id)}
+
+
+def rules(stack: Stack, project_id: int = 1) -> dict[str, dict[str, Any]]:
+    with stack.services.engine.connect() as connection:
+        return {r["name"]: r for r in manage.list_rules(connection, project_id)}
+
+
+def error_text(page: httpx.Response) -> str:
+    match = re.search(r'<p class="error" role="alert">(.*?)</p>', page.text, re.S)
+    assert match, page.text
+    return html.unescape(match.group(1))
+
+
+def every_post(stack: Stack) -> list[tuple[str, dict[str, Any]]]:
+    """One valid request for every state-changing settings action on the python project."""
+    channel = channel_ids(stack)["Administrators"]
+    rule = rules(stack)["New issue"]["id"]
+    return [
+        (f"{SETTINGS}/keys", {"label": "CI"}),
+        (f"{SETTINGS}/keys/1/revoke", {}),
+        (f"{SETTINGS}/keys/1/rate-limit", {"rate_limit": "10"}),
+        (f"{SETTINGS}/members", {"email": "admin@example.com"}),
+        (f"{SETTINGS}/members/remove", {"email": "dev@example.com"}),
+        (f"{SETTINGS}/channels", {"name": "ops", "kind": "slack", "url": "https://hooks.slack.com/services/T/B/x"}),
+        (f"{SETTINGS}/channels/{channel}/delete", {}),
+        (f"{SETTINGS}/channels/{channel}/test", {}),
+        (f"{SETTINGS}/rules", {"name": "r", "trigger": "new_issue", "channel": str(channel), "enabled": "1"}),
+        (f"{SETTINGS}/rules/{rule}/enabled", {"enabled": "0"}),
+        (f"{SETTINGS}/rules/{rule}/delete", {}),
+    ]
+
+
+def test_an_administrator_sees_every_section_with_its_forms(stack: Stack) -> None:
+    client = admin(stack)
+    page = client.get(SETTINGS)
+    assert page.status_code == 200, page.text
+    assert page.headers["content-security-policy"].startswith("default-src 'self'")
+    text = page.text
+    assert accounts.dsn(stack.settings.base_url, PYTHON_KEY, 1) in text
+    for heading in ("Client keys (DSN)", "Members", "Alert channels", "Alert rules"):
+        assert f"<h2>{heading}</h2>" in text
+    assert "Administrators" in text and "the administrators" in text
+    assert "New issue" in text and "Regression" in text and "Fatal in production" in text
+    assert "environment=production" in text
+    for action in ("/keys", "/keys/1/revoke", "/keys/1/rate-limit", "/members", "/channels", "/rules"):
+        assert f'action="{SETTINGS}{action}"' in text
+    assert 'aria-current="page"' in text and f'href="{SETTINGS}"' in text  # the project nav, on "Settings"
+    tokens = client.get(TOKENS)
+    assert tokens.status_code == 200 and 'action="/account/tokens"' in tokens.text
+    assert 'href="/account/tokens"' in text  # the account bar links to the tokens
+
+
+def test_logged_out_users_are_sent_to_login_and_cannot_post(stack: Stack) -> None:
+    for path in (SETTINGS, TOKENS):
+        answer = stack.client.get(path, follow_redirects=False)
+        assert answer.status_code == 303 and answer.headers["location"] == f"/login?next={path}"
+    before = snapshot(stack)
+    for path, data in [*every_post(stack), (TOKENS, {"name": "x"})]:
+        assert post(stack.client, path, data, csrf=False).status_code == 403, path
+    assert snapshot(stack) == before
+
+
+def test_a_member_reads_everything_but_every_change_is_refused(stack: Stack) -> None:
+    add_user(stack, "admin@example.com", admin=True)
+    client = member(stack)
+    page = client.get(SETTINGS)
+    assert page.status_code == 200
+    assert accounts.dsn(stack.settings.base_url, PYTHON_KEY, 1) in page.text
+    assert "dev@example.com" in page.text and "Administrators" in page.text and "New issue" in page.text
+    assert page.text.count("<form") == 1 and 'action="/logout"' in page.text  # only the account's logout form
+    assert "Only administrators can change these settings." in page.text
+    before = snapshot(stack)
+    for path, data in every_post(stack):
+        answer = post(client, path, data)
+        assert answer.status_code == 403, (path, answer.text)
+        assert "Only administrators" in answer.text
+    assert snapshot(stack) == before
+
+
+def test_users_of_another_project_get_404_like_a_missing_project(stack: Stack) -> None:
+    client = member(stack, "node")
+    hidden, missing = client.get(SETTINGS), client.get("/projects/no-such-project/settings")
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.text == missing.text
+    before = snapshot(stack)
+    for path, data in every_post(stack):
+        assert post(client, path, data).status_code == 404, path
+    assert snapshot(stack) == before
+
+
+def test_a_created_key_takes_events_and_a_revoked_key_is_refused(stack: Stack) -> None:
+    client = admin(stack)
+    created = post(client, f"{SETTINGS}/keys", {"label": "CI runners", "rate_limit": ""})
+    assert created.status_code == 303 and created.headers["location"] == SETTINGS
+    new = keys(stack)[-1]
+    assert new.label == "CI runners" and new.active and new.rate_limit_per_minute is None
+    page = client.get(SETTINGS).text
+    assert accounts.dsn(stack.settings.base_url, new.public_key, 1) in page and "CI runners" in page
+    assert send(stack, message_event("with the new key"), auth=auth(new.public_key)).status_code == 200
+
+    revoked = post(client, f"{SETTINGS}/keys/{new.id}/revoke")
+    assert revoked.status_code == 303
+    row = keys(stack)[-1]
+    assert row.id == new.id and not row.active  # kept as a record, not deleted
+    assert "revoked" in client.get(SETTINGS).text
+    time.sleep(CACHE_TTL + 0.2)  # ingest caches keys for CACHE_TTL seconds
+    refused = send(stack, message_event("with the revoked key"), auth=auth(new.public_key))
+    assert refused.status_code == 403 and "revoked" in refused.text
+    assert send(stack, message_event("the old key still works")).status_code == 200
+
+
+def test_a_key_of_another_project_or_a_missing_key_is_not_found(stack: Stack) -> None:
+    client = admin(stack)
+    node_key = keys(stack, 2)[0]
+    before = snapshot(stack)
+    for path in (f"{SETTINGS}/keys/{node_key.id}/revoke", f"{SETTINGS}/keys/999/revoke", f"{SETTINGS}/keys/x/revoke"):
+        assert post(client, path).status_code == 404, path
+    assert post(client, f"{SETTINGS}/keys/{node_key.id}/rate-limit", {"rate_limit": "5"}).status_code == 404
+    assert snapshot(stack) == before
+
+
+def test_a_rate_limit_is_set_shown_enforced_and_cleared(stack: Stack) -> None:
+    client = admin(stack)
+    assert post(client, f"{SETTINGS}/keys/1/rate-limit", {"rate_limit": " 1 "}).status_code == 303
+    assert keys(stack)[0].rate_limit_per_minute == 1
+    assert re.search(r'<span class="rate">1</span>', client.get(SETTINGS).text)
+    assert send(stack, message_event("first")).status_code == 200
+    assert send(stack, message_event("second")).status_code == 429
+    assert post(client, f"{SETTINGS}/keys/1/rate-limit", {"rate_limit": ""}).status_code == 303
+    assert keys(stack)[0].rate_limit_per_minute is None
+    assert '<span class="rate">none</span>' in client.get(SETTINGS).text
+    created = post(client, f"{SETTINGS}/keys", {"label": "limited", "rate_limit": "600"})
+    assert created.status_code == 303 and keys(stack)[-1].rate_limit_per_minute == 600
+
+
+def test_invalid_key_forms_answer_400_and_change_nothing(stack: Stack) -> None:
+    client = admin(stack)
+    before = snapshot(stack)
+    cases = [
+        (f"{SETTINGS}/keys", {"label": "", "rate_limit": ""}, "label must be 1 to 200 characters"),
+        (f"{SETTINGS}/keys", {"label": "   ", "rate_limit": ""}, "label must be 1 to 200 characters"),
+        (f"{SETTINGS}/keys", {"label": "x" * 201, "rate_limit": ""}, "label must be 1 to 200 characters"),
+        (f"{SETTINGS}/keys", {"label": "ok", "rate_limit": "abc"}, "rate limit must be a whole number"),
+        (f"{SETTINGS}/keys", {"label": "ok", "rate_limit": "-1"}, "rate limit must be a whole number"),
+        (f"{SETTINGS}/keys", {"label": "ok", "rate_limit": "0"}, "rate limit must be a whole number"),
+        (f"{SETTINGS}/keys", {"label": "ok", "rate_limit": "99999999999999999999"}, "from 1 to 1000000"),
+        (f"{SETTINGS}/keys/1/rate-limit", {"rate_limit": "abc"}, "rate limit must be a whole number"),
+        (f"{SETTINGS}/keys/1/rate-limit", {"rate_limit": "1000001"}, "rate limit must be a whole number"),
+        (f"{SETTINGS}/keys/1/rate-limit", {"rate_limit": "1.5"}, "rate limit must be a whole number"),
+    ]
+    for path, data, message in cases:
+        answer = post(client, path, data)
+        assert answer.status_code == 400, (data, answer.text)
+        assert message in error_text(answer), data
+        assert "<h2>Client keys (DSN)</h2>" in answer.text  # the settings page again
+    assert snapshot(stack) == before
+
+
+def test_members_are_added_and_removed(stack: Stack) -> None:
+    add_user(stack, "dev@example.com")
+    developer = TestClient(stack.app)
+    login(developer, "dev@example.com")
+    assert 'href="/projects/python/issues"' not in developer.get("/").text
+    assert developer.get("/projects/python/issues").status_code == 404
+
+    client = admin(stack)
+    assert post(client, f"{SETTINGS}/members", {"email": " Dev@Example.com "}).status_code == 303
+    assert "dev@example.com" in client.get(SETTINGS).text
+    assert 'href="/projects/python/issues"' in developer.get("/").text
+    assert developer.get("/projects/python/issues").status_code == 200
+    assert post(client, f"{SETTINGS}/members", {"email": "dev@example.com"}).status_code == 303  # already: no-op
+
+    assert post(client, f"{SETTINGS}/members/remove", {"email": "dev@example.com"}).status_code == 303
+    assert 'href="/projects/python/issues"' not in developer.get("/").text
+    assert developer.get("/projects/python/issues").status_code == 404
+    assert developer.get(SETTINGS).status_code == 404
+
+
+def test_unknown_member_emails_answer_400_and_change_nothing(stack: Stack) -> None:
+    client = admin(stack)
+    before = snapshot(stack)
+    for path, email in ((f"{SETTINGS}/members", "nobody@example.com"), (f"{SETTINGS}/members/remove", "x@y.z")):
+        answer = post(client, path, {"email": email})
+        assert answer.status_code == 400
+        assert f"There is no user with the email address {email}." in error_text(answer)
+    answer = post(client, f"{SETTINGS}/members", {"email": ""})
+    assert answer.status_code == 400 and "Enter the email address" in error_text(answer)
+    assert snapshot(stack) == before
+
+
+def test_channels_and_rules_are_created_toggled_and_deleted(stack: Stack) -> None:
+    client = admin(stack)
+    hook = {"name": "hook", "kind": "webhook", "url": "http://127.0.0.1:9/path-secret", "secret": "s" * 20}
+    assert post(client, f"{SETTINGS}/channels", {**hook, "hourly_cap": "7"}).status_code == 303
+    mail = {"name": "mail", "kind": "email", "to": "a@example.com, b@example.com", "admins": "1"}
+    assert post(client, f"{SETTINGS}/channels", mail).status_code == 303
+    ids = channel_ids(stack)
+    page = client.get(SETTINGS).text
+    assert "http://127.0.0.1:9/…" in page and "path-secret" not in page and "s" * 20 not in page
+    assert "a@example.com, b@example.com" in page
+    with stack.services.engine.connect() as connection:
+        shown = {c["name"]: c for c in manage.list_channels(connection, 1)}
+    assert shown["hook"]["hourly_cap"] == 7 and shown["mail"]["config"] == {
+        "to": ["a@example.com", "b@example.com"],
+        "admins": True,
+    }
+
+    rule = {
+        "name": "Busy",
+        "trigger": "event_frequency",
+        "threshold": "5",
+        "window_minutes": "10",
+        "filter_environment": "production",
+        "filter_component": "",
+        "filter_level": "error",
+        "cooldown_minutes": "15",
+        "enabled": "1",
+    }
+    created = post(client, f"{SETTINGS}/rules", {**rule, "channel": [str(ids["hook"]), str(ids["mail"])]})
+    assert created.status_code == 303, created.text
+    busy = rules(stack)["Busy"]
+    assert busy["trigger"] == "event_frequency" and busy["threshold"] == 5 and busy["window_minutes"] == 10
+    assert busy["filters"] == {"environment": "production", "level": "error"}
+    assert busy["channels"] == sorted([ids["hook"], ids["mail"]]) and busy["cooldown_minutes"] == 15
+    assert busy["enabled"] is True
+    page = client.get(SETTINGS).text
+    assert "more than 5 in 10 min" in page and "hook, mail" in page
+
+    assert post(client, f"{SETTINGS}/rules/{busy['id']}/enabled", {"enabled": "0"}).status_code == 303
+    assert rules(stack)["Busy"]["enabled"] is False
+    assert post(client, f"{SETTINGS}/rules/{busy['id']}/enabled", {"enabled": "1"}).status_code == 303
+    assert rules(stack)["Busy"]["enabled"] is True
+    assert post(client, f"{SETTINGS}/rules/{busy['id']}/delete").status_code == 303
+    assert "Busy" not in rules(stack)
+    assert post(client, f"{SETTINGS}/channels/{ids['mail']}/delete").status_code == 303
+    assert set(channel_ids(stack)) == {"Administrators", "hook"}
+    assert post(client, f"{SETTINGS}/rules/{busy['id']}/delete").status_code == 404
+
+
+def test_invalid_alert_forms_answer_400_with_the_validators_message(stack: Stack) -> None:
+    client = admin(stack)
+    admins = channel_ids(stack)["Administrators"]
+    node_channel = channel_ids(stack, 2)["Administrators"]
+    before = snapshot(stack)
+    rule = {"name": "r", "trigger": "new_issue", "channel": str(admins)}
+    frequent = {"trigger": "event_frequency", "window_minutes": "5"}
+    cases = [
+        (f"{SETTINGS}/channels", {"name": "h", "kind": "webhook", "url": "ftp://example.com/x"}, "url: expected an"),
+        (f"{SETTINGS}/channels", {"name": "h", "kind": "webhook", "url": ""}, "url: required"),
+        (f"{SETTINGS}/channels", {"name": "h", "kind": "pager", "url": "https://x.example"}, "unknown channel kind"),
+        (f"{SETTINGS}/channels", {"name": "", "kind": "slack", "url": "https://x.example"}, "name must be 1 to 200"),
+        (f"{SETTINGS}/channels", {"name": "m", "kind": "email", "to": "not-an-address"}, "not-an-address"),
+        (
+            f"{SETTINGS}/channels",
+            {"name": "h", "kind": "slack", "url": "https://x.example", "hourly_cap": "0"},
+            "hourly_cap",
+        ),
+        (
+            f"{SETTINGS}/channels",
+            {"name": "h", "kind": "slack", "url": "https://x.example", "hourly_cap": "x"},
+            "hourly cap",
+        ),
+        (f"{SETTINGS}/rules", {**rule, "trigger": "sometimes"}, "trigger must be one of"),
+        (f"{SETTINGS}/rules", {**rule, "name": ""}, "a rule needs a name"),
+        (
+            f"{SETTINGS}/rules",
+            {**rule, "trigger": "event_frequency", "threshold": "abc", "window_minutes": "5"},
+            "needs threshold",
+        ),
+        (
+            f"{SETTINGS}/rules",
+            {**rule, "trigger": "impact", "threshold": "1", "window_minutes": "5", "impact_kind": "cats"},
+            "impact_kind",
+        ),
+        (f"{SETTINGS}/rules", {**rule, "cooldown_minutes": "-5"}, "cooldown_minutes"),
+        (f"{SETTINGS}/rules", {**rule, **frequent, "threshold": "9" * 30}, "needs threshold"),
+        (f"{SETTINGS}/rules", {**rule, "channel": ""}, "a rule needs channels"),
+        (f"{SETTINGS}/rules", {**rule, "channel": str(node_channel)}, f"no channel {node_channel} in this project"),
+    ]
+    for path, data, message in cases:
+        answer = post(client, path, data)
+        assert answer.status_code == 400, (data, answer.text)
+        assert message in error_text(answer), (data, error_text(answer))
+    assert snapshot(stack) == before
+
+
+def test_private_targets_are_refused_when_the_settings_say_so(stack: Stack) -> None:
+    client = admin(stack)
+    web = stack.app.state.web
+    web.settings = dataclasses.replace(web.settings, alerts_allow_private_targets=False)
+    before = snapshot(stack)
+    answer = post(client, f"{SETTINGS}/channels", {"name": "h", "kind": "slack", "url": "http://127.0.0.1:9/x"})
+    assert answer.status_code == 400 and "127.0.0.1" in error_text(answer)
+    assert snapshot(stack) == before
+
+
+def test_a_channel_test_shows_sent_or_the_error(stack: Stack) -> None:
+    client = admin(stack)
+    with RecordingServer() as receiver:
+        hook = {"name": "hook", "kind": "webhook", "url": f"{receiver.url}/hook", "secret": "s" * 20}
+        assert post(client, f"{SETTINGS}/channels", hook).status_code == 303
+        channel = channel_ids(stack)["hook"]
+        sent = post(client, f"{SETTINGS}/channels/{channel}/test")
+        assert sent.status_code == 200
+        assert "Test notification sent to hook." in sent.text and 'class="error"' not in sent.text
+        (request,) = receiver.wait_for(1)
+        assert request.path == "/hook" and request.json()["notification"]["reason"] == "Test notification"
+
+        receiver.default = Answer(500, b"database is down")
+        failed = post(client, f"{SETTINGS}/channels/{channel}/test")
+        assert failed.status_code == 200
+        assert "The test notification to hook failed" in error_text(failed) and "HTTP 500" in error_text(failed)
+        assert len(receiver.requests) == 2
+    with stack.services.engine.connect() as connection:
+        shown = next(c for c in manage.list_channels(connection, 1) if c["id"] == channel)
+    assert shown["consecutive_failures"] == 1 and "HTTP 500" in shown["last_error"]
+    assert "Last error" in client.get(SETTINGS).text
+
+
+def test_a_post_without_the_csrf_token_is_refused(stack: Stack) -> None:
+    client = admin(stack)
+    before = snapshot(stack)
+    for path, data in [*every_post(stack), (TOKENS, {"name": "x"}), (f"{TOKENS}/1/revoke", {})]:
+        assert post(client, path, data, csrf=False).status_code == 403, path
+        forged = client.post(path, data={**data, "csrf_token": "x" * 43}, follow_redirects=False)
+        assert forged.status_code == 403, path
+    assert snapshot(stack) == before
+
+
+def test_a_token_is_shown_once_works_and_stops_when_revoked(stack: Stack) -> None:
+    client = admin(stack)
+    created = post(client, TOKENS, {"name": "deploy"})
+    assert created.status_code == 200 and "location" not in created.headers
+    match = re.search(r'value="(swt_[^"]+)"', created.text)
+    assert match, created.text
+    token = match.group(1)
+    assert "it will not be shown again" in created.text
+    assert token not in str(created.url)
+
+    api = stack.client.get("/api/v1/projects", headers={"Authorization": f"Bearer {token}"})
+    assert api.status_code == 200 and {p["slug"] for p in api.json()} == {"python", "node"}
+    listed = client.get(TOKENS).text
+    assert token not in listed and "deploy" in listed and f"{token[:12]}…" in listed
+    assert "never" not in listed.split("deploy", 1)[1].split("</tr>", 1)[0]  # last used is recorded
+
+    with stack.services.engine.connect() as connection:
+        token_id = connection.execute(select(api_tokens.c.id).where(api_tokens.c.name == "deploy")).scalar_one()
+    assert post(client, f"{TOKENS}/{token_id}/revoke").status_code == 303
+    api = stack.client.get("/api/v1/projects", headers={"Authorization": f"Bearer {token}"})
+    assert api.status_code == 401
+    assert "Revoke</button>" not in client.get(TOKENS).text
+
+
+def test_a_user_sees_and_revokes_only_their_own_tokens(stack: Stack) -> None:
+    client = admin(stack)
+    add_user(stack, "other@example.com", admin=True)
+    other = TestClient(stack.app)
+    login(other, "other@example.com")
+    assert post(other, TOKENS, {"name": "theirs"}).status_code == 200
+    with stack.services.engine.connect() as connection:
+        theirs = connection.execute(select(api_tokens.c.id).where(api_tokens.c.name == "theirs")).scalar_one()
+    assert "theirs" not in client.get(TOKENS).text
+    assert "tests" not in client.get(TOKENS).text  # the fixture's token, made without a user
+    before = snapshot(stack)
+    for token_id in (str(theirs), "1", "999", "abc"):
+        assert post(client, f"{TOKENS}/{token_id}/revoke").status_code == 404, token_id
+    assert snapshot(stack) == before
+
+
+def test_only_administrators_create_tokens(stack: Stack) -> None:
+    client = member(stack)
+    page = client.get(TOKENS)
+    assert page.status_code == 200 and 'action="/account/tokens"' not in page.text
+    assert "Only administrators can create API tokens" in page.text
+    before = snapshot(stack)
+    assert post(client, TOKENS, {"name": "mine"}).status_code == 403
+    assert snapshot(stack) == before
+
+
+def test_invalid_token_names_answer_400(stack: Stack) -> None:
+    client = admin(stack)
+    before = snapshot(stack)
+    for name in ("", "  ", "x" * 201):
+        answer = post(client, TOKENS, {"name": name})
+        assert answer.status_code == 400 and "name must be 1 to 200 characters" in error_text(answer)
+        assert "swt_" not in answer.text
+    assert snapshot(stack) == before
+
+
+def test_script_payloads_are_escaped(stack: Stack) -> None:
+    client = admin(stack)
+    assert post(client, f"{SETTINGS}/keys", {"label": SCRIPT}).status_code == 303
+    slack = {"name": SCRIPT, "kind": "slack", "url": "https://hooks.slack.com/services/T/B/x"}
+    assert post(client, f"{SETTINGS}/channels", slack).status_code == 303
+    channel = channel_ids(stack)[SCRIPT]
+    assert (
+        post(client, f"{SETTINGS}/rules", {"name": SCRIPT, "trigger": "new_issue", "channel": str(channel)}).status_code
+        == 303
+    )
+    created = post(client, TOKENS, {"name": SCRIPT})
+    escaped = html.escape(SCRIPT, quote=False)
+    for page in (client.get(SETTINGS), created, client.get(TOKENS)):
+        assert SCRIPT not in page.text
+        assert escaped in page.text
+    assert client.get(SETTINGS).text.count(escaped) >= 4  # key label, channel, rule, rule's channel list
+    bad = post(client, f"{SETTINGS}/members", {"email": SCRIPT})
+    assert bad.status_code == 400 and SCRIPT not in bad.text
