@@ -233,3 +233,7 @@ def start_server(settings: Settings, services: Services) -> Iterator[ServerFacto
 def server(start_server: ServerFactory) -> ServerProcess:
     """A running server process with the fixture projects; ``server.token`` is an API token."""
     return start_server()
+
+
+# The browser fixtures, defined once for every test module (Playwright's sync API runs one instance per process).
+from tests.browser import chromium, screenshots  # noqa: E402, F401

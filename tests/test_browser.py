@@ -21,7 +21,7 @@ from playwright.sync_api import expect
 
 from stackwatch.server.services import Services
 from stackwatch.server.storage import accounts
-from tests.browser import PASSWORD, Tab, chromium, new_tab, screenshots  # noqa: F401 - fixtures
+from tests.browser import PASSWORD, Tab, new_tab
 from tests.conftest import NODE_KEY, PYTHON_KEY, ServerFactory, ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -108,7 +108,7 @@ def dashboard(start_server: ServerFactory, services: Services) -> ServerProcess:
 
 
 @pytest.fixture
-def tab(chromium: Any, dashboard: ServerProcess, screenshots: Path) -> Iterator[Tab]:  # noqa: F811
+def tab(chromium: Any, dashboard: ServerProcess, screenshots: Path) -> Iterator[Tab]:
     yield from new_tab(chromium, dashboard, screenshots)
 
 
@@ -193,7 +193,21 @@ def test_log_in_see_sdk_events_filter_open_resolve(tab: Tab, dashboard: ServerPr
     assert "TimeoutError" in page.locator("main").inner_text()
     tab.shot("run")
 
+    tab.open("/projects/python/trends")
+    page.wait_for_selector("figure.chart .uplot canvas")
+    assert "Fastest-growing issues" in page.locator("main").inner_text()
+    tab.shot("trends")
+    tab.open("/projects/python/settings")
+    assert page.locator("input.dsn").first.input_value() == f"http://{PYTHON_KEY}@127.0.0.1:{dashboard.port}/1"
+    tab.shot("settings")
+    tab.open("/account/tokens")
+    tab.shot("tokens")
+
     page.goto(issue_url)
+    page.click("text=30 days")  # the chart's range, redrawn in place
+    page.wait_for_url(re.compile(r"range=30d"))
+    expect(page.locator("#issue-summary h2")).to_contain_text("per day, last 30 days")
+    page.wait_for_selector("figure.chart .uplot canvas")
     page.click("#issue-summary button[value=resolve]")
     page.wait_for_url(issue_url)
     assert page.locator("#issue-summary .status").inner_text() == "resolved"
@@ -275,10 +289,10 @@ def test_a_form_without_its_csrf_token_is_refused(tab: Tab, dashboard: ServerPro
 
 
 def test_a_member_cannot_open_another_projects_issue(
-    chromium: Any,  # noqa: F811
+    chromium: Any,
     start_server: ServerFactory,
     services: Services,
-    screenshots: Path,  # noqa: F811
+    screenshots: Path,
 ) -> None:
     add_user(services, "dev@example.com")
     with services.engine.begin() as connection:

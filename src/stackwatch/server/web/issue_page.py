@@ -25,7 +25,7 @@ from stackwatch.server.web.charts import chart
 from stackwatch.server.web.context import Web, WebRoute, form, web
 from stackwatch.server.web.event_view import event_view
 from stackwatch.server.web.issues import ACTIONS, MAX_ID
-from stackwatch.server.web.live import event_stream
+from stackwatch.server.web.live import TICK, event_stream
 from stackwatch.server.web.routes import current_user, login_redirect
 from stackwatch.server.web.sessions import session_user
 
@@ -196,7 +196,7 @@ def build_issue_page_router() -> APIRouter:
                 return None
             return _version(connection, key)
 
-        return event_stream(request.app.state.live, request, read, since)
+        return event_stream(request.app.state.live, request, read, since, recheck=TICK)
 
     @router.post("/issues/{issue_id}/status")
     def change_status(request: Request, issue_id: str) -> Response:

@@ -6,7 +6,8 @@ status, or a project's issue counts) differs from the one the page was drawn wit
 
 Versions are not read on every tick of every stream: the digest's stored-event counter (one row of
 ``digest_state``) is read at most once a second for all streams of the process together (``Pulse``), and a stream
-reads its own version when that counter moved, or every ``RECHECK`` seconds (status changes made by other users).
+reads its own version when that counter moved, or every ``recheck`` seconds (status changes made by people): every
+tick for an issue (one row by its key), every ``RECHECK`` seconds for a project's list (an aggregate).
 Streams end when the client goes away or the server shuts down (``Live.close``).
 """
 
@@ -76,7 +77,7 @@ def _message(event: str, data: str) -> str:
     return f"event: {event}\ndata: {data}\n\n"
 
 
-async def _changes(live: Live, request: Request, read: Version, since: str) -> AsyncIterator[str]:
+async def _changes(live: Live, request: Request, read: Version, since: str, recheck: float) -> AsyncIterator[str]:
     live.open_streams += 1
     try:
         yield "retry: 3000\n\n"
@@ -86,7 +87,7 @@ async def _changes(live: Live, request: Request, read: Version, since: str) -> A
         while not live.closing.is_set() and not await request.is_disconnected():
             moment = time.monotonic()
             current = await anyio.to_thread.run_sync(live.pulse.value)
-            if first or current != pulse or moment - checked >= RECHECK:
+            if first or current != pulse or moment - checked >= recheck:
                 first, pulse, checked = False, current, moment
                 version = await anyio.to_thread.run_sync(live.version, read)
                 if version is None:  # the issue or project is gone, or the session no longer sees it
@@ -103,7 +104,14 @@ async def _changes(live: Live, request: Request, read: Version, since: str) -> A
         live.open_streams -= 1
 
 
-def event_stream(live: Live, request: Request, read: Version, since: str) -> StreamingResponse:
-    """A ``text/event-stream`` answer that says ``changed`` whenever ``read`` gives a version other than ``since``."""
+def event_stream(
+    live: Live, request: Request, read: Version, since: str, *, recheck: float = RECHECK
+) -> StreamingResponse:
+    """A ``text/event-stream`` answer that says ``changed`` whenever ``read`` gives a version other than ``since``.
+
+    ``recheck``: how often ``read`` runs when the digest stored nothing (changes made by people); a cheap ``read``
+    (one row by its key) may run on every tick.
+    """
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-    return StreamingResponse(_changes(live, request, read, since), media_type="text/event-stream", headers=headers)
+    changes = _changes(live, request, read, since, recheck)
+    return StreamingResponse(changes, media_type="text/event-stream", headers=headers)
