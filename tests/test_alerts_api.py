@@ -121,6 +121,7 @@ def test_deleting_a_channel_detaches_it_from_rules(stack: Stack) -> None:
         ({"trigger": "sometimes"}, "trigger must be one of"),
         ({"trigger": "event_frequency", "window_minutes": 5}, "needs threshold"),
         ({"trigger": "event_frequency", "threshold": 5}, "needs window_minutes"),
+        ({"trigger": "event_frequency", "threshold": 10**12, "window_minutes": 5}, "needs threshold"),
         ({"trigger": "impact", "threshold": 5, "window_minutes": 5, "impact_kind": "cats"}, "impact_kind must be"),
         ({"trigger": "new_issue", "filters": {"host": "web-1"}}, "filters may only hold"),
         ({"trigger": "new_issue", "filters": {"level": "loud"}}, "filters.level must be one of"),

@@ -107,6 +107,9 @@ def delete_channel(connection: Connection, project_id: int, channel_id: int) -> 
     return bool(done.rowcount)
 
 
+MAX_THRESHOLD = 1_000_000_000  # the column is a 32-bit integer
+
+
 def _rule_values(spec: dict[str, Any]) -> dict[str, Any]:
     trigger = spec.get("trigger")
     if trigger not in ALERT_TRIGGERS:
@@ -141,8 +144,10 @@ def _rule_values(spec: dict[str, Any]) -> dict[str, Any]:
         values["level"] = level
     if trigger in ("event_frequency", "impact"):
         threshold, window = spec.get("threshold"), spec.get("window_minutes")
-        if not isinstance(threshold, int) or threshold < 0:
-            raise AlertError(f"a {trigger} rule needs threshold, a whole number ≥ 0 (fires above it)")
+        if not isinstance(threshold, int) or isinstance(threshold, bool) or not 0 <= threshold <= MAX_THRESHOLD:
+            raise AlertError(
+                f"a {trigger} rule needs threshold, a whole number from 0 to {MAX_THRESHOLD} (fires above it)"
+            )
         if not isinstance(window, int) or not 1 <= window <= 24 * 60:
             raise AlertError(f"a {trigger} rule needs window_minutes, between 1 and 1440")
         values.update(threshold=threshold, window_minutes=window)
