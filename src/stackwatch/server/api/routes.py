@@ -75,6 +75,7 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
             query = query.where(projects.c.slug == slug)
         with engine.connect() as connection:
             rows = connection.execute(query).all()
+            # Newest first, so the dict keeps each project's oldest active key: the DSN ``project_dsn`` prints.
             keys = dict(
                 connection.execute(
                     select(project_keys.c.project_id, project_keys.c.public_key)
