@@ -6,9 +6,10 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from stackwatch.server.digest import store
+from stackwatch.server.digest.items import hour_of
 from stackwatch.server.digest.worker import Digester
 from stackwatch.server.services import open_services
 from stackwatch.server.storage.schema import (
@@ -19,6 +20,7 @@ from stackwatch.server.storage.schema import (
     issue_impact,
     issue_tags,
     issues,
+    project_hourly,
     session_counts,
 )
 from tests import support
@@ -32,7 +34,7 @@ def post(stack: Stack, body: bytes) -> None:
 
 
 def table_counts(stack: Stack) -> dict[str, int]:
-    tables = (issues, events, issue_hourly, issue_tags, issue_impact, attachments, session_counts)
+    tables = (issues, events, issue_hourly, project_hourly, issue_tags, issue_impact, attachments, session_counts)
     return {table.name: support.count(stack, table) for table in tables}
 
 
@@ -235,3 +237,62 @@ def test_a_bad_item_does_not_cost_the_rest_of_the_batch(stack: Stack, monkeypatc
     assert stack.digest() == 1
     assert support.count(stack, events) == 1
     assert stack.services.inbox.backlog() == 0
+
+
+def project_hourly_rows(stack: Stack) -> dict[tuple[int, int, str], int]:
+    with stack.services.engine.connect() as connection:
+        rows = connection.execute(select(project_hourly.c.project_id, project_hourly.c.hour, project_hourly.c.level,
+                                         project_hourly.c.count)).all()  # fmt: skip
+    return {(p, h, level): n for p, h, level, n in rows}
+
+
+def events_by_hour_and_level(stack: Stack) -> dict[tuple[int, int, str], int]:
+    """What ``project_hourly`` must hold: the stored events, per project, hour of their timestamp and own level."""
+    found: dict[tuple[int, int, str], int] = {}
+    with stack.services.engine.connect() as connection:
+        for p, stamp, level in connection.execute(select(events.c.project_id, events.c.timestamp, events.c.level)):
+            key = (p, hour_of(stamp), level)
+            found[key] = found.get(key, 0) + 1
+    return found
+
+
+def test_project_hourly_counts_each_event_under_its_own_level(stack: Stack) -> None:
+    """One issue, events of several levels and hours, two projects, two batches and a retry: the per-project
+    counts match the events, and add up per hour to the per-issue counts."""
+    base = 1_789_999_200.0  # the top of an hour
+    first = [
+        exception_event("FlakyError", level=level, timestamp=base + offset)
+        for level, offset in (("error", 10), ("warning", 20), ("warning", 3_700), ("fatal", 7_300))
+    ]
+    for event in first:
+        post(stack, event_envelope(event))
+    node = message_event("from node", level="debug", timestamp=base + 30)
+    response = stack.client.post(
+        "/api/2/envelope/", content=event_envelope(node), headers={"X-Sentry-Auth": "Sentry sentry_key=nodepublickey"}
+    )
+    assert response.status_code == 200
+    assert stack.digest() == 5
+    post(stack, event_envelope(first[1]))  # a retry: not counted twice
+    post(stack, event_envelope(exception_event("FlakyError", level="warning", timestamp=base + 40)))
+    assert stack.digest() == 1
+    assert support.count(stack, issues) == 2  # FlakyError (all levels in one issue) and node's message
+    counts = project_hourly_rows(stack)
+    assert counts == events_by_hour_and_level(stack)
+    hour = int(base)
+    assert counts == {
+        (1, hour, "error"): 1,
+        (1, hour, "warning"): 2,
+        (1, hour + 3_600, "warning"): 1,
+        (1, hour + 7_200, "fatal"): 1,
+        (2, hour, "debug"): 1,
+    }
+    with stack.services.engine.connect() as connection:
+        per_issue = connection.execute(
+            select(issues.c.project_id, issue_hourly.c.hour, func.sum(issue_hourly.c.count))
+            .join(issues, issues.c.id == issue_hourly.c.issue_id)
+            .group_by(issues.c.project_id, issue_hourly.c.hour)
+        ).all()
+    per_hour: dict[tuple[int, int], int] = {}
+    for (p, h, _), n in counts.items():
+        per_hour[(p, h)] = per_hour.get((p, h), 0) + n
+    assert {(p, h): int(n) for p, h, n in per_issue} == per_hour

@@ -122,3 +122,54 @@ def test_inbox_ids_are_never_reused(database_url: str, engine: Engine) -> None:
             inbox_engine.dispose()
     finally:
         inbox.close()
+
+
+def test_project_hourly_is_backfilled_from_issue_hourly(engine: Engine) -> None:
+    """0005 fills ``project_hourly`` from the hourly counts already there, under each issue's level."""
+    from alembic import command
+
+    from stackwatch.server.storage.schema import issue_hourly, issues, project_hourly
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+
+    def upgrade(target: str) -> None:
+        with engine.connect() as connection, connection.begin():
+            config.attributes["connection"] = connection
+            command.upgrade(config, target)
+
+    upgrade("0004")
+    hour = 1_789_999_200
+    with engine.begin() as connection:
+        for slug in ("a", "b"):
+            connection.execute(insert(projects).values(slug=slug, name=slug, collect_ips=True, created_at=1.0))
+        common = {"grouping_version": 1, "type": "E", "first_seen": 1.0, "last_seen": 1.0}
+        connection.execute(
+            insert(issues),
+            [
+                {"id": 1, "project_id": 1, "grouping_hash": "h1", "title": "one", "level": "error", **common},
+                {"id": 2, "project_id": 1, "grouping_hash": "h2", "title": "two", "level": "error", **common},
+                {"id": 3, "project_id": 1, "grouping_hash": "h3", "title": "three", "level": "warning", **common},
+                {"id": 4, "project_id": 2, "grouping_hash": "h4", "title": "four", "level": "error", **common},
+            ],
+        )
+        connection.execute(
+            insert(issue_hourly),
+            [
+                {"issue_id": 1, "hour": hour, "count": 3},
+                {"issue_id": 2, "hour": hour, "count": 4},
+                {"issue_id": 2, "hour": hour + 3600, "count": 1},
+                {"issue_id": 3, "hour": hour, "count": 5},
+                {"issue_id": 4, "hour": hour, "count": 6},
+            ],
+        )
+    upgrade("head")
+    with engine.connect() as connection:
+        rows = connection.execute(select(project_hourly)).all()
+    assert {(p, h, level): n for p, h, level, n in rows} == {
+        (1, hour, "error"): 7,
+        (1, hour + 3600, "error"): 1,
+        (1, hour, "warning"): 5,
+        (2, hour, "error"): 6,
+    }
+    assert differences(engine) == []

@@ -9,8 +9,11 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import func, select
 
 from stackwatch.cli import main
+from stackwatch.server.digest.items import hour_of
+from stackwatch.server.storage.schema import events, project_hourly
 from tests.conftest import Stack
 
 EVENTS = 2_000
@@ -104,3 +107,20 @@ def test_seed_refuses_an_unknown_project(stack: Stack, database_url: str, tmp_pa
     assert result.exit_code == 1
     assert "no project 'nope'" in result.output
     assert all_issues(stack) == []
+
+
+def test_project_hourly_matches_the_seeded_events(seeded: Stack) -> None:
+    """The trends page's counts per hour and level are the seeded events' own, as the digest would keep them."""
+    with seeded.services.engine.connect() as connection:
+        stored = connection.execute(
+            select(project_hourly.c.project_id, project_hourly.c.hour, project_hourly.c.level, project_hourly.c.count)
+        ).all()
+        expected: dict[tuple[int, int, str], int] = {}
+        for project_id, stamp, level in connection.execute(
+            select(events.c.project_id, events.c.timestamp, events.c.level)
+        ):
+            key = (project_id, hour_of(stamp), level)
+            expected[key] = expected.get(key, 0) + 1
+        levels = connection.execute(select(func.count(func.distinct(events.c.level)))).scalar_one()
+    assert {(p, h, level): n for p, h, level, n in stored} == expected
+    assert sum(expected.values()) == EVENTS and levels > 1

@@ -54,7 +54,7 @@ def _hour_label(stamp: float, with_day: bool = False) -> str:
     return hour.strftime("%Y-%m-%d %H:%M" if with_day else "%H:%M")
 
 
-def test_events_per_hour_by_issue_level(stack: Stack, admin: TestClient) -> None:
+def test_events_per_hour_by_level(stack: Stack, admin: TestClient) -> None:
     now = time.time()
     _send(stack, "ValueError", now - 10, now - 10, level="error")  # one hour: the same moment
     _send(stack, "UserWarning", now - 3 * HOUR, level="warning")
@@ -73,7 +73,7 @@ def test_events_per_hour_by_issue_level(stack: Stack, admin: TestClient) -> None
     assert stacked["kind"] == "stacked" and stacked["step"] == HOUR and len(stacked["x"]) == 24
     assert [series["label"] for series in stacked["series"]] == list(LEVELS)
     assert sum(stacked["series"][LEVELS.index("error")]["values"]) == 2
-    assert "issue&#39;s level" in page.text or "issue's level" in page.text
+    assert "counted under its own level" in page.text
 
     week = admin.get("/projects/python/trends?range=7d").text
     header, *rows, footer = _rows(week, "by-level")
@@ -82,6 +82,25 @@ def test_events_per_hour_by_issue_level(stack: Stack, admin: TestClient) -> None
     assert by_hour[_hour_label(now - 5 * DAY, with_day=True)][LEVELS.index("fatal")] == "1"
     assert len(_charts(week)[0]["x"]) == 7 * 24
     assert len(_rows(admin.get("/projects/python/trends?range=1y").text, "by-level")) == 24 + 2  # unknown: 24h
+
+
+def test_each_event_counts_under_its_own_level(stack: Stack, admin: TestClient) -> None:
+    """One issue whose events have three levels: the chart and the table split its hour by the events' levels."""
+    now = time.time()
+    stamp = now - 2 * HOUR
+    _send(stack, "FlakyError", stamp, level="warning")
+    _send(stack, "FlakyError", stamp, stamp, level="info")
+    _send(stack, "FlakyError", stamp, level="fatal")
+    stack.digest()
+    assert len(stack.api("/projects/python/issues").json()["data"]) == 1
+    page = admin.get("/projects/python/trends").text
+    _, *rows, footer = _rows(page, "by-level")
+    by_hour = {row[0]: row[1:] for row in rows}
+    expected = {"fatal": "1", "error": "0", "warning": "1", "info": "2", "debug": "0"}
+    assert by_hour[_hour_label(stamp)] == [*(expected[level] for level in LEVELS), "4"]
+    assert footer == ["All", *(expected[level] for level in LEVELS), "4"]
+    stacked = _charts(page)[0]
+    assert {s["label"]: sum(s["values"]) for s in stacked["series"]} == {k: int(v) for k, v in expected.items()}
 
 
 def test_the_fastest_growing_issues(stack: Stack, admin: TestClient) -> None:

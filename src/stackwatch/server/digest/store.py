@@ -25,6 +25,7 @@ from stackwatch.server.storage.schema import (
     issue_impact,
     issue_tags,
     issues,
+    project_hourly,
     session_counts,
 )
 from stackwatch.server.storage.upsert import clean, insert_ignore, upsert_add
@@ -317,6 +318,15 @@ def write_batch(connection: Connection, batch: ParsedBatch, compressor: zstandar
         issue_hourly,
         [{"issue_id": i, "hour": h, "count": n} for (i, h), n in hourly.items()],
         ["issue_id", "hour"],
+        ["count"],
+    )
+    # The same events per project, hour and their own level (the trends page), in the same transaction.
+    by_level = Counter((r.event.project_id, hour_of(r.event.timestamp), r.event.level) for _, r in with_issue)
+    upsert_add(
+        connection,
+        project_hourly,
+        [{"project_id": p, "hour": h, "level": lv, "count": n} for (p, h, lv), n in sorted(by_level.items())],
+        ["project_id", "hour", "level"],
         ["count"],
     )
     upsert_add(connection, issue_tags, _tag_rows(with_issue), ["issue_id", "key", "value"], ["count"], ["last_seen"])

@@ -3,9 +3,10 @@
 The digest's path (envelope → normalize → group → upsert) costs ~1 ms an event; a million events through it take
 a quarter of an hour. Here the rows are made directly: issues first (with placeholder counters, so events can
 reference them), then each issue's events in timestamp order together with the rows derived from them (hourly
-counts, tag facets, impact), then the issues' counters. Everything derived is computed from the generated events
-themselves, issue by issue, so it is consistent by construction: the hourly counts and each facet of an issue add
-up to its ``event_count``, and ``*_count`` equals the number of impact rows of each kind.
+counts, tag facets, impact), then the issues' counters and the project's hourly counts per level. Everything
+derived is computed from the generated events themselves, issue by issue, so it is consistent by construction:
+the hourly counts and each facet of an issue add up to its ``event_count``, and ``*_count`` equals the number of
+impact rows of each kind.
 
 Payloads have the normalized shape the digest stores (``normalize_event`` + the ``grouping`` key), compressed
 with zstd the same way, so the event API decodes them. Deterministic for a given ``seed`` and clock.
@@ -27,7 +28,15 @@ from sqlalchemy import Engine, Table, bindparam, insert, select, update
 
 from stackwatch.server.digest.grouping import CURRENT
 from stackwatch.server.digest.items import hour_of
-from stackwatch.server.storage.schema import events, issue_hourly, issue_impact, issue_tags, issues, projects
+from stackwatch.server.storage.schema import (
+    events,
+    issue_hourly,
+    issue_impact,
+    issue_tags,
+    issues,
+    project_hourly,
+    projects,
+)
 
 __all__ = ["SeedError", "SeedOptions", "SeedResult", "seed_project"]
 
@@ -371,7 +380,7 @@ class _Writer:
 
     def __init__(self, engine: Engine, chunk: int):
         self.engine, self.chunk = engine, chunk
-        tables = (events, issue_hourly, issue_tags, issue_impact)
+        tables = (events, issue_hourly, project_hourly, issue_tags, issue_impact)
         self.buffers: dict[Table, list[dict[str, Any]]] = {table: [] for table in tables}
         self.written: Counter[str] = Counter()
 
@@ -429,10 +438,12 @@ def seed_project(
     _create_issues(writer, project_id, planned)
     progress(f"issues: {len(planned):,} created ({time.monotonic() - started:.1f} s)")
     updates = []
+    by_level: Counter[tuple[int, str]] = Counter()  # events per hour and their own level: project_hourly
     done, report_every = 0, max(options.events // 10, 1)
     for issue, count in zip(planned, _event_counts(rng, options.events, options.issues), strict=True):
         rows, derived = generator.issue_events(issue, count)
         writer.add(events, rows)
+        by_level.update((hour_of(row["timestamp"]), row["level"]) for row in rows)
         writer.add(issue_hourly, derived["hourly"])
         writer.add(issue_tags, derived["tags"])
         writer.add(issue_impact, derived["impact"])
@@ -440,6 +451,8 @@ def seed_project(
         if (done + count) // report_every > done // report_every:
             progress(f"events: {done + count:,}/{options.events:,} ({time.monotonic() - started:.1f} s)")
         done += count
+    hourly_levels = [{"project_id": project_id, "hour": h, "level": lv, "count": n} for (h, lv), n in by_level.items()]
+    writer.add(project_hourly, hourly_levels)
     writer.flush_all()
     for part in _chunks(updates, options.chunk):
         writer.execute(_UPDATE_ISSUES, part)

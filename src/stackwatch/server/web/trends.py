@@ -1,9 +1,10 @@
 """Project trends, ``/projects/{slug}/trends``: events per hour by level, the fastest-growing issues, new issues.
 
-Everything is read from the digest's hourly counts (``issue_hourly``, bucketed by the events' own timestamps) and
-the issues table, never from the events: the page costs the same at a thousand events as at a million. Those
-counts have no level, so an hour's events are attributed to their issue's level. Hours and days are UTC; every
-bucket is shown, empty ones as 0.
+Everything is read from the digest's hourly counts (bucketed by the events' own timestamps) and the issues table,
+never from the events: ``project_hourly`` (per project, hour and the event's own level: a few rows per hour, so
+the chart reads at most 5 × 168 rows) for events per hour by level, ``issue_hourly`` of the issues seen in the last
+24 hours for the fastest-growing ones. Hours and days are UTC; every bucket is shown, empty ones as 0. (Hours
+digested before migration 0005 were backfilled under their issue's level; see that migration.)
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from stackwatch.server.storage.db import now
-from stackwatch.server.storage.schema import LEVELS, issue_hourly, issues
+from stackwatch.server.storage.schema import LEVELS, issue_hourly, issues, project_hourly
+from stackwatch.server.web.access import visible_project
 from stackwatch.server.web.charts import chart
 from stackwatch.server.web.context import WebRoute, web
-from stackwatch.server.web.issues import _not_found, _visible_project
+from stackwatch.server.web.issues import _not_found
 from stackwatch.server.web.routes import current_user, login_redirect
 
 __all__ = ["GROWING_LIMIT", "NEW_ISSUE_DAYS", "RANGES", "build_trends_router"]
@@ -38,14 +40,12 @@ def _hour_label(hour: int, hours: int) -> str:
 
 
 def _by_level(connection: Connection, project_id: int, end: int, hours: int) -> dict[str, Any]:
-    """Events per hour and level for the ``hours`` hours up to and including the current one."""
+    """Events per hour and (their own) level for the ``hours`` hours up to and including the current one."""
     start = end - (hours - 1) * HOUR
     rows = connection.execute(
-        select(issue_hourly.c.hour, issues.c.level, func.sum(issue_hourly.c.count))
-        .join(issues, issues.c.id == issue_hourly.c.issue_id)
-        # An issue last seen before ``start`` has no count since: ``last_seen`` narrows by the issues' index.
-        .where(issues.c.project_id == project_id, issues.c.last_seen >= start, issue_hourly.c.hour >= start)
-        .group_by(issue_hourly.c.hour, issues.c.level)
+        select(project_hourly.c.hour, project_hourly.c.level, project_hourly.c.count).where(
+            project_hourly.c.project_id == project_id, project_hourly.c.hour >= start
+        )
     ).all()
     counts = {(int(hour), level): int(n) for hour, level, n in rows}
     x = list(range(start, end + 1, HOUR))
@@ -69,14 +69,23 @@ def _growing(connection: Connection, project_id: int, end: int) -> list[dict[str
     start = middle - 24 * HOUR
     recent = func.sum(case((issue_hourly.c.hour >= middle, issue_hourly.c.count), else_=0))
     before = func.sum(case((issue_hourly.c.hour < middle, issue_hourly.c.count), else_=0))
-    rows = connection.execute(
-        select(issues.c.id, issues.c.title, issues.c.level, recent.label("recent"), before.label("before"))
-        .join(issue_hourly, issue_hourly.c.issue_id == issues.c.id)
-        .where(issues.c.project_id == project_id, issues.c.last_seen >= middle, issue_hourly.c.hour >= start)
-        .group_by(issues.c.id, issues.c.title, issues.c.level)
+    # Only an issue seen in the last 24 hours can have grown: its id from the (project_id, last_seen) index, then
+    # its 48 hourly rows by the (issue_id, hour) key, summed per issue in key order (no join to the issues rows,
+    # no sort to group); the titles of the ten found are read last. ~2x faster than a join grouped by title.
+    seen = select(issues.c.id).where(issues.c.project_id == project_id, issues.c.last_seen >= middle)
+    top = (
+        select(issue_hourly.c.issue_id, recent.label("recent"), before.label("before"))
+        .where(issue_hourly.c.issue_id.in_(seen), issue_hourly.c.hour >= start)
+        .group_by(issue_hourly.c.issue_id)
         .having(recent > before)
-        .order_by((recent - before).desc(), recent.desc(), issues.c.id)
+        .order_by((recent - before).desc(), recent.desc(), issue_hourly.c.issue_id)
         .limit(GROWING_LIMIT)
+        .subquery()
+    )
+    rows = connection.execute(
+        select(issues.c.id, issues.c.title, issues.c.level, top.c.recent, top.c.before)
+        .join(top, top.c.issue_id == issues.c.id)
+        .order_by((top.c.recent - top.c.before).desc(), top.c.recent.desc(), issues.c.id)
     ).all()
     return [{**row._mapping, "increase": int(row.recent) - int(row.before)} for row in rows]
 
@@ -120,7 +129,7 @@ def build_trends_router() -> APIRouter:
             user = current_user(request, connection)
             if user is None:
                 return login_redirect(request)
-            project = _visible_project(connection, user, slug)
+            project = visible_project(connection, user, slug)
             if project is None:
                 return _not_found(context)
             by_level = _by_level(connection, project.id, end, RANGES[chosen])
