@@ -23,7 +23,9 @@ CHROMIUM = os.environ.get("STACKWATCH_TEST_CHROMIUM") or shutil.which("chromium"
 PASSWORD = "correct horse battery staple"
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: while Playwright's sync API is open, the process's main thread counts as running an
+# asyncio loop, and the tests of other modules that call ``asyncio.run`` would fail in the same worker.
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
         skip_or_fail("browser", f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
