@@ -35,7 +35,7 @@ from stackwatch.server.storage import accounts
 from stackwatch.server.storage.schema import issues, projects
 from stackwatch.server.storage.seed import SeedOptions, seed_project
 
-__all__ = ["main", "run"]
+__all__ = ["main", "run", "seeded_database_parser"]
 
 BAR_P95_MS = 100.0  # DESIGN.md §4: every dashboard read
 PROJECT = "bench"
@@ -210,17 +210,23 @@ def _table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def seeded_database_parser(doc: str | None, *, requests: int, unit: str) -> argparse.ArgumentParser:
+    """The options the dashboard benchmarks share: the seeded database, and how many requests to time."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--issues", type=int, default=10_000)
     parser.add_argument("--days", type=float, default=30.0)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--requests", type=int, default=30, help="timed requests per case")
+    parser.add_argument("--requests", type=int, default=requests, help=f"timed requests per {unit}")
     parser.add_argument("--data-dir", help="where the database is (default: a new temporary directory)")
     parser.add_argument("--database-url", help="another database (default: SQLite in --data-dir)")
     parser.add_argument("--reuse", action="store_true", help="use the seeded project found instead of seeding")
     parser.add_argument("--json", help="also write the full report (with query plans) to this file")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = seeded_database_parser(__doc__, requests=30, unit="case")
     args = parser.parse_args(argv)
     report = run(args)
     print(_table(report))

@@ -8,7 +8,7 @@ from sqlalchemy import Connection, Select, select
 
 from stackwatch.server.storage.schema import project_members, projects
 
-__all__ = ["ProjectRef", "User", "can_see_project", "visible_projects"]
+__all__ = ["ProjectRef", "User", "can_see_project", "visible_project", "visible_projects"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,3 +42,12 @@ def visible_projects(connection: Connection, user: User) -> list[ProjectRef]:
 
 def can_see_project(connection: Connection, user: User, project_id: int) -> bool:
     return connection.execute(_visible(user).where(projects.c.id == project_id)).first() is not None
+
+
+def visible_project(connection: Connection, user: User, slug: str) -> ProjectRef | None:
+    """The project with this slug when the user may see it; ``None`` alike for a missing and a hidden project, to
+    reveal nothing."""
+    if "\x00" in slug:  # PostgreSQL refuses NUL characters even as parameters
+        return None
+    found = connection.execute(_visible(user).where(projects.c.slug == slug)).first()
+    return None if found is None else ProjectRef(int(found.id), found.slug, found.name)

@@ -8,6 +8,7 @@ route's code runs — a route cannot forget the check. The REST API and ingest u
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from stackwatch.server.config import Settings
 from stackwatch.server.web.charts import sparkline
 from stackwatch.server.web.sessions import SessionCookies, same_token
 
-__all__ = ["SECURITY_HEADERS", "STATIC_DIR", "Web", "WebRoute", "form", "form_values", "web"]
+__all__ = ["SECURITY_HEADERS", "STATIC_DIR", "Web", "WebRoute", "clean", "epoch", "form", "form_values", "web"]
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -41,6 +42,16 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+
+
+def clean(value: str | None) -> str:
+    """A form or query value, trimmed; without NUL characters, which PostgreSQL refuses even as parameters."""
+    return (value or "").replace("\x00", "").strip()
+
+
+def epoch(stamp: str | None) -> float | None:
+    """An ISO time as the REST API's queries give it, as epoch seconds for the ``when`` filter."""
+    return None if stamp is None else dt.datetime.fromisoformat(stamp).timestamp()
 
 
 def _when(epoch: float | None) -> str:
@@ -139,9 +150,12 @@ class WebRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def handle(request: Request) -> Response:
+            started = time.perf_counter()
             refusal = await _refusal(request) if request.method in STATE_CHANGING else None
             response = refusal or await handler(request)
             response.headers.update(SECURITY_HEADERS)
+            # The server's own time for the answer (browser devtools show it; bench/dashboard_pages.py reads it).
+            response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
             return response
 
         return handle

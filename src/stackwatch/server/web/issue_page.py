@@ -7,7 +7,6 @@ or ``?event=<event_id>`` when that event belongs to it; older and newer go by th
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -22,7 +21,7 @@ from stackwatch.server.storage.schema import events, issues
 from stackwatch.server.web.access import ProjectRef, User, can_see_project, visible_projects
 from stackwatch.server.web.activity import RANGES, issue_series
 from stackwatch.server.web.charts import chart
-from stackwatch.server.web.context import Web, WebRoute, form, web
+from stackwatch.server.web.context import Web, WebRoute, epoch, form, web
 from stackwatch.server.web.event_view import event_view
 from stackwatch.server.web.issues import ACTIONS, MAX_ID
 from stackwatch.server.web.live import TICK, event_stream
@@ -61,7 +60,9 @@ def _not_found(context: Web) -> Response:
 def _event_row(connection: Connection, issue_id: int, event_id: str | None) -> Any:
     """The issue's latest event, or the one asked for when it belongs to the issue."""
     if event_id is not None:
-        return queries.find_event(connection, event_id.replace("\x00", ""), events.c.issue_id == issue_id)
+        # ``+ 0``: without statistics SQLite would read the whole issue through the (issue_id, …) indexes to find
+        # the event (25 ms for an issue of 124,000 events); the event_id index is the one that narrows.
+        return queries.find_event(connection, event_id.replace("\x00", ""), events.c.issue_id + 0 == issue_id)
     query = select(events).where(events.c.issue_id == issue_id).order_by(events.c.id.desc()).limit(1)
     return connection.execute(query).first()
 
@@ -72,10 +73,6 @@ def _neighbours(connection: Connection, issue_id: int, row_id: int) -> tuple[str
     older = connection.execute(base.where(events.c.id < row_id).order_by(events.c.id.desc()).limit(1)).scalar()
     newer = connection.execute(base.where(events.c.id > row_id).order_by(events.c.id).limit(1)).scalar()
     return older, newer
-
-
-def _epoch(stamp: str | None) -> float | None:
-    return None if stamp is None else datetime.fromisoformat(stamp).timestamp()
 
 
 def _version(connection: Connection, issue_id: int) -> str | None:
@@ -115,7 +112,7 @@ def _summary_values(
     session = web(request).cookies.read(request)
     return {
         "csrf_token": session.csrf if session else "",
-        "issue": {**issue, "first_seen": _epoch(issue["first_seen"]), "last_seen": _epoch(issue["last_seen"])},
+        "issue": {**issue, "first_seen": epoch(issue["first_seen"]), "last_seen": epoch(issue["last_seen"])},
         "series": series,
         "chart": chart(series.x, [("events", series.counts)], step=series.step),
         "range_name": range_name,

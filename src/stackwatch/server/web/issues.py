@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
@@ -19,10 +18,10 @@ from starlette.responses import RedirectResponse, Response
 
 from stackwatch.server.api import queries
 from stackwatch.server.storage.db import now
-from stackwatch.server.storage.schema import LEVELS, issues, projects
-from stackwatch.server.web.access import ProjectRef, User, can_see_project
+from stackwatch.server.storage.schema import LEVELS, issues
+from stackwatch.server.web.access import ProjectRef, can_see_project, visible_project
 from stackwatch.server.web.activity import issue_sparklines
-from stackwatch.server.web.context import Web, WebRoute, form, form_values, web
+from stackwatch.server.web.context import Web, WebRoute, clean, epoch, form, form_values, web
 from stackwatch.server.web.live import event_stream
 from stackwatch.server.web.routes import current_user, login_redirect
 from stackwatch.server.web.sessions import session_user
@@ -37,14 +36,9 @@ DEFAULT_LIMIT, MAX_LIMIT = 25, 100
 MAX_ID = 2**63 - 1
 
 
-def _clean(value: str | None) -> str:
-    # PostgreSQL refuses NUL characters even as parameters; no real value carries one.
-    return (value or "").replace("\x00", "").strip()
-
-
 def _limit(value: str | None) -> int:
     try:
-        return min(max(int(_clean(value)), 1), MAX_LIMIT)
+        return min(max(int(clean(value)), 1), MAX_LIMIT)
     except ValueError:
         return DEFAULT_LIMIT
 
@@ -60,12 +54,12 @@ class ListView:
 
     @classmethod
     def parse(cls, params: Mapping[str, str]) -> ListView:
-        status, sort = _clean(params.get("status")), _clean(params.get("sort"))
+        status, sort = clean(params.get("status")), clean(params.get("sort"))
         return cls(
             status=status if status in STATUS_CHOICES else "unresolved",
             sort=sort if sort in SORTS else "last_seen",
             limit=_limit(params.get("limit")),
-            text={key: _clean(params.get(key)) for key in TEXT_FILTERS if _clean(params.get(key))},
+            text={key: clean(params.get(key)) for key in TEXT_FILTERS if clean(params.get(key))},
         )
 
     def filters(self) -> queries.IssueFilters:
@@ -79,28 +73,13 @@ class ListView:
         return urlencode({**params, **extra})
 
 
-def _visible_project(connection: Connection, user: User, slug: str) -> ProjectRef | None:
-    """The project, when it exists and the user may see it; ``None`` alike for both, to reveal nothing."""
-    if "\x00" in slug:
-        return None
-    row = connection.execute(select(projects.c.id, projects.c.slug, projects.c.name).where(projects.c.slug == slug))
-    found = row.first()
-    if found is None or not can_see_project(connection, user, int(found.id)):
-        return None
-    return ProjectRef(int(found.id), found.slug, found.name)
-
-
 def _not_found(context: Web) -> Response:
     return context.error(404, "Not found", "There is no such project, or you are not a member of it.")
 
 
-def _epoch(stamp: str | None) -> float | None:
-    return None if stamp is None else datetime.fromisoformat(stamp).timestamp()
-
-
 def _row(issue: dict[str, Any]) -> dict[str, Any]:
     """An issue of the API's list, with its times as epochs for the ``when`` filter."""
-    return {**issue, "first_seen": _epoch(issue["first_seen"]), "last_seen": _epoch(issue["last_seen"])}
+    return {**issue, "first_seen": epoch(issue["first_seen"]), "last_seen": epoch(issue["last_seen"])}
 
 
 def _issue_ids(values: list[str]) -> list[int]:
@@ -128,12 +107,12 @@ def _version(connection: Connection, project_id: int) -> str:
 def _list(request: Request, slug: str, *, rows_only: bool) -> Response:
     context = web(request)
     view = ListView.parse(request.query_params)
-    cursor = _clean(request.query_params.get("cursor")) or None
+    cursor = clean(request.query_params.get("cursor")) or None
     with context.engine.connect() as connection:
         user = current_user(request, connection)
         if user is None:
             return login_redirect(request)
-        project = _visible_project(connection, user, slug)
+        project = visible_project(connection, user, slug)
         if project is None:
             return _not_found(context)
         try:
@@ -186,7 +165,7 @@ def build_issues_router() -> APIRouter:
         session = context.cookies.read(request)
         with context.engine.connect() as connection:
             user = session_user(connection, session)
-            project = None if user is None else _visible_project(connection, user, slug)
+            project = None if user is None else visible_project(connection, user, slug)
         if project is None:
             return _not_found(context)
         project_id = project.id
@@ -211,7 +190,7 @@ def build_issues_router() -> APIRouter:
             if user is None:  # a session ended elsewhere: log in again, then back to the list
                 target = f"/projects/{quote(slug, safe='')}/issues?{view.query_string()}"
                 return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
-            project = _visible_project(connection, user, slug)
+            project = visible_project(connection, user, slug)
             if project is None:
                 return _not_found(context)
             if status is None:

@@ -33,11 +33,11 @@ from stackwatch.server.storage.schema import (
     api_tokens,
     project_keys,
     project_members,
-    projects,
     users,
 )
-from stackwatch.server.web.access import ProjectRef, User, can_see_project
-from stackwatch.server.web.context import Web, WebRoute, form, form_values, web
+from stackwatch.server.web.access import ProjectRef, User, visible_project
+from stackwatch.server.web.context import Web, WebRoute, clean, form, form_values, web
+from stackwatch.server.web.issues import _not_found
 from stackwatch.server.web.routes import current_user, login_redirect
 
 __all__ = ["MAX_RATE_LIMIT", "build_settings_router"]
@@ -59,11 +59,6 @@ class _Missing(LookupError):
     """A key, channel, rule or token id that is not in this project (or not the user's): 404."""
 
 
-def _clean(value: str | None) -> str:
-    # PostgreSQL refuses NUL characters even as parameters; no real value carries one.
-    return (value or "").replace("\x00", "").strip()
-
-
 def _id(text: str) -> int:
     if not (text.isascii() and text.isdigit() and len(text) < 11) or not 0 < int(text) <= MAX_ID:
         raise _Missing
@@ -71,14 +66,14 @@ def _id(text: str) -> int:
 
 
 def _label(value: str | None, what: str) -> str:
-    text = _clean(value)
+    text = clean(value)
     if not 1 <= len(text) <= MAX_LABEL:
         raise Invalid(f"The {what} must be 1 to {MAX_LABEL} characters long.")
     return text
 
 
 def _rate_limit(value: str | None) -> int | None:
-    text = _clean(value)
+    text = clean(value)
     if not text:
         return None
     if not (text.isascii() and text.isdigit() and len(text) <= 10) or not 1 <= int(text) <= MAX_RATE_LIMIT:
@@ -91,7 +86,7 @@ def _number_or_text(value: str | None) -> int | str | None:
 
     A number too large for the database's integer columns stays text too: refused, rather than failing to store.
     """
-    text = _clean(value)
+    text = clean(value)
     if not text:
         return None
     try:
@@ -101,24 +96,8 @@ def _number_or_text(value: str | None) -> int | str | None:
     return number if abs(number) <= MAX_ID else text
 
 
-def _visible_project(connection: Connection, user: User, slug: str) -> ProjectRef | None:
-    """The project, when it exists and the user may see it; ``None`` alike for both, to reveal nothing."""
-    if "\x00" in slug:
-        return None
-    found = connection.execute(
-        select(projects.c.id, projects.c.slug, projects.c.name).where(projects.c.slug == slug)
-    ).first()
-    if found is None or not can_see_project(connection, user, int(found.id)):
-        return None
-    return ProjectRef(int(found.id), found.slug, found.name)
-
-
 def _settings_url(slug: str) -> str:
     return f"/projects/{quote(slug, safe='')}/settings"
-
-
-def _not_found(context: Web) -> Response:
-    return context.error(404, "Not found", "There is no such project, or you are not a member of it.")
 
 
 def _forbidden(context: Web) -> Response:
@@ -224,7 +203,7 @@ def _change(request: Request, slug: str, apply: Change) -> Response:
             if user is None:
                 target = _settings_url(slug)
                 return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
-            project = _visible_project(connection, user, slug)
+            project = visible_project(connection, user, slug)
             if project is None:
                 return _not_found(context)
             if not user.is_admin:
@@ -250,32 +229,32 @@ def _key_row(connection: Connection, project: ProjectRef, key_id: str) -> int:
 
 def _channel_config(fields: dict[str, str]) -> dict[str, Any]:
     """The configuration a channel of the form's kind needs, from the form's fields (``manage`` validates it)."""
-    kind = _clean(fields.get("kind"))
+    kind = clean(fields.get("kind"))
     if kind == "email":
-        to = [part.strip() for part in _clean(fields.get("to")).replace("\n", ",").split(",") if part.strip()]
+        to = [part.strip() for part in clean(fields.get("to")).replace("\n", ",").split(",") if part.strip()]
         config: dict[str, Any] = {"to": to}
         if fields.get("admins"):
             config["admins"] = True
         return config
     if kind == "webhook":
-        secret = _clean(fields.get("secret"))
-        return {"url": _clean(fields.get("url")), **({"secret": secret} if secret else {})}
-    return {"url": _clean(fields.get("url"))}
+        secret = clean(fields.get("secret"))
+        return {"url": clean(fields.get("url")), **({"secret": secret} if secret else {})}
+    return {"url": clean(fields.get("url"))}
 
 
 def _rule_spec(request: Request) -> dict[str, Any]:
     """The rule of the form, as the REST API's body would carry it; ``manage.create_rule`` validates it."""
     fields = form(request)
-    trigger = _clean(fields.get("trigger"))
-    spec: dict[str, Any] = {"name": _clean(fields.get("name")), "trigger": trigger}
+    trigger = clean(fields.get("trigger"))
+    spec: dict[str, Any] = {"name": clean(fields.get("name")), "trigger": trigger}
     if trigger == "level":
-        spec["level"] = _clean(fields.get("level")) or None
+        spec["level"] = clean(fields.get("level")) or None
     if trigger in ("event_frequency", "impact"):
         spec["threshold"] = _number_or_text(fields.get("threshold"))
         spec["window_minutes"] = _number_or_text(fields.get("window_minutes"))
     if trigger == "impact":
-        spec["impact_kind"] = _clean(fields.get("impact_kind"))
-    filters = {key: _clean(fields.get(f"filter_{key}")) for key in ("environment", "component", "level")}
+        spec["impact_kind"] = clean(fields.get("impact_kind"))
+    filters = {key: clean(fields.get(f"filter_{key}")) for key in ("environment", "component", "level")}
     spec["filters"] = {key: value for key, value in filters.items() if value}
     cooldown = _number_or_text(fields.get("cooldown_minutes"))
     if cooldown is not None:
@@ -295,7 +274,7 @@ def build_settings_router() -> APIRouter:
             user = current_user(request, connection)
             if user is None:
                 return login_redirect(request)
-            project = _visible_project(connection, user, slug)
+            project = visible_project(connection, user, slug)
         if project is None:
             return _not_found(context)
         return _settings_page(request, user, project)
@@ -335,7 +314,7 @@ def build_settings_router() -> APIRouter:
 
     @router.post("/projects/{slug}/settings/members")
     def add_member(request: Request, slug: str) -> Response:
-        email = _clean(form(request).get("email")).lower()
+        email = clean(form(request).get("email")).lower()
 
         def apply(connection: Connection, project: ProjectRef) -> None:
             if not email:
@@ -348,7 +327,7 @@ def build_settings_router() -> APIRouter:
 
     @router.post("/projects/{slug}/settings/members/remove")
     def remove_member(request: Request, slug: str) -> Response:
-        email = _clean(form(request).get("email")).lower()
+        email = clean(form(request).get("email")).lower()
 
         def apply(connection: Connection, project: ProjectRef) -> None:
             if connection.execute(select(users.c.id).where(users.c.email == email)).first() is None:
@@ -370,7 +349,7 @@ def build_settings_router() -> APIRouter:
                 connection,
                 project.id,
                 name=_label(fields.get("name"), "channel's name"),
-                kind=_clean(fields.get("kind")),
+                kind=clean(fields.get("kind")),
                 config=_channel_config(fields),
                 settings=settings,
                 **({} if cap is None else {"hourly_cap": cap}),
@@ -394,7 +373,7 @@ def build_settings_router() -> APIRouter:
             if user is None:
                 target = _settings_url(slug)
                 return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
-            project = _visible_project(connection, user, slug)
+            project = visible_project(connection, user, slug)
             if project is None:
                 return _not_found(context)
             if not user.is_admin:
