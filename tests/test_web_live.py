@@ -113,6 +113,8 @@ def test_the_issue_list_hears_of_a_new_issue(live_server: ServerProcess, ops: ht
         _send(live_server, "KeyError", "a new issue")
         event, version = stream.next_message()
         assert event == "changed" and version != url.split("since=")[1]
+        metrics = httpx.get(f"{live_server.base_url}/metrics", timeout=10).text
+        assert "\nstackwatch_live_streams 1\n" in metrics
     finally:
         stream.close()
     rows = ops.get(re.search(r'hx-get="([^"]+)"', page.text).group(1).replace("&amp;", "&"))  # type: ignore[union-attr]

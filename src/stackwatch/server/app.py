@@ -99,4 +99,8 @@ def _health_routes(app: FastAPI, services: Services) -> None:
         with services.engine.connect() as connection:
             stored = database_counters(connection)
             gauges.update(alert_gauges(connection, UNHEALTHY_AFTER))
+        live = getattr(app.state, "live", None)  # the dashboard's open event streams (web role only)
+        if live is not None:
+            help_text = "Dashboard live-update streams open in this process."
+            gauges["stackwatch_live_streams"] = (help_text, live.open_streams)
         return PlainTextResponse(METRICS.render(gauges, stored), media_type="text/plain; version=0.0.4")
