@@ -23,6 +23,8 @@ from sqlalchemy import Connection, Engine, select
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
+from stackwatch.server.storage.schema import digest_state
+
 __all__ = ["Live", "Pulse", "event_stream"]
 
 TICK = 1.0  # seconds between checks of one stream
@@ -43,11 +45,14 @@ class Pulse:
         self._value = -1
         self._read_at = -PULSE_EVERY
 
+    def fresh(self) -> int | None:
+        """The value read less than a second ago, without waiting; ``None`` when it is due to be read again."""
+        return self._value if time.monotonic() - self._read_at < PULSE_EVERY else None
+
     def value(self) -> int:
+        """The counter, read from the database when the last read is a second old (blocks: run it in a thread)."""
         with self._lock:
             if time.monotonic() - self._read_at >= PULSE_EVERY:
-                from stackwatch.server.storage.schema import digest_state
-
                 with self._engine.connect() as connection:
                     found = connection.execute(
                         select(digest_state.c.value).where(digest_state.c.name == COUNTER)
@@ -86,7 +91,9 @@ async def _changes(live: Live, request: Request, read: Version, since: str, rech
         first = True
         while not live.closing.is_set() and not await request.is_disconnected():
             moment = time.monotonic()
-            current = await anyio.to_thread.run_sync(live.pulse.value)
+            current = live.pulse.fresh()
+            if current is None:  # one stream of the process reads it for all; the others find it fresh
+                current = await anyio.to_thread.run_sync(live.pulse.value)
             if first or current != pulse or moment - checked >= recheck:
                 first, pulse, checked = False, current, moment
                 version = await anyio.to_thread.run_sync(live.version, read)
