@@ -12,6 +12,16 @@
     return LEVEL_COLOURS[label] || PALETTE[index % PALETTE.length];
   }
 
+  // Axis labels in UTC, 24-hour: "14:00" for hourly buckets, "11-28" for daily ones.
+  function ticks(step) {
+    return function (u, splits) {
+      return splits.map(function (seconds) {
+        var iso = new Date(seconds * 1000).toISOString();
+        return step >= 86400 ? iso.slice(5, 10) : iso.slice(11, 16);
+      });
+    };
+  }
+
   function utc(seconds) {
     return uPlot.tzDate(new Date(seconds * 1000), "Etc/UTC");
   }
@@ -56,7 +66,7 @@
       tzDate: utc,
       series: series,
       scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, Math.max(1, max)]; } } },
-      axes: [{}, { size: 48 }],
+      axes: [{ values: ticks(spec.step) }, { size: 48 }],
       legend: { show: true },
     };
     figure._chart = new uPlot(options, [spec.x].concat(data.drawn), figure);
