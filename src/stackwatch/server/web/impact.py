@@ -23,7 +23,7 @@ from starlette.responses import Response
 from stackwatch.server.storage.schema import events, issues
 from stackwatch.server.web.access import visible_projects
 from stackwatch.server.web.context import WebRoute, epoch, web
-from stackwatch.server.web.issue_page import _issue_id, _not_found, _visible_issue
+from stackwatch.server.web.issue_page import issue_for_page
 from stackwatch.server.web.routes import current_user, login_redirect
 
 __all__ = ["IMPACT_LIMIT", "RUN_EVENTS_LIMIT", "build_impact_router", "meshhook_link", "run_path"]
@@ -287,13 +287,10 @@ def build_impact_router() -> APIRouter:
     def issue_impact(request: Request, issue_id: str) -> Response:
         context = web(request)
         with context.engine.connect() as connection:
-            user = current_user(request, connection)
-            if user is None:
-                return login_redirect(request)
-            found = _visible_issue(connection, user, _issue_id(issue_id))
-            if found is None:
-                return _not_found(context)
-            issue, project = found
+            found = issue_for_page(request, connection, issue_id)
+            if isinstance(found, Response):
+                return found
+            user, issue, project = found
             tables = _impact(connection, issue["id"], context.settings.meshhook_run_url)
         session = context.cookies.read(request)
         values = {

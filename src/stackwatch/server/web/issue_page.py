@@ -28,7 +28,7 @@ from stackwatch.server.web.live import TICK, event_stream
 from stackwatch.server.web.routes import current_user, login_redirect
 from stackwatch.server.web.sessions import session_user
 
-__all__ = ["build_issue_page_router"]
+__all__ = ["build_issue_page_router", "issue_for_page"]
 
 
 def _issue_id(text: str) -> int | None:
@@ -55,6 +55,20 @@ def _visible_issue(
 
 def _not_found(context: Web) -> Response:
     return context.error(404, "Not found", "There is no such issue, or you are not a member of its project.")
+
+
+def issue_for_page(
+    request: Request, connection: Connection, issue_id: str
+) -> tuple[User, dict[str, Any], ProjectRef] | Response:
+    """The logged-in user and the issue they asked for, with its project; or the answer to give instead: the login
+    page (and back), or the same 404 for a missing and a hidden issue."""
+    user = current_user(request, connection)
+    if user is None:
+        return login_redirect(request)
+    found = _visible_issue(connection, user, _issue_id(issue_id))
+    if found is None:
+        return _not_found(web(request))
+    return user, *found
 
 
 def _event_row(connection: Connection, issue_id: int, event_id: str | None) -> Any:
@@ -130,13 +144,10 @@ def build_issue_page_router() -> APIRouter:
     ) -> Response:
         context = web(request)
         with context.engine.connect() as connection:
-            user = current_user(request, connection)
-            if user is None:
-                return login_redirect(request)
-            found = _visible_issue(connection, user, _issue_id(issue_id))
-            if found is None:
-                return _not_found(context)
-            issue, project = found
+            found = issue_for_page(request, connection, issue_id)
+            if isinstance(found, Response):
+                return found
+            user, issue, project = found
             row = _event_row(connection, issue["id"], event)
             if row is None and event is not None:
                 return context.error(404, "Not found", "This issue has no such event.")
@@ -165,14 +176,11 @@ def build_issue_page_router() -> APIRouter:
         """The live part of the issue page alone, for htmx (live updates and the chart's range)."""
         context = web(request)
         with context.engine.connect() as connection:
-            user = current_user(request, connection)
-            if user is None:
-                return login_redirect(request)
-            found = _visible_issue(connection, user, _issue_id(issue_id))
-            if found is None:
-                return _not_found(context)
+            found = issue_for_page(request, connection, issue_id)
+            if isinstance(found, Response):
+                return found
             shown = event.replace("\x00", "")[:64] if event else None
-            values = _summary_values(connection, request, found[0], _range(range_name), shown)
+            values = _summary_values(connection, request, found[1], _range(range_name), shown)
         return context.page("_issue_summary.html", values)
 
     @router.get("/issues/{issue_id}/live")

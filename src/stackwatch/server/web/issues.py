@@ -19,14 +19,14 @@ from starlette.responses import RedirectResponse, Response
 from stackwatch.server.api import queries
 from stackwatch.server.storage.db import now
 from stackwatch.server.storage.schema import LEVELS, issues
-from stackwatch.server.web.access import ProjectRef, can_see_project, visible_project
+from stackwatch.server.web.access import ProjectRef, User, can_see_project, visible_project
 from stackwatch.server.web.activity import issue_sparklines
 from stackwatch.server.web.context import Web, WebRoute, clean, epoch, form, form_values, web
 from stackwatch.server.web.live import event_stream
 from stackwatch.server.web.routes import current_user, login_redirect
 from stackwatch.server.web.sessions import session_user
 
-__all__ = ["ListView", "build_issues_router"]
+__all__ = ["ListView", "build_issues_router", "project_for_page"]
 
 STATUS_CHOICES = ("unresolved", "resolved", "ignored", "all")
 SORTS = tuple(queries.SORT_COLUMNS)
@@ -104,17 +104,27 @@ def _version(connection: Connection, project_id: int) -> str:
     return ":".join(str(value or 0) for value in row)
 
 
+def project_for_page(request: Request, connection: Connection, slug: str) -> tuple[User, ProjectRef] | Response:
+    """The logged-in user and the project they asked for; or the answer to give instead: the login page (and
+    back), or the same 404 for a missing and a hidden project."""
+    user = current_user(request, connection)
+    if user is None:
+        return login_redirect(request)
+    project = visible_project(connection, user, slug)
+    if project is None:
+        return _not_found(web(request))
+    return user, project
+
+
 def _list(request: Request, slug: str, *, rows_only: bool) -> Response:
     context = web(request)
     view = ListView.parse(request.query_params)
     cursor = clean(request.query_params.get("cursor")) or None
     with context.engine.connect() as connection:
-        user = current_user(request, connection)
-        if user is None:
-            return login_redirect(request)
-        project = visible_project(connection, user, slug)
-        if project is None:
-            return _not_found(context)
+        found = project_for_page(request, connection, slug)
+        if isinstance(found, Response):
+            return found
+        user, project = found
         try:
             page = queries.issue_page(connection, project.id, view.filters(), view.sort, cursor, view.limit)
         except HTTPException:

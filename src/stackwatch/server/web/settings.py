@@ -37,7 +37,7 @@ from stackwatch.server.storage.schema import (
 )
 from stackwatch.server.web.access import ProjectRef, User, visible_project
 from stackwatch.server.web.context import Web, WebRoute, clean, form, form_values, web
-from stackwatch.server.web.issues import _not_found
+from stackwatch.server.web.issues import _not_found, project_for_page
 from stackwatch.server.web.routes import current_user, login_redirect
 
 __all__ = ["MAX_RATE_LIMIT", "build_settings_router"]
@@ -271,13 +271,10 @@ def build_settings_router() -> APIRouter:
     def settings_page(request: Request, slug: str) -> Response:
         context = web(request)
         with context.engine.connect() as connection:
-            user = current_user(request, connection)
-            if user is None:
-                return login_redirect(request)
-            project = visible_project(connection, user, slug)
-        if project is None:
-            return _not_found(context)
-        return _settings_page(request, user, project)
+            found = project_for_page(request, connection, slug)
+        if isinstance(found, Response):
+            return found
+        return _settings_page(request, *found)
 
     @router.post("/projects/{slug}/settings/keys")
     def create_key(request: Request, slug: str) -> Response:

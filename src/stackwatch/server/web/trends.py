@@ -20,11 +20,9 @@ from starlette.responses import Response
 
 from stackwatch.server.storage.db import now
 from stackwatch.server.storage.schema import LEVELS, issue_hourly, issues, project_hourly
-from stackwatch.server.web.access import visible_project
 from stackwatch.server.web.charts import chart
 from stackwatch.server.web.context import WebRoute, web
-from stackwatch.server.web.issues import _not_found
-from stackwatch.server.web.routes import current_user, login_redirect
+from stackwatch.server.web.issues import project_for_page
 
 __all__ = ["GROWING_LIMIT", "NEW_ISSUE_DAYS", "RANGES", "build_trends_router"]
 
@@ -126,12 +124,10 @@ def build_trends_router() -> APIRouter:
         moment = now()
         end = int(moment // HOUR * HOUR)
         with context.engine.connect() as connection:
-            user = current_user(request, connection)
-            if user is None:
-                return login_redirect(request)
-            project = visible_project(connection, user, slug)
-            if project is None:
-                return _not_found(context)
+            found = project_for_page(request, connection, slug)
+            if isinstance(found, Response):
+                return found
+            user, project = found
             by_level = _by_level(connection, project.id, end, RANGES[chosen])
             growing = _growing(connection, project.id, end)
             new_issues = _new_issues(connection, project.id, moment)
