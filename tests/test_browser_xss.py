@@ -170,6 +170,15 @@ def test_no_script_runs_on_any_page(tab: Tab, hostile: tuple[ServerProcess, str]
         timeout=10,
     ).json()["data"][0]["event_id"]
     query = quote(PAYLOAD, safe="")
+    rule_id = next(
+        rule["id"]
+        for rule in httpx.get(
+            f"{server.base_url}/api/v1/projects/python/alert-rules",
+            headers={"Authorization": f"Bearer {server.token}"},
+            timeout=10,
+        ).json()
+        if rule["name"] == PAYLOAD
+    )
     slug = next(
         project["slug"]
         for project in httpx.get(
@@ -191,6 +200,7 @@ def test_no_script_runs_on_any_page(tab: Tab, hostile: tuple[ServerProcess, str]
         ("/projects/python/trends", True),
         (f"/projects/python/trends?range={query}", True),
         ("/projects/python/settings", True),
+        (f"/projects/python/settings/rules/{rule_id}", True),
         (f"/projects/{quote(slug, safe='')}/issues", True),
         ("/account/tokens", True),
     ]

@@ -107,6 +107,7 @@ def every_post(stack: Stack) -> list[tuple[str, dict[str, Any]]]:
         (f"{SETTINGS}/channels/{channel}/delete", {}),
         (f"{SETTINGS}/channels/{channel}/test", {}),
         (f"{SETTINGS}/rules", {"name": "r", "trigger": "new_issue", "channel": str(channel), "enabled": "1"}),
+        (f"{SETTINGS}/rules/{rule}", {"name": "r", "trigger": "regression", "channel": str(channel)}),
         (f"{SETTINGS}/rules/{rule}/enabled", {"enabled": "0"}),
         (f"{SETTINGS}/rules/{rule}/delete", {}),
     ]
@@ -317,6 +318,53 @@ def test_channels_and_rules_are_created_toggled_and_deleted(stack: Stack) -> Non
     assert post(client, f"{SETTINGS}/channels/{ids['mail']}/delete").status_code == 303
     assert set(channel_ids(stack)) == {"Administrators", "hook"}
     assert post(client, f"{SETTINGS}/rules/{busy['id']}/delete").status_code == 404
+
+
+def test_a_rule_is_changed_from_its_page_keeping_the_filters_the_page_does_not_show(stack: Stack) -> None:
+    client = admin(stack)
+    hook = {"name": "hook", "kind": "webhook", "url": "http://127.0.0.1:9/x", "secret": "s" * 20}
+    assert post(client, f"{SETTINGS}/channels", hook).status_code == 303
+    ids = channel_ids(stack)
+    new_issue = rules(stack)["New issue"]
+    with stack.services.engine.begin() as connection:  # a filter only the REST API and the CLI set
+        manage.update_rule(connection, 1, new_issue["id"], {"filters": {"release": "2.0", "environment": "staging"}})
+    page = client.get(f"{SETTINGS}/rules/{new_issue['id']}")
+    assert page.status_code == 200
+    assert 'value="New issue"' in page.text and 'value="staging"' in page.text
+    assert "<code>release=2.0</code>" in page.text  # shown as kept as it is
+    assert f'value="{ids["Administrators"]}" checked' in page.text and f'value="{ids["hook"]}" checked' not in page.text
+    assert f'href="{SETTINGS}/rules/{new_issue["id"]}"' in client.get(SETTINGS).text  # the Edit link
+
+    changed = {
+        "name": "Bursts",
+        "trigger": "event_frequency",
+        "threshold": "50",
+        "window_minutes": "5",
+        "filter_environment": "production",
+        "filter_level": "error",
+        "cooldown_minutes": "60",
+        "channel": [str(ids["hook"])],
+    }  # "enabled" not ticked
+    answer = post(client, f"{SETTINGS}/rules/{new_issue['id']}", changed)
+    assert answer.status_code == 303 and answer.headers["location"] == f"{SETTINGS}#rules"
+    rule = rules(stack)["Bursts"]
+    assert rule["id"] == new_issue["id"] and "New issue" not in rules(stack)
+    assert (rule["trigger"], rule["threshold"], rule["window_minutes"]) == ("event_frequency", 50, 5)
+    assert rule["filters"] == {"release": "2.0", "environment": "production", "level": "error"}
+    assert rule["channels"] == [ids["hook"]] and rule["cooldown_minutes"] == 60 and rule["enabled"] is False
+
+    before = snapshot(stack)
+    refused = post(client, f"{SETTINGS}/rules/{rule['id']}", {**changed, "threshold": "lots"})
+    assert refused.status_code == 400 and "needs threshold" in error_text(refused)
+    assert 'value="lots"' in refused.text and 'value="Bursts"' in refused.text  # the form as it was sent
+    assert snapshot(stack) == before
+    assert client.get(f"{SETTINGS}/rules/999999").status_code == 404
+    assert post(client, f"{SETTINGS}/rules/999999", changed).status_code == 404
+    node_rule = rules(stack, 2)["New issue"]["id"]  # another project's rule, by its id
+    assert client.get(f"{SETTINGS}/rules/{node_rule}").status_code == 404
+    assert post(client, f"{SETTINGS}/rules/{node_rule}", changed).status_code == 404
+    assert snapshot(stack) == before
+    assert member(stack).get(f"{SETTINGS}/rules/{rule['id']}").status_code == 403
 
 
 def test_invalid_alert_forms_answer_400_with_the_validators_message(stack: Stack) -> None:

@@ -43,6 +43,7 @@ from stackwatch.server.web.routes import current_user, login_redirect
 __all__ = ["MAX_RATE_LIMIT", "build_settings_router"]
 
 MAX_LABEL = 200
+FORM_FILTERS = ("environment", "component", "level")  # the rule filters the page edits; others are kept as they are
 MAX_RATE_LIMIT = 1_000_000  # events per minute; a larger number is a typing error, not a limit
 MAX_ID = 2**31 - 1  # the id columns of keys, channels, rules and tokens are 32-bit integers
 RATE_LIMIT_ERROR = (
@@ -254,7 +255,7 @@ def _rule_spec(request: Request) -> dict[str, Any]:
         spec["window_minutes"] = _number_or_text(fields.get("window_minutes"))
     if trigger == "impact":
         spec["impact_kind"] = clean(fields.get("impact_kind"))
-    filters = {key: clean(fields.get(f"filter_{key}")) for key in ("environment", "component", "level")}
+    filters = {key: clean(fields.get(f"filter_{key}")) for key in FORM_FILTERS}
     spec["filters"] = {key: value for key, value in filters.items() if value}
     cooldown = _number_or_text(fields.get("cooldown_minutes"))
     if cooldown is not None:
@@ -262,6 +263,40 @@ def _rule_spec(request: Request) -> dict[str, Any]:
     spec["channels"] = [_number_or_text(value) for value in form_values(request, "channel")]
     spec["enabled"] = bool(fields.get("enabled"))
     return spec
+
+
+def _find_rule(connection: Connection, project: ProjectRef, rule_id: str) -> dict[str, Any] | None:
+    try:
+        wanted = _id(rule_id)
+    except _Missing:
+        return None
+    return next((rule for rule in manage.list_rules(connection, project.id) if rule["id"] == wanted), None)
+
+
+def _rule_page(
+    request: Request,
+    connection: Connection,
+    user: User,
+    project: ProjectRef,
+    rule: dict[str, Any],
+    *,
+    error: str = "",
+    status_code: int = 200,
+) -> Response:
+    values = {
+        "user": user,
+        "csrf_token": _csrf(request),
+        "project": project,
+        "rule": rule,
+        "kept_filters": {key: value for key, value in rule["filters"].items() if key not in FORM_FILTERS},
+        "channels": manage.list_channels(connection, project.id),
+        "triggers": ALERT_TRIGGERS,
+        "impact_kinds": list(IMPACT_KINDS),
+        "levels": LEVELS,
+        "default_cooldown": DEFAULT_COOLDOWN_MINUTES,
+        "error": error,
+    }
+    return web(request).page("rule.html", values, status_code=status_code)
 
 
 def build_settings_router() -> APIRouter:
@@ -405,6 +440,48 @@ def build_settings_router() -> APIRouter:
             manage.create_rule(connection, project.id, spec)
 
         return _change(request, slug, apply)
+
+    @router.get("/projects/{slug}/settings/rules/{rule_id}")
+    def rule_page(request: Request, slug: str, rule_id: str) -> Response:
+        context = web(request)
+        with context.engine.connect() as connection:
+            found = project_for_page(request, connection, slug)
+            if isinstance(found, Response):
+                return found
+            user, project = found
+            if not user.is_admin:
+                return _forbidden(context)
+            rule = _find_rule(connection, project, rule_id)
+            if rule is None:
+                return context.error(404, "Not found", "There is no such item in this project.")
+            return _rule_page(request, connection, user, project, rule)
+
+    @router.post("/projects/{slug}/settings/rules/{rule_id}")
+    def change_rule(request: Request, slug: str, rule_id: str) -> Response:
+        """The whole rule from the form; filters the form does not show (release, workflow, tags) are kept."""
+        context = web(request)
+        spec = _rule_spec(request)
+        with context.engine.connect() as connection, connection.execution_options(sqlite_write=True).begin():
+            user = current_user(request, connection)
+            if user is None:
+                target = f"{_settings_url(slug)}/rules/{quote(rule_id, safe='')}"
+                return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
+            project = visible_project(connection, user, slug)
+            if project is None:
+                return _not_found(context)
+            if not user.is_admin:
+                return _forbidden(context)
+            current = _find_rule(connection, project, rule_id)
+            if current is None:
+                return context.error(404, "Not found", "There is no such item in this project.")
+            kept = {key: value for key, value in current["filters"].items() if key not in FORM_FILTERS}
+            spec["filters"] = {**kept, **spec["filters"]}
+            try:  # ``update_rule`` checks everything before it writes: a refused rule changed nothing
+                manage.update_rule(connection, project.id, current["id"], spec)
+            except manage.AlertError as error:
+                typed = {**current, **spec}  # the form again as it was sent, with the reason
+                return _rule_page(request, connection, user, project, typed, error=str(error), status_code=400)
+        return RedirectResponse(f"{_settings_url(project.slug)}#rules", status_code=303)
 
     @router.post("/projects/{slug}/settings/rules/{rule_id}/enabled")
     def enable_rule(request: Request, slug: str, rule_id: str) -> Response:
