@@ -367,6 +367,26 @@ def test_a_rule_is_changed_from_its_page_keeping_the_filters_the_page_does_not_s
     assert member(stack).get(f"{SETTINGS}/rules/{rule['id']}").status_code == 403
 
 
+def test_a_refused_form_comes_back_as_it_was_sent(stack: Stack) -> None:
+    client = admin(stack)
+    refused = post(client, f"{SETTINGS}/keys", {"label": "Deploy bot", "rate_limit": "lots"})
+    assert refused.status_code == 400
+    assert 'value="Deploy bot"' in refused.text and 'value="lots"' in refused.text
+    hook = {"name": "pager", "kind": "webhook", "url": "ftp://example.com/x", "hourly_cap": "9"}
+    refused = post(client, f"{SETTINGS}/channels", hook)
+    assert refused.status_code == 400
+    assert 'value="pager"' in refused.text and 'value="ftp://example.com/x"' in refused.text
+    assert '<option value="webhook" selected>' in refused.text and 'value="9"' in refused.text
+    assert 'value="pager"' not in client.get(SETTINGS).text  # only the refused answer carries them
+    rule = {"name": "Often", "trigger": "event_frequency", "threshold": "7", "window_minutes": "0"}
+    refused = post(client, f"{SETTINGS}/rules", {**rule, "channel": str(channel_ids(stack)["Administrators"])})
+    assert refused.status_code == 400
+    assert 'value="Often"' in refused.text and 'value="7"' in refused.text
+    assert '<option value="event_frequency" selected>' in refused.text
+    refused = post(client, f"{SETTINGS}/members", {"email": "nobody@example.com"})
+    assert refused.status_code == 400 and 'value="nobody@example.com"' in refused.text
+
+
 def test_invalid_alert_forms_answer_400_with_the_validators_message(stack: Stack) -> None:
     client = admin(stack)
     admins = channel_ids(stack)["Administrators"]

@@ -10,7 +10,7 @@ create them; each user lists and revokes their own only.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -155,8 +155,11 @@ def _settings_page(
     error: str = "",
     notice: str = "",
     status_code: int = 200,
+    typed: Mapping[str, Any] | None = None,
 ) -> Response:
+    """The settings page; after a refused form, ``typed`` is what it sent, so the form comes back as it was."""
     context = web(request)
+    typed = typed or {}
     with context.engine.connect() as connection:
         channels = manage.list_channels(connection, project.id)
         names = {channel["id"]: channel["name"] for channel in channels}
@@ -168,6 +171,9 @@ def _settings_page(
             "admin": user.is_admin,
             "error": error,
             "notice": notice,
+            # What a refused form sent, by form (the fields of one form may share names with another's).
+            "typed": {name: _Typed(typed.get(name) or {}) for name in ("keys", "members", "channels")},
+            "typed_rule": {**_blank_rule(), **typed["rules"]} if "rules" in typed else None,
             "keys": _keys(connection, context, project),
             "server_rate_limit": context.settings.rate_limit_per_minute,
             "max_rate_limit": MAX_RATE_LIMIT,
@@ -215,8 +221,27 @@ def _change(request: Request, slug: str, apply: Change) -> Response:
     except (Invalid, manage.AlertError, accounts.AccountError) as error:
         if user is None or project is None:  # raised by ``apply`` only, after both were found
             raise
-        return _settings_page(request, user, project, error=str(error), status_code=400)
+        typed = {_posted_form(request): _rule_spec(request) if request.url.path.endswith("/rules") else form(request)}
+        return _settings_page(request, user, project, error=str(error), status_code=400, typed=typed)
     return RedirectResponse(_settings_url(project.slug), status_code=303)
+
+
+class _Typed(dict[str, Any]):
+    """A refused form's fields for the template: a field it did not send reads as empty."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+
+def _blank_rule() -> dict[str, Any]:
+    """Every field the rule form shows, empty: what a refused form did not send."""
+    empty = dict.fromkeys(("name", "trigger", "level", "threshold", "window_minutes", "impact_kind"))
+    return {**empty, "filters": {}, "channels": [], "cooldown_minutes": DEFAULT_COOLDOWN_MINUTES, "enabled": True}
+
+def _posted_form(request: Request) -> str:
+    """Which create form of the page a refused request came from: keys, members, channels or rules."""
+    return request.url.path.rstrip("/").rsplit("/", 1)[-1]
 
 
 def _key_row(connection: Connection, project: ProjectRef, key_id: str) -> int:
