@@ -372,10 +372,11 @@ def test_a_refused_form_comes_back_as_it_was_sent(stack: Stack) -> None:
     refused = post(client, f"{SETTINGS}/keys", {"label": "Deploy bot", "rate_limit": "lots"})
     assert refused.status_code == 400
     assert 'value="Deploy bot"' in refused.text and 'value="lots"' in refused.text
-    hook = {"name": "pager", "kind": "webhook", "url": "ftp://example.com/x", "hourly_cap": "9"}
+    hook = {"name": "pager", "kind": "webhook", "url": "ftp://example.com/x", "secret": "z" * 20, "hourly_cap": "9"}
     refused = post(client, f"{SETTINGS}/channels", hook)
     assert refused.status_code == 400
-    assert 'value="pager"' in refused.text and 'value="ftp://example.com/x"' in refused.text
+    assert 'value="pager"' in refused.text
+    assert "example.com/x" not in refused.text and "z" * 20 not in refused.text  # URLs and secrets: typed again
     assert '<option value="webhook" selected>' in refused.text and 'value="9"' in refused.text
     assert 'value="pager"' not in client.get(SETTINGS).text  # only the refused answer carries them
     rule = {"name": "Often", "trigger": "event_frequency", "threshold": "7", "window_minutes": "0"}
