@@ -233,11 +233,11 @@ class _Typed(dict[str, Any]):
         return ""
 
 
-
 def _blank_rule() -> dict[str, Any]:
     """Every field the rule form shows, empty: what a refused form did not send."""
     empty = dict.fromkeys(("name", "trigger", "level", "threshold", "window_minutes", "impact_kind"))
     return {**empty, "filters": {}, "channels": [], "cooldown_minutes": DEFAULT_COOLDOWN_MINUTES, "enabled": True}
+
 
 def _posted_form(request: Request) -> str:
     """Which create form of the page a refused request came from: keys, members, channels or rules."""
