@@ -26,6 +26,7 @@ __all__ = [
     "create_rule",
     "delete_channel",
     "delete_rule",
+    "get_rule",
     "list_channels",
     "list_rules",
     "public_channel",
@@ -203,7 +204,7 @@ def create_rule(connection: Connection, project_id: int, spec: dict[str, Any]) -
 
 
 def update_rule(connection: Connection, project_id: int, rule_id: int, changes: dict[str, Any]) -> bool:
-    current = _rule(connection, project_id, rule_id)
+    current = get_rule(connection, project_id, rule_id)
     if current is None:
         return False
     merged = {**current, **changes}
@@ -222,7 +223,8 @@ def delete_rule(connection: Connection, project_id: int, rule_id: int) -> bool:
     return bool(done.rowcount)
 
 
-def _rule(connection: Connection, project_id: int, rule_id: int) -> dict[str, Any] | None:
+def get_rule(connection: Connection, project_id: int, rule_id: int) -> dict[str, Any] | None:
+    """One rule of the project, as ``list_rules`` gives it; ``None`` when the project has no such rule."""
     row = connection.execute(
         select(alert_rules).where(alert_rules.c.id == rule_id, alert_rules.c.project_id == project_id)
     ).first()
@@ -252,4 +254,4 @@ def list_rules(connection: Connection, project_id: int) -> list[dict[str, Any]]:
     ids = connection.execute(
         select(alert_rules.c.id).where(alert_rules.c.project_id == project_id).order_by(alert_rules.c.id)
     ).scalars()
-    return [rule for rule_id in list(ids) if (rule := _rule(connection, project_id, rule_id)) is not None]
+    return [rule for rule_id in list(ids) if (rule := get_rule(connection, project_id, rule_id)) is not None]

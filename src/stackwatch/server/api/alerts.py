@@ -65,10 +65,10 @@ def _shown(channel: dict[str, Any]) -> dict[str, Any]:
 
 
 def _rule(connection: Connection, project_id: int, rule_id: int) -> dict[str, Any]:
-    found = [rule for rule in manage.list_rules(connection, project_id) if rule["id"] == rule_id]
-    if not found:
+    found = manage.get_rule(connection, project_id, rule_id)
+    if found is None:
         raise HTTPException(404, f"no alert rule {rule_id} in this project")
-    return found[0]
+    return found
 
 
 def _outbox_item(row: Any) -> dict[str, Any]:

@@ -192,6 +192,25 @@ def _settings_page(
 
 # ---- changing ----------------------------------------------------------------------------------------------
 
+
+def _administered(request: Request, connection: Connection, slug: str, back: str) -> tuple[User, ProjectRef] | Response:
+    """The administrator and the project a settings change is for; or the answer instead: the login page (then
+    ``back``), the same 404 for a missing and a hidden project, or 403 for a user who is not an administrator."""
+    user = current_user(request, connection)
+    if user is None:
+        return RedirectResponse(f"/login?next={quote(back, safe='/')}", status_code=303)
+    project = visible_project(connection, user, slug)
+    if project is None:
+        return _not_found(web(request))
+    if not user.is_admin:
+        return _forbidden(web(request))
+    return user, project
+
+
+def _no_item(context: Web) -> Response:
+    return context.error(404, "Not found", "There is no such item in this project.")
+
+
 Change = Callable[[Connection, ProjectRef], None]
 
 
@@ -206,18 +225,13 @@ def _change(request: Request, slug: str, apply: Change) -> Response:
     project: ProjectRef | None = None
     try:
         with context.engine.connect() as connection, connection.execution_options(sqlite_write=True).begin():
-            user = current_user(request, connection)
-            if user is None:
-                target = _settings_url(slug)
-                return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
-            project = visible_project(connection, user, slug)
-            if project is None:
-                return _not_found(context)
-            if not user.is_admin:
-                return _forbidden(context)
+            found = _administered(request, connection, slug, _settings_url(slug))
+            if isinstance(found, Response):
+                return found
+            user, project = found
             apply(connection, project)
     except _Missing:
-        return context.error(404, "Not found", "There is no such item in this project.")
+        return _no_item(context)
     except (Invalid, manage.AlertError, accounts.AccountError) as error:
         if user is None or project is None:  # raised by ``apply`` only, after both were found
             raise
@@ -292,10 +306,9 @@ def _rule_spec(request: Request) -> dict[str, Any]:
 
 def _find_rule(connection: Connection, project: ProjectRef, rule_id: str) -> dict[str, Any] | None:
     try:
-        wanted = _id(rule_id)
+        return manage.get_rule(connection, project.id, _id(rule_id))
     except _Missing:
         return None
-    return next((rule for rule in manage.list_rules(connection, project.id) if rule["id"] == wanted), None)
 
 
 def _rule_page(
@@ -426,15 +439,10 @@ def build_settings_router() -> APIRouter:
     def test_channel(request: Request, slug: str, channel_id: str) -> Response:
         context = web(request)
         with context.engine.connect() as connection:
-            user = current_user(request, connection)
-            if user is None:
-                target = _settings_url(slug)
-                return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
-            project = visible_project(connection, user, slug)
-            if project is None:
-                return _not_found(context)
-            if not user.is_admin:
-                return _forbidden(context)
+            found = _administered(request, connection, slug, _settings_url(slug))
+            if isinstance(found, Response):
+                return found
+            user, project = found
             try:
                 wanted = _id(channel_id)
             except _Missing:
@@ -443,7 +451,7 @@ def build_settings_router() -> APIRouter:
                 select(alert_channels).where(alert_channels.c.id == wanted, alert_channels.c.project_id == project.id)
             ).first()
             if row is None:
-                return context.error(404, "Not found", "There is no such item in this project.")
+                return _no_item(context)
             config = channel_config(connection, row.config)
         base = context.settings.base_url or str(request.base_url).rstrip("/")
         notification = channel_test_notification(project.slug, f"{base}/projects/{project.slug}")
@@ -470,15 +478,13 @@ def build_settings_router() -> APIRouter:
     def rule_page(request: Request, slug: str, rule_id: str) -> Response:
         context = web(request)
         with context.engine.connect() as connection:
-            found = project_for_page(request, connection, slug)
+            found = _administered(request, connection, slug, request.url.path)
             if isinstance(found, Response):
                 return found
             user, project = found
-            if not user.is_admin:
-                return _forbidden(context)
             rule = _find_rule(connection, project, rule_id)
             if rule is None:
-                return context.error(404, "Not found", "There is no such item in this project.")
+                return _no_item(context)
             return _rule_page(request, connection, user, project, rule)
 
     @router.post("/projects/{slug}/settings/rules/{rule_id}")
@@ -487,18 +493,13 @@ def build_settings_router() -> APIRouter:
         context = web(request)
         spec = _rule_spec(request)
         with context.engine.connect() as connection, connection.execution_options(sqlite_write=True).begin():
-            user = current_user(request, connection)
-            if user is None:
-                target = f"{_settings_url(slug)}/rules/{quote(rule_id, safe='')}"
-                return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
-            project = visible_project(connection, user, slug)
-            if project is None:
-                return _not_found(context)
-            if not user.is_admin:
-                return _forbidden(context)
+            found = _administered(request, connection, slug, f"{_settings_url(slug)}/rules/{quote(rule_id, safe='')}")
+            if isinstance(found, Response):
+                return found
+            user, project = found
             current = _find_rule(connection, project, rule_id)
             if current is None:
-                return context.error(404, "Not found", "There is no such item in this project.")
+                return _no_item(context)
             kept = {key: value for key, value in current["filters"].items() if key not in FORM_FILTERS}
             spec["filters"] = {**kept, **spec["filters"]}
             try:  # ``update_rule`` checks everything before it writes: a refused rule changed nothing
