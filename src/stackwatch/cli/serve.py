@@ -1,0 +1,187 @@
+"""Running the server and what goes with it: ``serve``, ``migrate``, ``demo``, ``seed``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+import urllib.request
+from typing import Any
+
+import click
+from sqlalchemy import Connection, select
+
+from stackwatch import __version__
+from stackwatch.cli.common import main, open_engine, safe_url, settings_from, store_options, transaction
+from stackwatch.server.config import ROLES, Settings
+from stackwatch.server.storage import accounts
+from stackwatch.server.storage.schema import events
+
+ADMIN_PASSWORD_FILE = "admin-password"
+
+
+@main.command()
+@click.option("--host", help="Address to listen on [STACKWATCH_HOST, 127.0.0.1]")
+@click.option("--port", type=int, help="Port to listen on [STACKWATCH_PORT, 8000]")
+@click.option("--role", type=click.Choice(ROLES), help="Parts to run in this process [STACKWATCH_ROLE, all]")
+@click.option("--demo", is_flag=True, help="Once up, send the demo workload if the default project has no events")
+@store_options
+def serve(demo: bool, **flags: Any) -> None:
+    """Run the server: ingest, REST API and (in a child process) the digest worker."""
+    import uvicorn
+
+    from stackwatch.server.app import create_app
+    from stackwatch.server.services import open_services
+    from stackwatch.server.serving import Server
+
+    settings = settings_from(server=True, **flags)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    with transaction(settings) as connection:  # creates and migrates the database on first start
+        first = accounts.ensure_defaults(connection)
+        dsn = _default_dsn(connection, settings)
+        empty = connection.execute(select(events.c.id).where(events.c.project_id == 1).limit(1)).first() is None
+    services = open_services(settings, migrate=False)
+    _print_banner(settings, first, dsn)
+    if demo and dsn and empty and settings.role == "all":
+        click.echo("  Demo:       sending a simulated MeshHook workload to the default project (stackwatch demo)")
+        threading.Thread(target=_demo_when_up, args=(settings, dsn), name="stackwatch-demo", daemon=True).start()
+    app = create_app(settings, services)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+    Server(config, on_exit=app.state.live.close if settings.runs_web else None).run()
+
+
+def _demo_when_up(settings: Settings, dsn: str) -> None:
+    """Wait for the server to answer, then run the demo workload against it in child processes."""
+    from stackwatch.demo import run_demo
+
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://{host}:{settings.port}/healthz", timeout=2):
+                break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        logging.getLogger("stackwatch.demo").warning("server did not come up; demo not sent")
+        return
+    results = run_demo(dsn, spool_dir=str(settings.data_dir / "demo-spool"))
+    logging.getLogger("stackwatch.demo").info(
+        "demo workload sent: %s", ", ".join(f"{r.component} (exit {r.returncode})" for r in results)
+    )
+
+
+def _default_dsn(connection: Connection, settings: Settings) -> str | None:
+    """The DSN of the project made at first start, while it exists."""
+    try:
+        return accounts.project_dsn(connection, settings.base_url, 1)
+    except accounts.AccountError:
+        return None
+
+
+def _print_banner(settings: Settings, first: accounts.FirstStart, dsn: str | None) -> None:
+    password_file = settings.data_dir / ADMIN_PASSWORD_FILE
+    if first.admin_password is not None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(f"{first.admin_email} {first.admin_password}\n")
+    if password_file.exists():
+        email, _, password = password_file.read_text(encoding="utf-8").strip().partition(" ")
+        login = f"{email} / {password}   (kept in {password_file} until you change it)"
+    else:
+        login = "your administrator account (add one with: stackwatch user create EMAIL --admin)"
+    lines = [
+        f"Stackwatch {__version__}, role {settings.role}, database {safe_url(settings.database_url)}",
+        f"  Dashboard:  {settings.base_url}/",
+        f"  REST API:   {settings.base_url}/api/v1/docs",
+        f"  Login:      {login}",
+    ]
+    if dsn:
+        lines.append(f"  DSN:        {dsn}")
+    click.echo("\n".join(lines), err=False)
+    sys.stdout.flush()
+
+
+@main.command()
+@store_options
+def migrate(**flags: Any) -> None:
+    """Create the database or bring it to the newest schema."""
+    settings = settings_from(**flags)
+    with transaction(settings):
+        pass
+    click.echo(f"database {safe_url(settings.database_url)} is up to date")
+
+
+@main.command()
+@click.option("--dsn", help="Where to send the events [STACKWATCH_DSN; default: this server's default project]")
+@click.option(
+    "--runs", type=click.IntRange(1, 10_000), default=12, show_default=True, help="Workflow runs per component"
+)
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the simulated workload and its secrets")
+@click.option("--spool-dir", help="The components' spool [STACKWATCH_SPOOL_DIR; default: a per-user folder]")
+@store_options
+def demo(dsn: str | None, runs: int, seed: int, spool_dir: str | None, **flags: Any) -> None:
+    """Send a simulated MeshHook workload (api, orchestrator, http-executor) through stackwatch.sdk."""
+    from stackwatch.demo import CRASHING, run_demo
+
+    dsn = dsn or os.environ.get("STACKWATCH_DSN")
+    if not dsn:
+        settings = settings_from(**flags)
+        with transaction(settings) as connection:
+            dsn = _default_dsn(connection, settings)
+        if not dsn:
+            raise click.ClickException("no DSN: pass --dsn or set STACKWATCH_DSN (the default project is gone)")
+    click.echo(f"sending {runs} workflow runs per component to {dsn.split('@')[-1]} …")
+    failed = False
+    for result in run_demo(dsn, runs=runs, seed=seed, spool_dir=spool_dir):
+        if result.component == CRASHING:
+            ok = result.returncode == 1 and "state is corrupt" in result.output
+            note = "crashed with a fatal error, as planned" if ok else f"exit {result.returncode}"
+        else:
+            ok = result.returncode == 0
+            note = "done" if ok else f"exit {result.returncode}"
+        click.echo(f"  {result.component:<14} {note}")
+        if not ok:
+            failed = True
+            click.echo(result.output, err=True)
+    if failed:
+        raise click.ClickException("a demo component failed; its output is above")
+    click.echo("done: the events appear in the dashboard within seconds")
+
+
+@main.command()
+@click.option("--events", type=click.IntRange(1), required=True, help="Events to add")
+@click.option("--issues", type=click.IntRange(1), required=True, help="Issues to spread them over (at most --events)")
+@click.option("--project", "project_slug", default="default", show_default=True, help="Slug of an existing project")
+@click.option("--days", type=click.FloatRange(0, 90, min_open=True), default=30, show_default=True, help="Time span")
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the random generator")
+@store_options
+def seed(events: int, issues: int, project_slug: str, days: float, seed: int, **flags: Any) -> None:
+    """Fill a project with synthetic issues and events, for performance checks."""
+    from stackwatch.server.storage.seed import SeedError, SeedOptions, seed_project
+
+    if events < issues:
+        raise click.UsageError("--events must be at least --issues: every issue has an event")
+    settings = settings_from(**flags)
+    with open_engine(settings) as engine:
+        try:
+            result = seed_project(engine, project_slug, SeedOptions(events, issues, days, seed), click.echo)
+        except SeedError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"seeded project {project_slug}: {result.issues:,} issues, {result.events:,} events, "
+        f"{result.hourly:,} hourly rows, {result.tags:,} tag rows, {result.impact:,} impact rows "
+        f"in {result.seconds:.1f} s ({result.events / max(result.seconds, 1e-9):,.0f} events/s)"
+    )
