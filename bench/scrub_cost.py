@@ -1,6 +1,6 @@
 """Cost of the redaction engine: ``stackwatch.scrub.scrub_event`` per event, on real SDK events and a busy one.
 
-The events are the ``event`` items of the captured SDK requests in ``shared/fixtures/sdk-envelopes`` (Python and
+The events are the ``event`` items of the captured SDK requests in ``tests/fixtures/sdk-envelopes`` (Python and
 Node SDKs, 3-23 kB of JSON, stack traces with source context and frame variables) and one synthetic "busy" event
 (~30 kB: 10 frames, four of them with variables nested 8 deep, 50 breadcrumbs, a 2.5 kB log message, a few
 secrets).
@@ -38,7 +38,7 @@ from stackwatch.server.ingest.envelope import parse_envelope
 
 __all__ = ["busy_event", "fixture_events", "main", "measure"]
 
-FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "sdk-envelopes"
+FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "sdk-envelopes"
 # The per-event budget the digest can afford for scrubbing (see bench/README.md).
 BUDGET_US = 300.0
 _MAX_BODY = 20 * 1024 * 1024

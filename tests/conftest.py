@@ -28,7 +28,7 @@ from stackwatch.server.services import Services, open_services
 from stackwatch.server.storage import accounts
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "sdk-envelopes"
+FIXTURES = ROOT / "tests" / "fixtures" / "sdk-envelopes"  # real SDK captures, kept in the repository
 POSTGRES_ADMIN_URL = os.environ.get("STACKWATCH_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 PYTHON_KEY = "abc123publickey"
 NODE_KEY = "nodepublickey"

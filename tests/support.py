@@ -18,7 +18,7 @@ from stackwatch.server.ingest.decode import decode_body
 from stackwatch.server.ingest.envelope import parse_envelope
 from stackwatch.server.storage.schema import events, issues, metadata
 from tests.conftest import PYTHON_KEY, Stack
-from tests.fixtures import Captured
+from tests.captures import Captured
 
 AUTH = f"Sentry sentry_key={PYTHON_KEY}, sentry_version=7, sentry_client=tests/1.0"
 

@@ -13,9 +13,9 @@ from stackwatch.server.storage import db
 from stackwatch.server.storage.schema import inbox, projects
 from tests import support
 from tests.conftest import Stack
-from tests.fixtures import NODE_DIR, PYTHON_DIR, load, replay_all
+from tests.captures import NODE_DIR, PYTHON_DIR, load, replay_all
 
-# Planted by the fixture generators (shared/fixtures/sdk-envelopes/*/GENERATOR.*): in frame variables, in an
+# Planted by the fixture generators (tests/fixtures/sdk-envelopes/*/GENERATOR.*): in frame variables, in an
 # Authorization header held in a local dict, in a URL query string inside the exception value, in source lines.
 PLANTED = ("sk_live_51HxYzSECRETTOKEN", "SECRETTOKEN", "key_ABCDEF", "hunter2", "abcdef123456", "whsec_ABCDEF123")
 # What the same events carry that is not secret, and must survive (so the test fails if everything is dropped).

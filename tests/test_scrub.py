@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import stackwatch.scrub as scrub
 from stackwatch.scrub import FILTERED, ScrubOptions, scrub_event, scrub_text
-from tests.fixtures import PYTHON_DIR
+from tests.captures import PYTHON_DIR
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "scrub.json").read_text(encoding="utf-8"))
 FIXTURE = PYTHON_DIR / "0000.body"

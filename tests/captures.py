@@ -1,4 +1,8 @@
-"""The captured SDK requests in ``shared/fixtures/sdk-envelopes``, ready to replay."""
+"""The captured SDK requests in ``tests/fixtures/sdk-envelopes``, ready to replay.
+
+A missing or empty capture folder fails loudly: a test that silently replays nothing would pass for the wrong
+reason or fail with a misleading message.
+"""
 
 from __future__ import annotations
 
@@ -21,9 +25,17 @@ class Captured:
     body: bytes
 
 
+class MissingCaptures(RuntimeError):
+    """The capture folder is not there or holds no requests."""
+
+
 def load(directory: Path) -> list[Captured]:
+    metas = sorted(directory.glob("*.req.json"))
+    if not metas:
+        state = "holds no *.req.json captures" if directory.is_dir() else "does not exist"
+        raise MissingCaptures(f"SDK capture folder {directory} {state}; the repository must carry tests/fixtures/")
     captured = []
-    for meta_path in sorted(directory.glob("*.req.json")):
+    for meta_path in metas:
         meta = json.loads(meta_path.read_text())
         headers = {k: v for k, v in meta["headers"].items() if k.lower() not in _HOP_BY_HOP}
         body = meta_path.with_name(meta_path.name.replace(".req.json", ".body")).read_bytes()
