@@ -17,6 +17,7 @@ from stackwatch import __version__
 from stackwatch.cli.common import main, open_engine, safe_url, settings_from, store_options, transaction
 from stackwatch.server.config import ROLES, Settings
 from stackwatch.server.storage import accounts
+from stackwatch.server.storage.datadir import secure_data_dir
 from stackwatch.server.storage.schema import events
 
 ADMIN_PASSWORD_FILE = "admin-password"
@@ -39,6 +40,7 @@ def serve(demo: bool, **flags: Any) -> None:
     settings = settings_from(server=True, **flags)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    secure_data_dir(settings.data_dir)  # 0700, its files 0600, and umask 077 for what the server makes there
     with transaction(settings) as connection:  # creates and migrates the database on first start
         first = accounts.ensure_defaults(connection)
         dsn = _default_dsn(connection, settings)

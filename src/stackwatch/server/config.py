@@ -58,6 +58,8 @@ class Settings:
     alerts_allow_private_targets: bool = True
     # Dashboard: a URL template into MeshHook's run console ("" = no links to MeshHook).
     meshhook_run_url: str = ""
+    # Raw data at rest: days an envelope the digest could not store stays in the quarantine (sealed).
+    quarantine_days: int = 14
 
     @property
     def is_sqlite(self) -> bool:
@@ -196,6 +198,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "smtp_verify_tls": _boolean,
     "alerts_allow_private_targets": _boolean,
     "meshhook_run_url": _meshhook_run_url,
+    "quarantine_days": _int_in(1, 3650),
 }
 
 
@@ -263,7 +266,7 @@ def _default_secret_key(settings: Settings) -> str:
         )
     path = settings.data_dir / "secret_key"
     try:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not path.exists():
             # Written whole under another name and linked into place: a second process starting at the same
             # moment either links first or reads a complete key, never an empty file.
