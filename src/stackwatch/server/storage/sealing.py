@@ -70,6 +70,6 @@ class Sealer:
             return self._aead.decrypt(nonce, stored[len(MAGIC) + _NONCE :], _aad(project_id))
         except InvalidTag:
             raise SealError(
-                "the envelope does not open with the current secret key: it was sealed under another "
-                "STACKWATCH_SECRET_KEY (changed while envelopes waited?), or its stored bytes were altered"
+                "sealed under another STACKWATCH_SECRET_KEY (changed while it waited?) or altered: "
+                "it does not open with the current key"
             ) from None
