@@ -43,7 +43,7 @@ def safe_error(error: str) -> str:
     return scrub_text(error[:_MAX_ERROR])[0]
 
 
-def put(connection: Connection, row: InboxRow, stored_body: bytes, error: str, now: float) -> None:
+def put(connection: Connection, row: InboxRow, stored_body: bytes | bytearray, error: str, now: float) -> None:
     """Quarantine one inbox row, with its body in stored (sealed) form."""
     connection.execute(
         insert(quarantine).values(
@@ -118,7 +118,7 @@ def expire(connection: Connection, before: float) -> int:
     return int(connection.execute(delete(quarantine).where(quarantine.c.quarantined_at < before)).rowcount or 0)
 
 
-def seal_plaintext(connection: Connection, seal: Callable[[bytes, int], bytes]) -> int:
+def seal_plaintext(connection: Connection, seal: Callable[[bytes, int], bytearray]) -> int:
     """Seal bodies that an older version quarantined as they were sent."""
     plain = func.substr(quarantine.c.body, 1, len(MAGIC)) != literal(MAGIC)
     ids = list(connection.execute(select(quarantine.c.id).where(plain)).scalars())
