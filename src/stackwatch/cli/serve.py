@@ -38,7 +38,7 @@ def serve(demo: bool, init: bool, **flags: Any) -> None:
     import uvicorn
 
     from stackwatch.server.app import create_app
-    from stackwatch.server.serving import Server
+    from stackwatch.server.serving import Server, http_limits
 
     settings = settings_from(server=True, init=init, **flags)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -61,6 +61,7 @@ def serve(demo: bool, init: bool, **flags: Any) -> None:
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=10,
+        **http_limits(settings),
     )
     Server(config, on_exit=app.state.live.close if settings.runs_web else None).run()
 
