@@ -61,28 +61,34 @@ def _fields(count: int) -> bytes:
     return b"".join(b"X-Field-%d: value\r\n" % i for i in range(count))
 
 
+TOTAL = b"request header fields larger than 65536 bytes"
+LINE = b"a request header field is longer than 16384 bytes"
+
+
 def _long_fields(count: int, size: int) -> bytes:
     return b"".join(b"X-Long-%d: " % i + b"c" * size + b"\r\n" for i in range(count))
 
 
 @SQLITE_ONLY
 @pytest.mark.parametrize(
-    ("head", "status"),
+    ("head", "status", "reason"),
     [
-        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 1_000_000 + b"\r\n\r\n", 431),
-        (b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-Line: " + b"b" * 20_000 + b"\r\n\r\n", 431),
-        (b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + _fields(101) + b"\r\n", 431),
-        (b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + _long_fields(5, 15_000) + b"\r\n", 431),
-        (b"GET /healthz?" + b"q" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        # Refused by the size of the reads, long before the field ends (the parser keeps a field until it does).
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 1_000_000 + b"\r\n\r\n", 431, TOTAL),
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-Line: " + b"b" * 20_000 + b"\r\n\r\n", 431, LINE),
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + _fields(101) + b"\r\n", 431, b"more than 100 request header"),
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + _long_fields(5, 15_000) + b"\r\n", 431, TOTAL),
+        (b"GET /healthz?" + b"q" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, b"request line longer than 16384"),
     ],
     ids=["1 MB field", "one long line", "101 fields", "75 kB in lines under the limit", "long request line"],
 )
-def test_a_head_over_the_limits_is_refused(limited: ServerProcess, head: bytes, status: int) -> None:
+def test_a_head_over_the_limits_is_refused(limited: ServerProcess, head: bytes, status: int, reason: bytes) -> None:
     with connect(limited) as sock:
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             sock.sendall(head)  # refused before it is all sent: the answer is still there to read
         data = answer(sock)
     assert status_of(data) == status
+    assert reason in data
     assert b"connection: close" in data and b"x-sentry-error: " in data
     still_serving(limited)
 

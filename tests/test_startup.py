@@ -111,13 +111,48 @@ def _read_only_mount(data_dir: Path) -> list[str]:
 @pytest.mark.parametrize(
     ("fault", "command", "expected"),
     [
-        ("data dir immutable", "serve", "STACKWATCH_DATA_DIR: cannot write to {data}: Operation not permitted"),
-        ("data dir read-only mount", "serve", "STACKWATCH_DATA_DIR: cannot write to {data}: Read-only file system"),
-        ("database immutable", "serve", "the database file {data}/stackwatch.sqlite3 cannot be opened for writing"),
-        ("inbox immutable", "serve", "the inbox file {data}/stackwatch-inbox.sqlite3 cannot be opened for writing"),
-        ("database is a folder", "serve", "{data}/stackwatch.sqlite3 cannot be opened for writing: Is a directory"),
-        ("data dir immutable", "project", "STACKWATCH_DATA_DIR: cannot write to {data}"),
-        ("database immutable", "migrate", "the database file {data}/stackwatch.sqlite3 cannot be opened"),
+        pytest.param(
+            "data dir immutable",
+            "serve",
+            "STACKWATCH_DATA_DIR: cannot write to {data}: Operation not permitted",
+            id="serve: data dir immutable",
+        ),
+        pytest.param(
+            "data dir read-only mount",
+            "serve",
+            "STACKWATCH_DATA_DIR: cannot write to {data}: Read-only file system",
+            id="serve: data dir read-only mount",
+        ),
+        pytest.param(
+            "database immutable",
+            "serve",
+            "the database file {data}/stackwatch.sqlite3 cannot be opened for writing",
+            id="serve: database immutable",
+        ),
+        pytest.param(
+            "inbox immutable",
+            "serve",
+            "the inbox file {data}/stackwatch-inbox.sqlite3 cannot be opened for writing",
+            id="serve: inbox immutable",
+        ),
+        pytest.param(
+            "database is a folder",
+            "serve",
+            "{data}/stackwatch.sqlite3 cannot be opened for writing: Is a directory",
+            id="serve: database is a folder",
+        ),
+        pytest.param(
+            "data dir immutable",
+            "project",
+            "STACKWATCH_DATA_DIR: cannot write to {data}",
+            id="project: data dir immutable",
+        ),
+        pytest.param(
+            "database immutable",
+            "migrate",
+            "the database file {data}/stackwatch.sqlite3 cannot be opened",
+            id="migrate: database immutable",
+        ),
     ],
 )
 def test_an_unwritable_data_dir_stops_the_start(data_dir: Path, fault: str, command: str, expected: str) -> None:
@@ -188,9 +223,8 @@ def test_init_creates_the_database_deliberately(data_dir: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite's: a missing file, above
 def test_an_emptied_postgresql_database_is_not_initialised_again(tmp_path: Path, database_url: str) -> None:
-    if database_url.startswith("sqlite"):
-        pytest.skip("SQLite's case is a missing file (test_a_deleted_database_is_not_recreated)")
     data_dir = tmp_path / "data"
     env = {**SECRET, "STACKWATCH_DATABASE_URL": database_url}
     data_dir.mkdir()  # serve creates it; an administrative command on PostgreSQL only uses one that exists

@@ -88,6 +88,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._head_reads > self.limits.max_header_bytes:
             self._refuse(431, f"request header fields larger than {self.limits.max_header_bytes} bytes")
 
+    def handle_websocket_upgrade(self) -> None:
+        self._cancel_deadline()  # the connection is the WebSocket protocol's from here on
+        super().handle_websocket_upgrade()
+
     # --- parser callbacks -------------------------------------------------------------------------
     def on_message_begin(self) -> None:
         if self._refused:

@@ -110,11 +110,15 @@ def check_database_present(data_dir: Path, database_url: str, *, init: bool) -> 
             f"{', '.join(left)}: restore the database, or create a new, empty one deliberately with "
             f"`stackwatch serve --init` (or `stackwatch migrate --init`), or move {data_dir} away"
         )
-    for suffix in _SIDE_FILES:  # a write-ahead log of the lost database would be replayed into the new one
-        side = path.with_name(path.name + suffix)
-        if side.exists():
-            side.rename(side.with_name(side.name + ".orphaned"))
-    path.touch()
+    try:
+        for suffix in _SIDE_FILES:  # a write-ahead log of the lost database would be replayed into the new one
+            side = path.with_name(path.name + suffix)
+            if side.exists():
+                side.rename(side.with_name(side.name + ".orphaned"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    except OSError as exc:
+        raise DataDirError(f"STACKWATCH_DATABASE_URL: cannot create {path}: {_reason(exc)}") from None
 
 
 def check_initialised(connection: Connection, data_dir: Path, database_url: str, *, init: bool) -> None:
