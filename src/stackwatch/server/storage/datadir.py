@@ -55,15 +55,17 @@ def sqlite_files(database_url: str) -> Iterator[tuple[str, Path]]:
 
 def unwritable(database_url: str) -> list[str]:
     """The SQLite files that exist and cannot be opened for writing, as ``"inbox: <reason>"`` (cheap: no write)."""
-    problems = []
+    return [f"{what}: {path.name} cannot be written ({_reason(exc)})" for what, path, exc in _refusing(database_url)]
+
+
+def _refusing(database_url: str) -> Iterator[tuple[str, Path, OSError]]:
     for what, path in sqlite_files(database_url):
         try:
             os.close(os.open(path, os.O_RDWR))
         except FileNotFoundError:
             continue
         except OSError as exc:
-            problems.append(f"{what}: {path.name} cannot be written ({_reason(exc)})")
-    return problems
+            yield what, path, exc
 
 
 def check_writable(data_dir: Path, database_url: str, *, data_dir_needed: bool = True) -> None:
@@ -84,13 +86,10 @@ def check_writable(data_dir: Path, database_url: str, *, data_dir_needed: bool =
             _probe(folder)
         except OSError as exc:
             raise DataDirError(f"{source}: cannot write to {folder}: {_reason(exc)}") from None
-    for what, path in sqlite_files(database_url):
-        try:
-            os.close(os.open(path, os.O_RDWR))
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            raise DataDirError(f"the {what} file {path} cannot be opened for writing: {_reason(exc)}") from None
+    refused = next(_refusing(database_url), None)
+    if refused is not None:
+        what, path, error = refused
+        raise DataDirError(f"the {what} file {path} cannot be opened for writing: {_reason(error)}")
 
 
 def check_database_present(data_dir: Path, database_url: str, *, init: bool) -> None:
