@@ -1,4 +1,4 @@
-"""uvicorn's server, which also ends the dashboard's live streams when asked to stop.
+"""uvicorn's server, which also ends the dashboard's live streams when asked to stop, and its HTTP limits.
 
 uvicorn waits for the requests in progress before it runs the app's shutdown; a live stream (``web.live``) is a
 request that never ends by itself, so it is ended first, when the signal arrives.
@@ -8,10 +8,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 import uvicorn
 
-__all__ = ["Server"]
+from stackwatch.server.config import Settings
+from stackwatch.server.protocol import Limits, protocol_with
+
+__all__ = ["Server", "http_limits"]
+
+
+def http_limits(settings: Settings) -> dict[str, Any]:
+    """``uvicorn.Config`` options: the protocol that enforces the request limits, and the idle timeout."""
+    limits = Limits(
+        max_header_bytes=settings.max_header_bytes,
+        max_header_line_bytes=settings.max_header_line_bytes,
+        max_headers=settings.max_headers,
+        body_timeout=settings.body_timeout,
+    )
+    return {"http": protocol_with(limits), "timeout_keep_alive": settings.keepalive_timeout}
 
 
 class Server(uvicorn.Server):

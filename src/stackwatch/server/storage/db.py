@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-from stackwatch.server.storage.datadir import private_file, tighten
+from stackwatch.server.storage.filemodes import private_file, tighten
 
 __all__ = ["connect", "inbox_path", "migrate", "now", "sqlite_path"]
 

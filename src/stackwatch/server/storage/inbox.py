@@ -80,6 +80,8 @@ class Inbox(abc.ABC):
         self._writer: threading.Thread | None = None
         # Set after every commit, so an in-process digest starts at once instead of at its next poll.
         self.wakeup = threading.Event()
+        # (time.monotonic(), the error) of the last write, while it failed: /readyz reports it.
+        self.write_failure: tuple[float, str] | None = None
 
     # --- writing (ingest) -------------------------------------------------------------------------
     def start_writer(self) -> None:
@@ -133,6 +135,9 @@ class Inbox(abc.ABC):
         except Exception as exc:  # the database is down or full: every request in the group gets a 503
             log.exception("inbox write failed for %d envelopes", len(group))
             error = exc
+            self.write_failure = (time.monotonic(), str(getattr(exc, "orig", None) or exc))
+        else:
+            self.write_failure = None
         for pending in group:
             pending.loop.call_soon_threadsafe(_settle, pending.future, error)
         self.wakeup.set()
