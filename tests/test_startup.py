@@ -227,7 +227,7 @@ def test_init_creates_the_database_deliberately(data_dir: Path) -> None:
 def test_an_emptied_postgresql_database_is_not_initialised_again(tmp_path: Path, database_url: str) -> None:
     data_dir = tmp_path / "data"
     env = {**SECRET, "STACKWATCH_DATABASE_URL": database_url}
-    data_dir.mkdir(mode=0o700)  # serve creates it (private); an administrative command on PostgreSQL only uses one that exists
+    data_dir.mkdir(mode=0o700)  # serve makes it; an administrative command on PostgreSQL uses one that exists
     assert stackwatch("migrate", "--data-dir", str(data_dir), env=env)[0] == 0  # and leaves the marker there
     assert (data_dir / "initialised").exists()
     name = database_url.rsplit("/", 1)[1]
