@@ -38,12 +38,12 @@ def serve(demo: bool, init: bool, **flags: Any) -> None:
     """Run the server: ingest, REST API and (in a child process) the digest worker."""
     import uvicorn
 
+    from stackwatch.server import logs
     from stackwatch.server.app import create_app
     from stackwatch.server.serving import Server, http_limits
 
     settings = settings_from(server=True, init=init, **flags)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logs.configure(settings.log_level)  # uvicorn's handlers get the redacting filter in Server
     secure_data_dir(settings.data_dir)  # 0700, its files 0600, and umask 077 for what the server makes there
     with transaction(settings, init=init) as connection:  # creates and migrates the database on first start
         first = accounts.ensure_defaults(connection)
@@ -106,18 +106,23 @@ def _default_dsn(connection: Connection, settings: Settings) -> str | None:
         return None
 
 
-def _print_banner(settings: Settings, first: accounts.FirstStart, dsn: str | None) -> None:
+def _login_line(settings: Settings, first: accounts.FirstStart) -> str:
+    """The password on the start that made it, and only then: later starts (whose output ends up in logs, in a
+    terminal's scroll-back, in a service manager's journal) say where it is kept."""
     password_file = settings.data_dir / ADMIN_PASSWORD_FILE
     if first.admin_password is not None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(f"{first.admin_email} {first.admin_password}\n")
+        return f"{first.admin_email} / {first.admin_password}   (kept in {password_file} until you change it)"
     if password_file.exists():
-        email, _, password = password_file.read_text(encoding="utf-8").strip().partition(" ")
-        login = f"{email} / {password}   (kept in {password_file} until you change it)"
-    else:
-        login = "your administrator account (add one with: stackwatch user create EMAIL --admin)"
+        return f"the first administrator's password is in {password_file} (delete the file once it is changed)"
+    return "your administrator account (add one with: stackwatch user create EMAIL --admin)"
+
+
+def _print_banner(settings: Settings, first: accounts.FirstStart, dsn: str | None) -> None:
+    login = _login_line(settings, first)
     lines = [
         f"Stackwatch {__version__}, role {settings.role}, database {safe_url(settings.database_url)}",
         f"  Dashboard:  {settings.base_url}/",
