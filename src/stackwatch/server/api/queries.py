@@ -57,13 +57,19 @@ def _decode_cursor(cursor: str, size: int) -> list[Any]:
         values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError):
         raise HTTPException(400, "invalid cursor") from None
-    if (
-        not isinstance(values, list)
-        or len(values) != size
-        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-    ):
+    if not isinstance(values, list) or len(values) != size or not all(_cursor_value(v) for v in values):
         raise HTTPException(400, "invalid cursor")
     return values
+
+
+def _cursor_value(value: object) -> bool:
+    """A number a cursor can hold: the sort columns are 64-bit integers and doubles, and an integer beyond 64 bits
+    cannot even be compared with one on SQLite (``OverflowError``). orjson reads those as ``int`` still."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**63
+    return isinstance(value, float)
 
 
 @dataclass(frozen=True, slots=True)

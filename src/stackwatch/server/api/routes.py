@@ -19,6 +19,7 @@ from stackwatch.server.api.models import (
     Project,
     ProjectUpdate,
 )
+from stackwatch.server.api.params import IssueId
 from stackwatch.server.config import Settings
 from stackwatch.server.storage.accounts import dsn, token_owner, touch_token, update_project
 from stackwatch.server.storage.db import now
@@ -140,7 +141,7 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
             return queries.issue_page(connection, project_id, filters, sort, cursor, limit)
 
     @router.get("/issues/{issue_id}", response_model=IssueDetail)
-    def get_issue(issue_id: int, hours: Annotated[int, Query(ge=1, le=24 * 90)] = 24) -> dict[str, Any]:
+    def get_issue(issue_id: IssueId, hours: Annotated[int, Query(ge=1, le=24 * 90)] = 24) -> dict[str, Any]:
         with engine.connect() as connection:
             issue = queries.issue_by_id(connection, issue_id)
             return {
@@ -150,7 +151,7 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
             }
 
     @router.patch("/issues/{issue_id}", response_model=Issue)
-    def patch_issue(issue_id: int, change: IssueUpdate) -> dict[str, Any]:
+    def patch_issue(issue_id: IssueId, change: IssueUpdate) -> dict[str, Any]:
         with engine.connect() as connection:
             connection = connection.execution_options(sqlite_write=True)
             with connection.begin():
@@ -160,7 +161,7 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
 
     @router.get("/issues/{issue_id}/events", response_model=EventPage)
     def issue_events(
-        issue_id: int, cursor: str | None = None, limit: Annotated[int, Query(ge=1, le=100)] = 25
+        issue_id: IssueId, cursor: str | None = None, limit: Annotated[int, Query(ge=1, le=100)] = 25
     ) -> dict[str, Any]:
         with engine.connect() as connection:
             queries.issue_by_id(connection, issue_id)

@@ -27,7 +27,7 @@ from stackwatch.server.ingest.envelope import (
     parse_envelope,
     serialize_envelope,
 )
-from stackwatch.server.ingest.errors import IngestError
+from stackwatch.server.ingest.errors import IngestError, header_safe
 from stackwatch.server.ingest.limits import ERROR_CATEGORIES, KEPT_ITEM_TYPES, NEVER_KEPT_HEADER, RateLimiter
 from stackwatch.server.metrics import METRICS
 from stackwatch.server.storage.inbox import Inbox
@@ -103,7 +103,8 @@ class Ingest:
                 METRICS.inc("stackwatch_ingest_envelopes_total")
                 METRICS.inc("stackwatch_ingest_bytes_total", len(accepted.body))
         except IngestError as exc:
-            return _response(exc.status, {"detail": exc.message}, {"X-Sentry-Error": exc.message, **exc.headers})
+            error = {"X-Sentry-Error": header_safe(exc.message)}
+            return _response(exc.status, {"detail": exc.message}, {**error, **exc.headers})
         except ClientDisconnect:
             return _response(400, {"detail": "client disconnected"})
         return _response(200, {"id": accepted.event_id}, {"X-Sentry-Rate-Limits": NEVER_KEPT_HEADER})
@@ -111,7 +112,7 @@ class Ingest:
     async def _accept(self, request: Request, *, legacy: bool) -> _Accepted:
         raw_id = request.path_params["project_id"]
         if not (raw_id.isascii() and raw_id.isdigit()) or len(raw_id) > 18:  # "¹".isdigit(), but int("¹") fails
-            raise IngestError(400, f"invalid project id {raw_id[:40]!r}: must be a number")
+            raise IngestError(400, f"invalid project id {raw_id[:40]!a}: must be a number")
         project_id = int(raw_id)
         key = key_from_request(request.headers, request.query_params)
         if key is not None:
