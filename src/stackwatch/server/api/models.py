@@ -13,6 +13,7 @@ __all__ = [
     "AlertRuleCreate",
     "AlertRuleUpdate",
     "ChannelTestResult",
+    "EventConflict",
     "EventDetail",
     "EventPage",
     "EventSummary",
@@ -123,6 +124,13 @@ class EventPage(BaseModel):
 class EventDetail(EventSummary):
     project_id: int
     data: dict[str, Any]
+
+
+class EventConflict(BaseModel):
+    """``GET /events/{event_id}`` for an id stored in several projects (event ids are unique per project only)."""
+
+    detail: str
+    projects: list[str]
 
 
 # --- alerts ---------------------------------------------------------------------------------------------------

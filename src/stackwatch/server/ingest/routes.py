@@ -125,6 +125,8 @@ class Ingest:
                 raise IngestError(401, "missing DSN key: send X-Sentry-Auth, sentry_key or an envelope dsn")
         info = await self._authorize(key, project_id)  # a cache hit when it was checked before the body
         kept, events, payload_event_id = self._check_items(envelope)
+        if events > 1:  # the digest would keep the first and count the rest as duplicates: see docs/ingest.md
+            raise IngestError(400, f"envelope has {events} event items; an envelope carries at most one event")
         self._rate_limit(key, info, events)
         event_id = _event_id(envelope, kept, payload_event_id)
         changed = len(kept) != len(envelope.items) or legacy or envelope.headers.get("event_id") != event_id
