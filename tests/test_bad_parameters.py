@@ -253,3 +253,36 @@ def test_the_reported_ingest_answer_is_a_400_with_an_ascii_reason(stack: Stack) 
     assert response.status_code == 400
     assert response.headers["x-sentry-error"] == "invalid project id '\\u0661': must be a number"
     assert response.json()["detail"] == "invalid project id '\\u0661': must be a number"
+
+
+BIG_NUMBERS = [2**63, 2**64 - 1, 2**64, 10**30, -(2**63) - 1]
+# (method, path, body): each "N" is replaced by each of BIG_NUMBERS; RULE by a rule's id.
+BODY_NUMBERS = [
+    ("POST", "/projects/python/alert-rules", {"name": "r", "trigger": "new_issue", "channels": ["N"]}),
+    ("PATCH", "/projects/python/alert-rules/RULE", {"channels": ["N"]}),
+    ("POST", "/projects/python/alert-rules", {"name": "r", "trigger": "new_issue", "channels": [], "threshold": "N"}),
+    (
+        "PATCH",
+        "/projects/python/alert-rules/RULE",
+        {"trigger": "event_frequency", "threshold": 5, "window_minutes": "N"},
+    ),
+    ("PATCH", "/projects/python/alert-rules/RULE", {"cooldown_minutes": "N"}),
+    ("POST", "/projects/python/alert-channels", {"name": "c", "kind": "email", "config": {}, "hourly_cap": "N"}),
+]
+
+
+def test_no_number_in_a_body_gets_a_5xx(stack: Stack) -> None:
+    """Found by schemathesis: a rule's channel id beyond 64 bits reached SQLite (OverflowError)."""
+    client = TestClient(stack.app, raise_server_exceptions=False)
+    with stack.services.engine.connect() as connection:
+        rule_id = connection.execute(select(alert_rules.c.id).order_by(alert_rules.c.id)).scalars().first()
+    headers = {"Authorization": f"Bearer {stack.token}", "Content-Type": "application/json"}
+    failures = []
+    for method, path, body in BODY_NUMBERS:
+        for number in BIG_NUMBERS:
+            content = json.dumps(body).replace('"N"', str(number)).encode()  # json, not orjson: any integer
+            url = f"/api/v1{path.replace('RULE', str(rule_id))}"
+            response = client.request(method, url, content=content, headers=headers)
+            if response.status_code != 422:
+                failures.append(f"{method} {path} {content!r}: {response.status_code} {response.text[:100]}")
+    assert not failures, "\n".join(failures)

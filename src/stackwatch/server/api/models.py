@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+from stackwatch.server.api.params import MAX_ID
 
 __all__ = [
     "AlertChannel",
@@ -135,7 +137,9 @@ class EventConflict(BaseModel):
 
 # --- alerts ---------------------------------------------------------------------------------------------------
 # Values are checked by stackwatch.server.alerts.manage, which answers with a message a user can act on (422);
-# the models only fix the field names and JSON types, so a misspelt field is refused instead of ignored.
+# the models only fix the field names and JSON types, so a misspelt field is refused instead of ignored — and keep
+# ids within what a row can have, since one beyond 64 bits cannot even be compared with a column on SQLite.
+ChannelRef = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class AlertChannelCreate(BaseModel):
@@ -182,13 +186,13 @@ class AlertRuleUpdate(BaseModel):
     filters: dict[str, Any] | None = None
     cooldown_minutes: int | None = None
     enabled: bool | None = None
-    channels: list[int] | None = None
+    channels: list[ChannelRef] | None = None
 
 
 class AlertRuleCreate(AlertRuleUpdate):
     name: str
     trigger: str
-    channels: list[int]
+    channels: list[ChannelRef]
 
 
 class AlertRule(BaseModel):
