@@ -78,6 +78,7 @@ WEB_QUERY = {
     "/projects/{slug}/issues/rows": ("status", "sort", "limit", "cursor", "level", "release"),
     "/issues/{issue_id}": ("event", "range"),
     "/issues/{issue_id}/summary": ("event", "range"),
+    "/projects/{slug}/trends": ("range",),
 }
 INGEST_QUERY = ("sentry_key", "sentry_version", "sentry_client")
 # A valid body for each API route that takes one, so that the route itself runs with the bad parameter.
