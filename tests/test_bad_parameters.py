@@ -287,3 +287,19 @@ def test_no_number_in_a_body_gets_a_5xx(stack: Stack) -> None:
             if response.status_code != 422:
                 failures.append(f"{method} {path} {content!r}: {response.status_code} {response.text[:100]}")
     assert not failures, "\n".join(failures)
+
+
+def test_ingest_headers_never_echo_unprintable_client_text(stack: Stack) -> None:
+    """Headers an ingest answer carries are printable ASCII whatever the request's headers held."""
+    preflight = stack.client.options("/api/1/envelope/", headers={"Access-Control-Request-Headers": b"x-a\x01b"})
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-headers"].startswith("x-sentry-auth, ")
+    body = event_envelope(message_event("x"))
+    refused = stack.client.post(
+        "/api/1/envelope/", content=body, headers={"X-Sentry-Auth": AUTH, "Content-Encoding": b"gz\x01ip"}
+    )
+    assert refused.status_code == 400
+    error = refused.headers["x-sentry-error"]
+    assert error.isascii() and error.isprintable() and "unsupported Content-Encoding" in error
+    for response in (preflight, refused):
+        assert all(value.isascii() and value.isprintable() for value in response.headers.values())

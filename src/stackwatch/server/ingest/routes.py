@@ -77,10 +77,12 @@ class Ingest:
         ]
 
     async def preflight(self, request: Request) -> Response:
+        asked = request.headers.get("access-control-request-headers", _ALLOWED_HEADERS)
         headers = {
             **_CORS,
             "Access-Control-Allow-Methods": "POST, OPTIONS",
-            "Access-Control-Allow-Headers": request.headers.get("access-control-request-headers", _ALLOWED_HEADERS),
+            # Browsers ask for header names, which are printable ASCII; anything else is not echoed back.
+            "Access-Control-Allow-Headers": asked if asked.isascii() and asked.isprintable() else _ALLOWED_HEADERS,
             "Access-Control-Max-Age": "86400",
         }
         return Response(status_code=200, headers=headers)
