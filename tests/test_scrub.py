@@ -114,18 +114,31 @@ def test_meta_paths_for_value_and_key_rules() -> None:
     }
     assert result["request"]["headers"] == [["Cookie", FILTERED], ["Accept", "*/*"]]
     assert result["_meta"]["request"]["headers"]["0"]["1"] == {"": {"rem": [["cookie", "x"]], "len": 5}}
-    assert result["tags"] == [["password", FILTERED], ["run_id", "token=abc123"]]
-    assert result["_meta"]["tags"] == {"0": {"1": {"": {"rem": [["password", "x"]], "len": 2}}}}
+    # An allow-listed key is exempt from key rules, not from value rules.
+    assert result["tags"] == [["password", FILTERED], ["run_id", f"token={label}"]]
+    assert result["_meta"]["tags"] == {
+        "0": {"1": {"": {"rem": [["password", "x"]], "len": 2}}},
+        "1": {"1": {"": {"rem": [["secret_param", "s", 6, 6 + len(label)]], "len": 12}}},
+    }
     assert "message" not in result["_meta"]
 
 
-def test_allow_listed_keys_stay() -> None:
-    keys = ["workflow_id", "run_id", "step_id", "tenant", "component", "event_id", "trace_id", "span_id"]
-    event = {"tags": {k: "token=abc123secret" for k in keys}, "contexts": {"auth": {k: "v" for k in keys}}}
+ALLOW_LISTED = ["workflow_id", "run_id", "step_id", "tenant", "component", "event_id", "trace_id", "span_id"]
+
+
+@pytest.mark.parametrize("key", ALLOW_LISTED)
+def test_allow_listed_keys_are_exempt_from_key_rules_only(key: str) -> None:
+    event = {
+        "tags": {key: "token=abc123secret"},
+        "contexts": {"auth": {key: "v-1"}, "trace": {key: "Bearer abcdef123456"}},
+        "extra": {key: "AKIAIOSFODNN7EXAMPLE wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"},
+    }
     result = scrub_event(event)
-    assert result["tags"] == event["tags"]
-    assert result["contexts"]["auth"] == event["contexts"]["auth"]
-    assert "_meta" not in result
+    assert result["contexts"]["auth"] == {key: "v-1"}  # under "auth", yet not filtered: the key is allow-listed
+    assert result["tags"] == {key: "token=[Filtered:secret_param]"}
+    assert result["contexts"]["trace"] == {key: "Bearer [Filtered:bearer]"}
+    assert "AKIA" not in result["extra"][key] and "wJalr" not in result["extra"][key]
+    assert set(result["_meta"]) == {"tags", "contexts", "extra"}
 
 
 def test_no_meta_when_nothing_changed() -> None:

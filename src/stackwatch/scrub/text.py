@@ -6,8 +6,9 @@ work is arranged around proving that quickly:
 1. Strings of fewer than ``_MIN_CANDIDATE_LEN`` characters are returned as they are.
 2. One pre-check per string: a single regex over the lower-cased text finds any hint of any active rule (a trie of
    the literals), and one more over the text the triggers (``rules.py``) of the rules without hints (card numbers,
-   IBANs).  When neither matches, no rule would run, and the string is returned unchanged: two scans instead of one
-   or more per rule.
+   IBANs, base64, long opaque tokens).  When neither matches, no rule would run, and the string is returned
+   unchanged: two scans instead of one or more per rule.  When no hint matched, only the rules without hints are
+   tried further.
 3. Otherwise every rule checks its own hints, then its trigger, and only then runs ``finditer``.
 
 Results for strings up to ``_CACHE_MAX_LEN`` characters are kept in a bounded LRU cache per combination of options:
@@ -23,7 +24,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from stackwatch.scrub.rules import OPTIONAL_RULES, RULES, Rule
-from stackwatch.scrub.validators import VALIDATORS, Validator
+from stackwatch.scrub.validators import VALIDATORS, Validator, base64_secret
 
 __all__ = ["Remark", "ScrubOptions", "Scrubbed", "clear_cache", "scrub_text", "string_scrubber"]
 
@@ -68,11 +69,19 @@ class _Compiled:
     trigger: re.Pattern[str] | None
 
 
+def _finds_secret(text: str) -> bool:
+    """Whether the always-on value rules find anything in ``text`` (for base64 that decodes to text)."""
+    return _RULE_SETS[False, False].scrub(text) is not None
+
+
+_VALIDATORS: dict[str, Validator] = {**VALIDATORS, "base64_secret": base64_secret(_finds_secret)}
+
+
 def _compile(rules: tuple[Rule, ...]) -> tuple[_Compiled, ...]:
     out = []
     for rule in rules:
         regex = re.compile(rule.pattern)
-        validator = VALIDATORS[rule.validator] if rule.validator else None
+        validator = _VALIDATORS[rule.validator] if rule.validator else None
         trigger = re.compile(rule.trigger) if rule.trigger is not None else None
         out.append(_Compiled(rule, regex, validator, "v" in regex.groupindex, trigger))
     return tuple(out)
@@ -114,8 +123,12 @@ class _RuleSet:
         self._unscreened = any(not c.rule.hints and c.trigger is None for c in rules)
         literals = {h for c in rules for h in c.rule.hints}
         self._hints = _any_literal(literals) if literals else None
-        triggers = [c.rule.trigger for c in rules if not c.rule.hints and c.rule.trigger is not None]
-        self._triggers = re.compile("|".join(f"(?:{t})" for t in triggers)) if triggers else None
+        self._triggers = _joined(c.rule.trigger for c in rules if not c.rule.hints and not c.rule.mixed_case)
+        self._mixed_triggers = _joined(c.rule.trigger for c in rules if not c.rule.hints and c.rule.mixed_case)
+        # The rules to try, with their priorities: all of them once a hint was seen, else only those without hints
+        # (none of the others can match a text that holds none of their hints).
+        self._all = tuple(enumerate(rules))
+        self._unhinted = tuple((priority, c) for priority, c in self._all if not c.rule.hints)
         self.cached = lru_cache(maxsize=_CACHE_SIZE)(self.scrub_uncached)
 
     def scrub(self, text: str) -> Scrubbed:
@@ -128,9 +141,10 @@ class _RuleSet:
 
     def scrub_uncached(self, text: str) -> Scrubbed:
         lowered = text.lower()
-        if not self._may_match(text, lowered):
+        rules = self._screen(text, lowered)
+        if not rules:
             return None
-        found = _candidates(text, lowered, self.rules)
+        found = _candidates(text, lowered, rules)
         if not found:
             return None
         found.sort()
@@ -149,25 +163,46 @@ class _RuleSet:
         pieces.append(text[cursor:])
         return "".join(pieces), tuple(remarks)
 
-    def _may_match(self, text: str, lowered: str) -> bool:
-        """False only when no rule would even run its pattern on ``text``."""
-        if self._unscreened:
-            return True
-        if self._hints is not None and self._hints.search(lowered) is not None:
-            return True
-        return self._triggers is not None and self._triggers.search(text) is not None
+    def _screen(self, text: str, lowered: str) -> tuple[tuple[int, _Compiled], ...]:
+        """The rules that may match ``text``, with their priorities; empty when none would even run its pattern."""
+        if self._unscreened or (self._hints is not None and self._hints.search(lowered) is not None):
+            return self._all
+        if self._triggers is not None and self._triggers.search(text) is not None:
+            return self._unhinted
+        if self._mixed_triggers is not None and _mixed_case(text, lowered) and self._mixed_triggers.search(text):
+            return self._unhinted
+        return ()
 
 
-def _candidates(text: str, lowered: str, rules: tuple[_Compiled, ...]) -> list[tuple[int, int, int, str, str]]:
+def _joined(triggers: Iterable[str | None]) -> re.Pattern[str] | None:
+    """One regex for several triggers (each once)."""
+    unique = list(dict.fromkeys(t for t in triggers if t is not None))
+    return re.compile("|".join(f"(?:{t})" for t in unique)) if unique else None
+
+
+def _mixed_case(text: str, lowered: str) -> bool:
+    """Whether ``text`` may hold both an upper- and a lower-case letter (a necessary condition, in C speed)."""
+    return text != lowered and text.upper() != text
+
+
+def _candidates(
+    text: str, lowered: str, rules: tuple[tuple[int, _Compiled], ...]
+) -> list[tuple[int, int, int, str, str]]:
     """Every match the rules keep: ``(start, priority, end, rule name, label)``."""
     found = []
-    for priority, c in enumerate(rules):
+    mixed: bool | None = None
+    for priority, c in rules:
         hints = c.rule.hints
         if hints:
             for hint in hints:
                 if hint in lowered:
                     break
             else:
+                continue
+        if c.rule.mixed_case:
+            if mixed is None:
+                mixed = _mixed_case(text, lowered)
+            if not mixed:
                 continue
         if c.trigger is not None and c.trigger.search(text) is None:
             continue
