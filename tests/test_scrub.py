@@ -34,6 +34,11 @@ def test_vector(case: dict[str, Any]) -> None:
         for remark in remarks:
             assert result[remark.start : remark.end].startswith("[Filtered")
         assert scrub_text(result, options) == (result, [])
+    elif "event" in case["input"]:
+        result = scrub_event(case["input"]["event"], options)
+        assert result == case["expected"]
+        assert scrub_event(result, options) == result
+        assert [s for s in case["secrets"] if s in json.dumps(result, ensure_ascii=False)] == []
     else:
         event = {"extra": {case["input"]["key"]: case["input"]["value"]}}
         assert scrub_event(event, options)["extra"][case["input"]["key"]] == case["expected"]

@@ -124,13 +124,13 @@ _QUERY_ONLY_PARAM_NAMES = "code|auth|otp|ticket|assertion|samlresponse|saml_resp
 # Written as a trie after a look-ahead on the first letters: a case-insensitive alternation is slow to try at every
 # position otherwise.
 _SETTING_NAMES = (
-    "(?=[pstac])(?:p(?:ass(?:word|wd|phrase)|wd|rivate_?key)|s(?:ecret|ignature|sh_?key)|token|"
-    "a(?:pi_?key|pikey|ccess_?key)|credential)"
+    "(?=[pstac])(?:p(?:ass(?:word|wd|phrase)|wd|rivate[_-]?key)|s(?:ecret|ignature|sh[_-]?key)|token|"
+    "a(?:pi[_-]?key|ccess[_-]?key)|credential)"
 )
 # Lower-case literals one of which occurs wherever a name above does.
 _SETTING_HINTS = (
-    "pass", "pwd", "secret", "token", "api_key", "apikey", "access_key", "accesskey", "private_key", "privatekey",
-    "ssh_key", "sshkey", "credential", "signature",
+    "pass", "pwd", "secret", "token", "api_key", "api-key", "apikey", "access_key", "access-key", "accesskey",
+    "private_key", "private-key", "privatekey", "ssh_key", "ssh-key", "sshkey", "credential", "signature",
 )  # fmt: skip
 # Trigger of both rules for runs of the base64 alphabet: the start of a run of 16 (the shorter minimum of the two,
 # one trigger for both so that the pre-check looks for it once).
@@ -221,13 +221,14 @@ RULES: tuple[Rule, ...] = (
         trigger=r"[:=]\s*[\"']",
     ),
     # The unquoted form: ``DB_PASSWORD=hunter2``, ``aws_secret_access_key: ...``, ``password: hunter2`` in a log
-    # line, ``X-Hub-Signature-256: sha256=...``.  The value runs to the next space, quote or ``,;``; an
-    # authentication scheme word (``Bearer``, ``Basic``) before it is skipped, so the credential itself goes.
+    # line, ``X-Hub-Signature-256: sha256=...``.  The value runs to the next space, quote or ``;`` (``,`` is part
+    # of it: ``X-Signature: t=...,v1=...``); an authentication scheme word (``Bearer``, ``Basic``) before it is
+    # skipped, so the credential itself goes.
     _value(
         "secret_setting",
         rf"(?i){_SETTING_NAMES}[A-Za-z0-9_.-]{{0,40}}[\"']?"
         r"[ \t]*[:=][ \t]*(?:(?:bearer|basic|token|digest)[ \t]+)?"
-        r"(?P<v>(?!(?:bearer|basic|token|digest)[ \t])[^\s\"'\[,;][^\s\"',;]*)",
+        r"(?P<v>(?!(?:bearer|basic|token|digest)[ \t])[^\s\"'\[,;][^\s\"';]*)",
         hints=_SETTING_HINTS,
         trigger=r"[:=]",
     ),

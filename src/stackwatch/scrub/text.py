@@ -58,6 +58,8 @@ _MIN_CANDIDATE_LEN = 6
 # use (about 2 MB when full of ASCII text, a few MB at worst); longer strings are scrubbed afresh every time.
 _CACHE_SIZE = 4096
 _CACHE_MAX_LEN = 256
+# Passes over a string at most (see ``scrub_uncached``); two are enough for every rule in the table.
+_MAX_PASSES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +142,24 @@ class _RuleSet:
         return self.scrub_uncached(text)
 
     def scrub_uncached(self, text: str) -> Scrubbed:
+        first = self._pass(text)
+        if first is None:
+            return None
+        # A match a rule gave up to a shorter one of a rule with priority can hide a later match of its own (the
+        # regex does not look inside its own matches again); a second look at the result finds it, so that the
+        # result scrubs to itself.  Almost every string is done after the first pass.
+        new_text, remarks, _spans = first
+        for _ in range(_MAX_PASSES - 1):
+            again = self._pass(new_text)
+            if again is None:
+                break
+            new_text, new_remarks, spans = again
+            remarks = _shifted(remarks, spans) + new_remarks
+            remarks.sort(key=lambda r: r.start)
+        return new_text, tuple(remarks)
+
+    def _pass(self, text: str) -> tuple[str, list[Remark], list[tuple[int, int, int]]] | None:
+        """One pass of the rules: the new text, its remarks, and the replaced spans ``(start, end, label length)``."""
         lowered = text.lower()
         rules = self._screen(text, lowered)
         if not rules:
@@ -150,6 +170,7 @@ class _RuleSet:
         found.sort()
         pieces: list[str] = []
         remarks: list[Remark] = []
+        spans: list[tuple[int, int, int]] = []
         cursor = out_len = 0
         for start, _priority, end, name, label in found:
             if start < cursor:
@@ -158,10 +179,11 @@ class _RuleSet:
             out_len += start - cursor
             pieces.append(label)
             remarks.append(Remark(name, "s", out_len, out_len + len(label)))
+            spans.append((start, end, len(label)))
             out_len += len(label)
             cursor = end
         pieces.append(text[cursor:])
-        return "".join(pieces), tuple(remarks)
+        return "".join(pieces), remarks, spans
 
     def _screen(self, text: str, lowered: str) -> tuple[tuple[int, _Compiled], ...]:
         """The rules that may match ``text``, with their priorities; empty when none would even run its pattern."""
@@ -172,6 +194,24 @@ class _RuleSet:
         if self._mixed_triggers is not None and _mixed_case(text, lowered) and self._mixed_triggers.search(text):
             return self._unhinted
         return ()
+
+
+def _shifted(remarks: list[Remark], spans: list[tuple[int, int, int]]) -> list[Remark]:
+    """Remarks of a text moved to where they are after the replacements ``spans`` (dropped if one covers them)."""
+    out = []
+    for remark in remarks:
+        shift, covered = 0, False
+        for start, end, label_len in spans:
+            if end <= remark.start:
+                shift += label_len - (end - start)
+            elif start >= remark.end:
+                break
+            else:
+                covered = True  # the label itself was replaced
+                break
+        if not covered:
+            out.append(Remark(remark.rule, remark.kind, remark.start + shift, remark.end + shift))
+    return out
 
 
 def _joined(triggers: Iterable[str | None]) -> re.Pattern[str] | None:

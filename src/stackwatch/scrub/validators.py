@@ -166,7 +166,8 @@ def base64_secret(finds_secret: Callable[[str], bool]) -> Validator:
 #
 # A candidate (a run of 32+ characters of the base64/base64url alphabet) is a token when
 #   1. it has both upper- and lower-case letters (hex digests, UUIDs, git SHAs, single-case ids never qualify),
-#   2. it is not an SRI digest (``sha384-...``) or a mangled symbol name (``_ZN...``, ``_R...``),
+#   2. it is not an SRI digest (``sha384-...``), a mangled symbol name (``_ZN...``, ``_R...``) or an OpenSSH
+#      public key (``AAAAC3NzaC1lZDI1NTE5...``),
 #   3. it is not base64 of printable text (ordinary data; ``base64_secret`` looks inside it), and
 #   4. it reads as random: ``switches - 0.6 * wordy >= 0.2``, where ``switches`` is the share of neighbouring
 #      characters of different classes (lower, upper, digit, other; about 0.62 for random base62, 0.2-0.38 for
@@ -176,7 +177,8 @@ def base64_secret(finds_secret: Callable[[str], bool]) -> Validator:
 _TOKEN_MIN = 32
 _SCORE_MIN = 0.2
 _WORDY_WEIGHT = 0.6
-_EXEMPT_PREFIX = re.compile(r"sha(?:1|224|256|384|512)-|_Z|_R[A-Z]")
+# SRI digests, Itanium and Rust symbol names, OpenSSH public keys (the base64 of "ssh-rsa", "ssh-ed25519", ...).
+_EXEMPT_PREFIX = re.compile(r"sha(?:1|224|256|384|512)-|_Z|_R[A-Z]|AAAA[B-E][0-9A-Za-z]{2}zaC1|AAAAE2VjZHNh")
 _WORD = re.compile(r"[A-Z]?[a-z]{3,}|[A-Z]{4,}(?![a-z])")
 _CONSONANTS4 = re.compile(r"[^aeiouyAEIOUY]{4}")
 _VOWELS = frozenset("aeiouyAEIOUY")
