@@ -168,7 +168,8 @@ def base64_secret(finds_secret: Callable[[str], bool]) -> Validator:
 #   1. it has both upper- and lower-case letters (hex digests, UUIDs, git SHAs, single-case ids never qualify),
 #   2. it is not an SRI digest (``sha384-...``), a mangled symbol name (``_ZN...``, ``_R...``) or an OpenSSH
 #      public key (``AAAAC3NzaC1lZDI1NTE5...``),
-#   3. it is not base64 of printable text (ordinary data; ``base64_secret`` looks inside it), and
+#   3. it is not (nearly) all hex, not a path of words (``org/en-US/docs/Web/HTTP``) and not base64 of printable
+#      text (ordinary data; ``base64_secret`` looks inside it), and
 #   4. it reads as random: ``switches - 0.6 * wordy >= 0.2``, where ``switches`` is the share of neighbouring
 #      characters of different classes (lower, upper, digit, other; about 0.62 for random base62, 0.2-0.38 for
 #      camelCase and paths) and ``wordy`` the share of characters in word-like runs (four or more letters,
@@ -182,6 +183,8 @@ _EXEMPT_PREFIX = re.compile(r"sha(?:1|224|256|384|512)-|_Z|_R[A-Z]|AAAA[B-E][0-9
 _WORD = re.compile(r"[A-Z]?[a-z]{3,}|[A-Z]{4,}(?![a-z])")
 _CONSONANTS4 = re.compile(r"[^aeiouyAEIOUY]{4}")
 _VOWELS = frozenset("aeiouyAEIOUY")
+_HEX = frozenset("0123456789abcdefABCDEF")
+_SEPARATORS = re.compile(r"[/_+=-]")
 
 
 def _char_class(ch: str) -> int:
@@ -206,11 +209,27 @@ def token_score(core: str) -> float:
     return switches - _WORDY_WEIGHT * wordy / len(core)
 
 
+def _reads_as_path(core: str) -> bool:
+    """Three or more parts between separators, each a number, a short or acronym part, or a pronounceable word
+    (``org/en-US/docs/Web/HTTP/Headers/X-Forwarded-For``); parts of a random token mix letters and digits."""
+    parts = _SEPARATORS.split(core)
+    if len(parts) < 3:
+        return False
+    for part in parts:
+        if part.isdigit() or len(part) <= 3 or (part.isupper() and len(part) <= 6):
+            continue
+        if not part.isalpha() or not any(ch in _VOWELS for ch in part) or _CONSONANTS4.search(part):
+            return False
+    return True
+
+
 def opaque_token(candidate: str) -> int | None:
     core = candidate.rstrip("=")
     if len(core) < _TOKEN_MIN or core.lower() == core or core.upper() == core:
         return None
-    if _EXEMPT_PREFIX.match(core) or decoded_text(candidate) is not None:
+    if sum(ch not in _HEX for ch in core) * 8 < len(core):
+        return None  # hex with a letter or two around it: a Gerrit Change-Id (I + 40 hex), a prefixed digest
+    if _EXEMPT_PREFIX.match(core) or _reads_as_path(core) or decoded_text(candidate) is not None:
         return None
     return len(candidate) if token_score(core) >= _SCORE_MIN else None
 
