@@ -21,6 +21,7 @@ Three kinds of rule:
   leave them out; a trigger that missed a match the rule would keep would be a bug.  No inline flags in triggers:
   some are joined into one regex.  ``mixed_case`` says that every match the rule keeps has both an upper- and a
   lower-case letter, so the rule is skipped for a text without both (a third pre-check, for hex ids and paths).
+  Rules with the same pattern share one search for it (each still validates the matches on its own).
 
 Value rules apply to every string, under any key (the allow-list only exempts key rules), and to every key: a key
 that holds a secret is replaced (see ``event.py``).
@@ -42,7 +43,7 @@ in ``validators.py``, and must be ported with the table.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = ["ALLOWED_KEYS", "CONFUSABLES", "OPTIONAL_RULES", "RULES", "Rule"]
 
@@ -111,7 +112,36 @@ ALLOWED_KEYS: frozenset[str] = frozenset(
     }
 )
 
-_SECRET_PARAM_NAMES = (
+def _escape(ch: str) -> str:
+    # Only what is special outside a character class: JavaScript's u flag rejects escapes such as "\-" there.
+    return "\\" + ch if ch in "\\.^$*+?()[]{}|/" else ch
+
+
+def _names(words: str) -> str:
+    """``a|b|...`` as a trie after a look-ahead on the first letters (``(?=[ab])(?:a...|b...)``): Python's regex
+    engine tries a case-insensitive alternation word by word at every position otherwise, which is slow.  Matches
+    exactly the same names; the result is plain regular expression text like the rest of the table."""
+    trie: dict[str, Any] = {}
+    for word in words.split("|"):
+        node = trie
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def emit(node: dict[str, Any]) -> str:
+        branches = [_escape(ch) + emit(child) for ch, child in sorted(node.items()) if ch]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        if "" in node:  # a word ends here, longer ones go on
+            return body + "?" if len(branches) == 1 and len(body) == 2 else f"(?:{body})?"
+        return body
+
+    first = "".join(sorted({word[0] for word in words.split("|")}))
+    return f"(?=[{first}])" + emit(trie) if len(first) > 1 else emit(trie)
+
+
+_SECRET_PARAM_NAMES = _names(
     "access_token|refresh_token|id_token|auth_token|session_token|client_secret|client_assertion|api_key|apikey|"
     "api-key|private_token|access_key|secret_key|x-amz-signature|x-amz-security-token|x-amz-credential|"
     "x-goog-signature|x-goog-credential|x-goog-security-token|oauth_token|oauth_verifier|oauth_signature|"
@@ -119,19 +149,21 @@ _SECRET_PARAM_NAMES = (
 )
 # Parameters that are secrets only in a query string or a URL fragment (after ``?``, ``&`` or ``#``): an OAuth
 # authorization code, ``auth=``, one-time codes.  In free text ``code=500`` or ``auth=basic`` are not.
-_QUERY_ONLY_PARAM_NAMES = "code|auth|otp|ticket|assertion|samlresponse|saml_response"
+_QUERY_ONLY_PARAM_NAMES = _names("code|auth|otp|ticket|assertion|samlresponse|saml_response")
 # Names whose value a plain ``NAME=value`` or ``name: value`` sets (environment files, config dumps, log lines).
-# Written as a trie after a look-ahead on the first letters: a case-insensitive alternation is slow to try at every
-# position otherwise.
-_SETTING_NAMES = (
-    "(?=[pstac])(?:p(?:ass(?:word|wd|phrase)|wd|rivate[_-]?key)|s(?:ecret|ignature|sh[_-]?key)|token|"
-    "a(?:pi[_-]?key|ccess[_-]?key)|credential)"
+_SETTING_NAMES = _names(
+    "password|passwd|passphrase|pwd|private_key|private-key|privatekey|secret|signature|ssh_key|ssh-key|sshkey|"
+    "token|api_key|api-key|apikey|access_key|access-key|accesskey|credential"
 )
 # Lower-case literals one of which occurs wherever a name above does.
 _SETTING_HINTS = (
     "pass", "pwd", "secret", "token", "api_key", "api-key", "apikey", "access_key", "access-key", "accesskey",
     "private_key", "private-key", "privatekey", "ssh_key", "ssh-key", "sshkey", "credential", "signature",
 )  # fmt: skip
+# The candidates of both rules for runs of the base64 alphabet: whole runs of 16 or more, with their padding, not
+# after "$" (Swift symbol names such as $s10Foundation..., shell and template variables).  One pattern for both, so
+# that the engine looks for it once; their validators want both cases and their own minimum length.
+_BASE64_RUN = r"(?<![A-Za-z0-9+/_$-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])"
 # Trigger of both rules for runs of the base64 alphabet: the start of a run of 16 (the shorter minimum of the two,
 # one trigger for both so that the pre-check looks for it once).
 _RUN16 = r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{16}"
@@ -200,7 +232,7 @@ RULES: tuple[Rule, ...] = (
     ),
     _value(
         "secret_param",
-        rf"(?i)(?<![A-Za-z0-9_.-])(?:{_SECRET_PARAM_NAMES})=(?P<v>[^\s&#\"'\[\]<>,;)]+)",
+        rf"(?i)(?<![A-Za-z0-9_.-]){_SECRET_PARAM_NAMES}=(?P<v>[^\s&#\"'\[\]<>,;)]+)",
         hints=("=",),
         # The last letter of every name, the "=" and the value's first character.  Under (?i) the letters i, k and
         # s also match non-ASCII ones (ı, İ, K, ſ); s ends a name ("credentials"), so ſ is in the class too.
@@ -208,7 +240,7 @@ RULES: tuple[Rule, ...] = (
     ),
     _value(
         "oauth_param",
-        rf"(?i)[?&#](?:{_QUERY_ONLY_PARAM_NAMES})=(?P<v>[^\s&#\"'\[\]<>,;)]+)",
+        rf"(?i)[?&#]{_QUERY_ONLY_PARAM_NAMES}=(?P<v>[^\s&#\"'\[\]<>,;)]+)",
         hints=("code=", "auth=", "otp=", "ticket=", "assertion=", "response="),
     ),
     _value(
@@ -296,22 +328,13 @@ RULES: tuple[Rule, ...] = (
     ),
     # Base64 (standard or URL-safe) of text that holds a secret: ``password=...``, a PEM key, a token.  The
     # validator decodes it and runs these rules on the text.
-    _value(
-        "base64_secret",
-        # Base64 of text mixes upper and lower case: the look-aheads skip identifiers, hex and paths cheaply.
-        r"(?<![A-Za-z0-9+/_-])(?=[A-Za-z0-9+/_-]*[A-Z])(?=[A-Za-z0-9+/_-]*[a-z])[A-Za-z0-9+/_-]{16,}={0,2}"
-        r"(?![A-Za-z0-9+/=_-])",
-        validator="base64_secret",
-        trigger=_RUN16,
-        mixed_case=True,
-    ),
+    _value("base64_secret", _BASE64_RUN, validator="base64_secret", trigger=_RUN16, mixed_case=True),
     # Long opaque tokens with no name or prefix to go by (an AWS secret access key in a list, a session token in a
-    # log line).  The validator is calibrated on a large corpus of what is not a secret (docs/redaction.md).
+    # log line).  The validator (32 characters at least) is calibrated on a large corpus of what is not a secret
+    # (docs/redaction.md).
     _value(
         "high_entropy",
-        # Not after "$": Swift symbol names ($s10Foundation...) and shell or template variables.
-        r"(?<![A-Za-z0-9+/_$-])(?=[A-Za-z0-9+/_-]*[A-Z])(?=[A-Za-z0-9+/_-]*[a-z])[A-Za-z0-9+/_-]{32,}={0,2}"
-        r"(?![A-Za-z0-9+/=_-])",
+        _BASE64_RUN,
         validator="opaque_token",
         trigger=_RUN16,
         mixed_case=True,

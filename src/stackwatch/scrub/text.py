@@ -69,6 +69,7 @@ class _Compiled:
     validator: Validator | None
     has_group: bool
     trigger: re.Pattern[str] | None
+    shared: bool  # another rule has the same pattern: its matches are found once for both
 
 
 def _finds_secret(text: str) -> bool:
@@ -81,11 +82,13 @@ _VALIDATORS: dict[str, Validator] = {**VALIDATORS, "base64_secret": base64_secre
 
 def _compile(rules: tuple[Rule, ...]) -> tuple[_Compiled, ...]:
     out = []
+    patterns = [rule.pattern for rule in rules]
     for rule in rules:
         regex = re.compile(rule.pattern)
         validator = _VALIDATORS[rule.validator] if rule.validator else None
         trigger = re.compile(rule.trigger) if rule.trigger is not None else None
-        out.append(_Compiled(rule, regex, validator, "v" in regex.groupindex, trigger))
+        shared = patterns.count(rule.pattern) > 1
+        out.append(_Compiled(rule, regex, validator, "v" in regex.groupindex, trigger, shared))
     return tuple(out)
 
 
@@ -124,13 +127,16 @@ class _RuleSet:
         # trigger (all of those go into another); a rule with neither could match anything: no pre-check then.
         self._unscreened = any(not c.rule.hints and c.trigger is None for c in rules)
         literals = {h for c in rules for h in c.rule.hints}
+        # For "is any hint present" a hint that contains another one ("api_key" holds "key") adds nothing.
+        literals = {h for h in literals if not any(other != h and other in h for other in literals)}
         self._hints = _any_literal(literals) if literals else None
         self._triggers = _joined(c.rule.trigger for c in rules if not c.rule.hints and not c.rule.mixed_case)
         self._mixed_triggers = _joined(c.rule.trigger for c in rules if not c.rule.hints and c.rule.mixed_case)
         # The rules to try, with their priorities: all of them once a hint was seen, else only those without hints
-        # (none of the others can match a text that holds none of their hints).
+        # (none of the others can match a text that holds none of their hints), or only the mixed-case ones.
         self._all = tuple(enumerate(rules))
         self._unhinted = tuple((priority, c) for priority, c in self._all if not c.rule.hints)
+        self._mixed = tuple((priority, c) for priority, c in self._unhinted if c.rule.mixed_case)
         self.cached = lru_cache(maxsize=_CACHE_SIZE)(self.scrub_uncached)
 
     def scrub(self, text: str) -> Scrubbed:
@@ -148,18 +154,21 @@ class _RuleSet:
         # A match a rule gave up to a shorter one of a rule with priority can hide a later match of its own (the
         # regex does not look inside its own matches again); a second look at the result finds it, so that the
         # result scrubs to itself.  Almost every string is done after the first pass.
-        new_text, remarks, _spans = first
+        new_text, remarks, _spans, overlapped = first
         for _ in range(_MAX_PASSES - 1):
+            if not overlapped:
+                break  # nothing was given up, so nothing can hide behind it
             again = self._pass(new_text)
             if again is None:
                 break
-            new_text, new_remarks, spans = again
+            new_text, new_remarks, spans, overlapped = again
             remarks = _shifted(remarks, spans) + new_remarks
             remarks.sort(key=lambda r: r.start)
         return new_text, tuple(remarks)
 
-    def _pass(self, text: str) -> tuple[str, list[Remark], list[tuple[int, int, int]]] | None:
-        """One pass of the rules: the new text, its remarks, and the replaced spans ``(start, end, label length)``."""
+    def _pass(self, text: str) -> tuple[str, list[Remark], list[tuple[int, int, int]], bool] | None:
+        """One pass of the rules: the new text, its remarks, the replaced spans ``(start, end, label length)``, and
+        whether a match that reached past a replacement was given up."""
         lowered = text.lower()
         rules = self._screen(text, lowered)
         if not rules:
@@ -172,9 +181,12 @@ class _RuleSet:
         remarks: list[Remark] = []
         spans: list[tuple[int, int, int]] = []
         cursor = out_len = 0
+        overlapped = False
         for start, _priority, end, name, label in found:
             if start < cursor:
-                continue  # overlaps a replacement already made (earlier start, or same start and higher priority)
+                # Overlaps a replacement already made (earlier start, or same start and higher priority).
+                overlapped = overlapped or end > cursor
+                continue
             pieces.append(text[cursor:start])
             out_len += start - cursor
             pieces.append(label)
@@ -183,7 +195,7 @@ class _RuleSet:
             out_len += len(label)
             cursor = end
         pieces.append(text[cursor:])
-        return "".join(pieces), remarks, spans
+        return "".join(pieces), remarks, spans, overlapped
 
     def _screen(self, text: str, lowered: str) -> tuple[tuple[int, _Compiled], ...]:
         """The rules that may match ``text``, with their priorities; empty when none would even run its pattern."""
@@ -192,7 +204,7 @@ class _RuleSet:
         if self._triggers is not None and self._triggers.search(text) is not None:
             return self._unhinted
         if self._mixed_triggers is not None and _mixed_case(text, lowered) and self._mixed_triggers.search(text):
-            return self._unhinted
+            return self._mixed  # the triggers of the others were just found absent
         return ()
 
 
@@ -231,6 +243,7 @@ def _candidates(
     """Every match the rules keep: ``(start, priority, end, rule name, label)``."""
     found = []
     mixed: bool | None = None
+    shared: dict[re.Pattern[str], list[re.Match[str]]] | None = None
     for priority, c in rules:
         hints = c.rule.hints
         if hints:
@@ -246,10 +259,25 @@ def _candidates(
                 continue
         if c.trigger is not None and c.trigger.search(text) is None:
             continue
-        for m in c.regex.finditer(text):
+        matches: Iterable[re.Match[str]]
+        if c.shared:
+            if shared is None:
+                shared = {}
+            found_before = shared.get(c.regex)
+            if found_before is None:
+                found_before = shared[c.regex] = list(c.regex.finditer(text))
+            matches = found_before
+        else:
+            matches = c.regex.finditer(text)
+        mixed_only = c.rule.mixed_case
+        for m in matches:
             start, end = m.span("v") if c.has_group else m.span()
             if start == end:
                 continue
+            if mixed_only:
+                candidate = text[start:end]
+                if candidate.lower() == candidate or candidate.upper() == candidate:
+                    continue  # the rule keeps no single-case match: no need to ask its validator
             if c.validator is not None:
                 length = c.validator(text[start:end])
                 if length is None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import binascii
 import ipaddress
-import itertools
 import re
 from collections.abc import Callable
 
@@ -187,20 +186,13 @@ _HEX = frozenset("0123456789abcdefABCDEF")
 _SEPARATORS = re.compile(r"[/_+=-]")
 
 
-def _char_class(ch: str) -> int:
-    if "a" <= ch <= "z":
-        return 0
-    if "A" <= ch <= "Z":
-        return 1
-    if "0" <= ch <= "9":
-        return 2
-    return 3
+# Runs of one class of character: the number of class switches is one less than the number of runs.
+_CLASS_RUNS = re.compile(r"[a-z]+|[A-Z]+|[0-9]+|[^a-zA-Z0-9]+")
 
 
 def token_score(core: str) -> float:
     """How random ``core`` reads (see above): about 0.6 for a random token, below 0 for identifiers and paths."""
-    classes = [_char_class(ch) for ch in core]
-    switches = sum(a != b for a, b in itertools.pairwise(classes)) / (len(core) - 1)
+    switches = (len(_CLASS_RUNS.findall(core)) - 1) / (len(core) - 1)
     wordy = 0
     for match in _WORD.finditer(core):
         word = match.group()
