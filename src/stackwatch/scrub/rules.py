@@ -112,6 +112,7 @@ ALLOWED_KEYS: frozenset[str] = frozenset(
     }
 )
 
+
 def _escape(ch: str) -> str:
     # Only what is special outside a character class: JavaScript's u flag rejects escapes such as "\-" there.
     return "\\" + ch if ch in "\\.^$*+?()[]{}|/" else ch
