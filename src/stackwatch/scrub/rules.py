@@ -165,9 +165,13 @@ _SETTING_HINTS = (
 # after "$" (Swift symbol names such as $s10Foundation..., shell and template variables).  One pattern for both, so
 # that the engine looks for it once; their validators want both cases and their own minimum length.
 _BASE64_RUN = r"(?<![A-Za-z0-9+/_$-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])"
-# Trigger of both rules for runs of the base64 alphabet: the start of a run of 16 (the shorter minimum of the two,
-# one trigger for both so that the pre-check looks for it once).
-_RUN16 = r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{16}"
+# Triggers of the two rules: a run of 32 for opaque tokens; for base64 of text a run of 16 whose characters 1, 5
+# and 9 are ones that the top six bits of an ASCII byte encode to (the validator wants the same: text that starts
+# with ASCII).  Identifiers of 16 to 31 characters (``SourceFileLoader``) then skip both rules at the pre-check.
+_TEXT_RUN16 = (
+    r"(?<![A-Za-z0-9+/_$-])[CDI-Za-f][A-Za-z0-9+/_-]{3}[CDI-Za-f][A-Za-z0-9+/_-]{3}[CDI-Za-f][A-Za-z0-9+/_-]{7}"
+)
+_RUN32 = r"(?<![A-Za-z0-9+/_$-])[A-Za-z0-9+/_-]{32}"
 # AWS access key ids that have a secret access key: long-term (AKIA) and temporary (ASIA).
 _AWS_SECRET_OWNERS = "AKIA|ASIA"
 
@@ -329,7 +333,7 @@ RULES: tuple[Rule, ...] = (
     ),
     # Base64 (standard or URL-safe) of text that holds a secret: ``password=...``, a PEM key, a token.  The
     # validator decodes it and runs these rules on the text.
-    _value("base64_secret", _BASE64_RUN, validator="base64_secret", trigger=_RUN16, mixed_case=True),
+    _value("base64_secret", _BASE64_RUN, validator="base64_secret", trigger=_TEXT_RUN16, mixed_case=True),
     # Long opaque tokens with no name or prefix to go by (an AWS secret access key in a list, a session token in a
     # log line).  The validator (32 characters at least) is calibrated on a large corpus of what is not a secret
     # (docs/redaction.md).
@@ -337,7 +341,7 @@ RULES: tuple[Rule, ...] = (
         "high_entropy",
         _BASE64_RUN,
         validator="opaque_token",
-        trigger=_RUN16,
+        trigger=_RUN32,
         mixed_case=True,
     ),
 )

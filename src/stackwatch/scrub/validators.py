@@ -123,9 +123,10 @@ def decoded_text(candidate: str) -> str | None:
     if len(core) % 4 == 1:
         return None
     # The first character of every four encodes the top six bits of a byte: for ASCII text (0x08-0x7e) one of
-    # these.  Most of them must be, which rejects random tokens and identifiers before any decoding.
+    # these.  The first three must be (the text starts with ASCII) and most of the others, which rejects random
+    # tokens and identifiers before any decoding.
     leads = core[::4]
-    if sum(ch in _TEXT_LEADS for ch in leads) * 4 < len(leads) * 3:
+    if not all(ch in _TEXT_LEADS for ch in leads[:3]) or sum(ch in _TEXT_LEADS for ch in leads) * 4 < len(leads) * 3:
         return None
     if "-" in core or "_" in core:
         if "+" in core or "/" in core:
