@@ -184,7 +184,7 @@ def _scrub_tree(root: dict[Any, Any], scrub: Callable[[str], Scrubbed], found: l
             pair_policy = key_info(source[0])[0] if role == _MAYBE_PAIR and _is_pair(source) else None
             keep = pair_policy is _KEEP
             child_role = _MAYBE_PAIR if role == _UNDER_PAIR_KEY else _PLAIN
-            remarks_before = len(found)
+            key_id = False  # an item of this list was an AWS access key id
             for index, value in enumerate(source):
                 rule = None if keep else inherited or (pair_policy if index == 1 else None)
                 kind = type(value)
@@ -196,6 +196,7 @@ def _scrub_tree(root: dict[Any, Any], scrub: Callable[[str], Scrubbed], found: l
                         if result is not None:
                             found.append((link, index, index, _value_entry(value, result)))
                             value = result[0]
+                            key_id = key_id or value == _AWS_KEY_LABEL
                     dest.append(value)
                     continue
                 container = _empty_copy(value)
@@ -204,7 +205,7 @@ def _scrub_tree(root: dict[Any, Any], scrub: Callable[[str], Scrubbed], found: l
                     continue
                 dest.append(container)
                 stack.append((value, container, rule, (link, index, index), child_role))
-            if len(found) != remarks_before and _AWS_KEY_LABEL in dest:
+            if key_id:
                 _pair_aws_secrets(dest, found, link)
     return out
 
