@@ -5,6 +5,9 @@ from __future__ import annotations
 import copy
 import gzip
 import json
+import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,7 @@ from hypothesis import strategies as st
 
 import stackwatch.scrub as scrub
 from stackwatch.scrub import FILTERED, ScrubOptions, scrub_event, scrub_text
+from stackwatch.scrub.rules import OPTIONAL_RULES
 from tests.captures import PYTHON_DIR
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "scrub.json").read_text(encoding="utf-8"))
@@ -205,3 +209,30 @@ def test_an_empty_key_beside_existing_meta_is_merged() -> None:
     out = scrub_event(event)
     assert out["extra"]["foo"][""] == "Bearer [Filtered:bearer]"
     assert out["_meta"]["extra"]["foo"][""]["len"] == 50
+
+
+def _javascript_form(pattern: str) -> tuple[str, str]:
+    """A pattern of the table as the JavaScript layer is to load it: the mechanical rewrites docs/redaction.md
+    names (named groups, the one backreference, ``\\Z``, leading flags)."""
+    flags = "u"
+    if match := re.match(r"\(\?([is]+)\)", pattern):
+        flags += match.group(1)
+        pattern = pattern[match.end() :]
+    return pattern.replace("(?P<", "(?<").replace("(?P=q)", r"\k<q>").replace(r"\Z", "$"), flags
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_value_patterns_compile_in_javascript() -> None:
+    """The JavaScript SDK is to load the same table: every value pattern (and trigger) must be a valid RegExp with
+    the ``u`` flag, which rejects unneeded escapes such as ``\\"`` or ``\\-`` outside a class."""
+    rules = [r for r in scrub.RULES if r.kind == "value"]
+    rules += [r for group in OPTIONAL_RULES.values() for r in group]
+    forms = [[r.name, *_javascript_form(r.pattern)] for r in rules]
+    forms += [[f"{r.name} trigger", r.trigger, "u"] for r in rules if r.trigger is not None]
+    script = (
+        "const bad = []; for (const [name, p, f] of JSON.parse(process.argv[1])) {"
+        " try { new RegExp(p, f); } catch (e) { bad.push(name + ': ' + e.message); } }"
+        " console.log(JSON.stringify(bad));"
+    )
+    result = subprocess.run(["node", "-e", script, json.dumps(forms)], capture_output=True, text=True, check=True)
+    assert json.loads(result.stdout) == []

@@ -33,11 +33,13 @@ every value class excludes), which is what makes scrubbing idempotent.
 The same table is meant to be mirrored by the JavaScript SDK; ``tests/vectors/scrub.json`` is the shared contract.
 Every pattern is written in the subset of regular expression syntax that Python and JavaScript (with the ``u``
 flag) read alike: no possessive quantifiers or atomic groups, no ``(?P=name)`` backreferences, look-behinds of
-bounded length only, named groups as ``(?P<v>...)`` (JavaScript spells it ``(?<v>...)``, a mechanical rewrite), and
-a leading ``(?i)`` or ``(?s)`` (a flag in JavaScript).  The one exception is ``secret_assignment``: its closing
-quote is a backreference to the opening one, ``(?P=q)``, which JavaScript writes ``\\k<q>``.  Validators (``card``,
-``iban``, ``tokenish``, ``ipv6``, ``basic_credentials``, ``base64_secret``, ``opaque_token``) are code, described
-in ``validators.py``, and must be ported with the table.
+bounded length only, no escapes of characters that need none (a double quote is ``\\x22``: ``\\"`` is an error in
+JavaScript), named groups as ``(?P<v>...)`` (JavaScript spells it ``(?<v>...)``, a mechanical rewrite), and
+a leading ``(?i)`` or ``(?s)`` (a flag in JavaScript).  Two need a mechanical rewrite: ``secret_assignment``,
+whose closing quote is a backreference to the opening one, ``(?P=q)`` (JavaScript: ``\\k<q>``), and
+``pem_private_key``, which ends at ``\\Z`` for a truncated key (JavaScript: ``$`` without the ``m`` flag).
+Validators (``card``, ``iban``, ``tokenish``, ``ipv6``, ``basic_credentials``, ``base64_secret``, ``opaque_token``)
+are code, described in ``validators.py``, and must be ported with the table.
 """
 
 from __future__ import annotations
@@ -218,7 +220,7 @@ RULES: tuple[Rule, ...] = (
     _value("bearer", r"(?i)\bbearer\s+(?P<v>[A-Za-z0-9\-._~+/]{8,}=*)", validator="tokenish", hints=("bearer",)),
     _value(
         "authorization_header",
-        r"(?i)\bauthorization[\"']?\s*[:=]\s*[\"']?(?:(?:basic|bearer|token|digest|apikey)\s+)?(?P<v>(?!(?:basic|bearer|token|digest|apikey)\s)[^\s\"',;\[][^\s\"',;]{3,})",
+        r"(?i)\bauthorization[\x22']?\s*[:=]\s*[\x22']?(?:(?:basic|bearer|token|digest|apikey)\s+)?(?P<v>(?!(?:basic|bearer|token|digest|apikey)\s)[^\s\x22',;\[][^\s\x22',;]{3,})",
         hints=("authorization",),
     ),
     # The user may be empty (``redis://:pw@host``) and the password may hold ``@``: the value runs to the last ``@``
@@ -232,20 +234,20 @@ RULES: tuple[Rule, ...] = (
     # ``curl -u user:password``, ``--user``, ``--proxy-user``, ``-U``: the part after the first colon.
     _value(
         "cli_credentials",
-        r"(?<![A-Za-z0-9_-])(?:-u|-U|--user|--proxy-user)(?:\s+|=)?[\"']?[^\s:\"'\[]*:(?P<v>[^\s\"'\[][^\s\"']*)",
+        r"(?<![A-Za-z0-9_-])(?:-u|-U|--user|--proxy-user)(?:\s+|=)?[\x22']?[^\s:\x22'\[]*:(?P<v>[^\s\x22'\[][^\s\x22']*)",
         hints=("-u",),
     ),
     _value(
         "secret_param",
-        rf"(?i)(?<![A-Za-z0-9_.-]){_SECRET_PARAM_NAMES}=(?P<v>[^\s&#\"'\[\]<>,;)]+)",
+        rf"(?i)(?<![A-Za-z0-9_.-]){_SECRET_PARAM_NAMES}=(?P<v>[^\s&#\x22'\[\]<>,;)]+)",
         hints=("=",),
         # The last letter of every name, the "=" and the value's first character.  Under (?i) the letters i, k and
         # s also match non-ASCII ones (ı, İ, K, ſ); s ends a name ("credentials"), so ſ is in the class too.
-        trigger=r"[dDeEgGhHlLnNrRsStTyYſ]=[^\s&#\"'\[\]<>,;)]",
+        trigger=r"[dDeEgGhHlLnNrRsStTyYſ]=[^\s&#\x22'\[\]<>,;)]",
     ),
     _value(
         "oauth_param",
-        rf"(?i)[?&#]{_QUERY_ONLY_PARAM_NAMES}=(?P<v>[^\s&#\"'\[\]<>,;)]+)",
+        rf"(?i)[?&#]{_QUERY_ONLY_PARAM_NAMES}=(?P<v>[^\s&#\x22'\[\]<>,;)]+)",
         hints=("code=", "auth=", "otp=", "ticket=", "assertion=", "response="),
     ),
     _value(
@@ -253,9 +255,9 @@ RULES: tuple[Rule, ...] = (
         # The name may have any prefix (``db_password``); it is left out of the pattern, which then starts at the
         # secret word itself instead of trying every prefix length at every word.
         r"(?i)(?=[pstac])(?:p(?:ass(?:word|wd)|wd|rivate_key)|secret|token|api_?key|credential)"
-        r"[A-Za-z0-9_]{0,40}[\"']?\s*[:=]\s*(?P<q>[\"'])(?P<v>[^\"'\[\n][^\"'\n]*)(?P=q)",
+        r"[A-Za-z0-9_]{0,40}[\x22']?\s*[:=]\s*(?P<q>[\x22'])(?P<v>[^\x22'\[\n][^\x22'\n]*)(?P=q)",
         hints=("pass", "pwd", "secret", "token", "api_key", "apikey", "private_key", "credential"),
-        trigger=r"[:=]\s*[\"']",
+        trigger=r"[:=]\s*[\x22']",
     ),
     # The unquoted form: ``DB_PASSWORD=hunter2``, ``aws_secret_access_key: ...``, ``password: hunter2`` in a log
     # line, ``X-Hub-Signature-256: sha256=...``.  The value runs to the next space, quote or ``;`` (``,`` is part
@@ -263,9 +265,9 @@ RULES: tuple[Rule, ...] = (
     # skipped, so the credential itself goes.
     _value(
         "secret_setting",
-        rf"(?i){_SETTING_NAMES}[A-Za-z0-9_.-]{{0,40}}[\"']?"
+        rf"(?i){_SETTING_NAMES}[A-Za-z0-9_.-]{{0,40}}[\x22']?"
         r"[ \t]*[:=][ \t]*(?:(?:bearer|basic|token|digest)[ \t]+)?"
-        r"(?P<v>(?!(?:bearer|basic|token|digest)[ \t])[^\s\"'\[,;][^\s\"';]*)",
+        r"(?P<v>(?!(?:bearer|basic|token|digest)[ \t])[^\s\x22'\[,;][^\s\x22';]*)",
         hints=_SETTING_HINTS,
         trigger=r"[:=]",
     ),
@@ -280,8 +282,8 @@ RULES: tuple[Rule, ...] = (
     # whatever they look like.  Lists of separate strings are paired in ``event.py``.
     _value(
         "aws_secret_key",
-        rf"\b(?:{_AWS_SECRET_OWNERS})[A-Z0-9]{{16}}\b[\s\"',:;=|/(){{}}]{{1,8}}"
-        r"(?:[A-Za-z_]{1,40}[\s\"',:;=|(){}]{1,6})?(?P<v>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])",
+        rf"\b(?:{_AWS_SECRET_OWNERS})[A-Z0-9]{{16}}\b[\s\x22',:;=|/(){{}}]{{1,8}}"
+        r"(?:[A-Za-z_]{1,40}[\s\x22',:;=|(){}]{1,6})?(?P<v>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])",
         hints=("akia", "asia"),
         trigger=_AWS_SECRET_OWNERS,
     ),
