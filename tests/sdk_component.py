@@ -407,6 +407,33 @@ def leaks(data: dict[str, Any]) -> None:
         raise SystemError(f"worker crashed with AWS key {s['aws_access_key']} for {data['order']}")
 
 
+# -- the shared redaction vectors ---------------------------------------------------------------------------------
+
+
+@scenario
+def vectors(data: dict[str, Any]) -> dict[str, Any]:
+    """Each vector in the places a component puts data: ``extra``, a tag, a breadcrumb, a logging argument; key
+    vectors as an ``extra`` entry; whole-event vectors merged into a captured message.  One event each."""
+    init(data)
+    ids: dict[str, str] = {}
+    for i, text in enumerate(data["strings"]):
+        with sentry_sdk.isolation_scope() as scope:
+            scope.set_extra("v", text)
+            scope.set_tag("v", text[:200])
+            sentry_sdk.add_breadcrumb(category="log", message=text)
+            ids[f"s{i}"] = stackwatch.sdk.capture_message(f"vector s{i}") or ""
+            log.error("vector s%d: %s", i, text)
+    for i, (key, value) in enumerate(data["keys"]):
+        with sentry_sdk.isolation_scope() as scope:
+            scope.set_extra(key, value)
+            ids[f"k{i}"] = stackwatch.sdk.capture_message(f"vector k{i}") or ""
+    for i, fields in enumerate(data["events"]):
+        with sentry_sdk.isolation_scope() as scope:
+            scope.add_event_processor(lambda event, hint, fields=fields: {**event, **fields})
+            ids[f"e{i}"] = stackwatch.sdk.capture_message(f"vector e{i}") or ""
+    return done(ids=ids)
+
+
 def main() -> None:
     name = sys.argv[1]
     with open(os.environ["SDK_TEST_INPUT"]) as handle:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 from sqlalchemy import func, select, update
 
+from stackwatch.server.digest.normalize import MAX_TAG_VALUE
 from stackwatch.server.storage import db
-from stackwatch.server.storage.schema import inbox, projects
+from stackwatch.server.storage.schema import inbox, issue_tags, issues, projects
 from tests import support
 from tests.captures import NODE_DIR, PYTHON_DIR, load, replay_all
 from tests.conftest import Stack
+from tests.scrub_vectors import GAP_EVENTS, GAP_KEYS, GAP_STRINGS, forbidden
 
 # Planted by the fixture generators (tests/fixtures/sdk-envelopes/*/GENERATOR.*): in frame variables, in an
 # Authorization header held in a local dict, in a URL query string inside the exception value, in source lines.
@@ -150,3 +153,104 @@ def test_the_inbox_keeps_no_digested_secret(replayed: Stack) -> None:
     files = [Path(str(path) + suffix) for suffix in ("", "-wal")]
     blob = b"".join(f.read_bytes() for f in files if f.exists())
     assert_clean(blob, "the inbox file")
+
+
+# -- the shared vectors for the audit's gaps, through a real digest -----------------------------------------------
+
+
+def _gap_events() -> list[tuple[dict[str, Any], str, dict[str, Any]]]:
+    """``(event to send, what it checks, the vector)``: one event per vector, each its own issue."""
+    out = []
+    for i, case in enumerate(GAP_STRINGS):
+        text = case["input"]
+        event = support.exception_event(kind=f"GapError{i}", value=text)
+        event["extra"] = {"v": text}
+        event["tags"] = {"v": text}
+        event["breadcrumbs"] = {"values": [{"message": text, "category": "log"}]}
+        event["logentry"] = {"message": "vector %s", "params": [text]}
+        out.append((event, "string", case))
+    for i, case in enumerate(GAP_KEYS):
+        event = support.exception_event(kind=f"GapKeyError{i}")
+        event["extra"] = {case["input"]["key"]: case["input"]["value"]}
+        out.append((event, "key", case))
+    for i, case in enumerate(GAP_EVENTS):
+        event = {**support.exception_event(kind=f"GapEventError{i}"), **case["input"]["event"]}
+        out.append((event, "event", case))
+    return out
+
+
+def _check_served(data: dict[str, Any], what: str, case: dict[str, Any]) -> None:
+    expected = case["expected"]
+    if what == "string":
+        assert data["extra"]["v"] == expected
+        assert data["exception"]["values"][0]["value"] == expected
+        assert data["breadcrumbs"]["values"][0]["message"] == expected
+        assert data["logentry"]["params"] == [expected]
+        if len(case["input"]) <= MAX_TAG_VALUE:
+            assert data["tags"]["v"] == expected
+    elif what == "key":
+        assert data["extra"][case["input"]["key"]] == expected
+    else:
+        for field, value in expected.items():
+            if field == "_meta":
+                for path, node in value.items():
+                    assert data["_meta"][path] == node, path
+            elif field != "message":  # the digest moves ``message`` into ``logentry``
+                assert data[field] == value, field
+
+
+def test_the_gap_vectors_are_scrubbed_by_the_digest(stack: Stack) -> None:
+    """Every vector for the audit's gaps, as a real event: the REST API serves exactly the expected values (in
+    ``extra``, the exception value and so the title, a breadcrumb, a tag, logging arguments), and no secret of
+    them is stored anywhere in the database or served by any endpoint."""
+    sent = _gap_events()
+    assert len(sent) > 100
+    for event, _what, _case in sent:
+        support.send_ok(stack, event)
+    stack.digest()
+    failures = []
+    for event, what, case in sent:
+        data = stack.api(f"/events/{event['event_id']}").json()["data"]
+        try:
+            _check_served(data, what, case)
+        except (AssertionError, KeyError) as error:
+            failures.append(f"{case['name']}: {error!r}")
+    assert failures == []
+    secrets = forbidden(GAP_STRINGS + GAP_KEYS + GAP_EVENTS)
+    assert len(secrets) > 30
+    for where, blob in (("the database", stored_bytes(stack)), ("the REST API", api_bytes(stack))):
+        assert [s for s in secrets if s.encode() in blob] == [], where
+    with stack.services.engine.connect() as connection:
+        titles = " ".join(connection.execute(select(issues.c.title)).scalars())
+    assert "GapError0" in titles
+    assert [s for s in secrets if s in titles] == []
+
+
+def test_tag_keys_that_are_secrets_never_reach_issue_tags(stack: Stack) -> None:
+    secret_key, token_key = "sk_live_51HxYzSECRETTOKEN", "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+    event = support.exception_event(tags={secret_key: "1", token_key: "2", "region": "eu"})
+    support.send_ok(stack, event)
+    stack.digest()
+    with stack.services.engine.connect() as connection:
+        keys = set(connection.execute(select(issue_tags.c.key)).scalars())
+    assert "region" in keys
+    assert keys & {"[Filtered:stripe_key]", "[Filtered:github_token]"} == {
+        "[Filtered:stripe_key]",
+        "[Filtered:github_token]",
+    }
+    blob = stored_bytes(stack) + api_bytes(stack)
+    assert secret_key.encode() not in blob and token_key.encode() not in blob
+
+
+def test_a_clients_meta_is_not_stored_as_sent(stack: Stack) -> None:
+    event = support.exception_event()
+    event["_meta"] = {
+        "exception": {"values": {"0": {"value": {"": {"val": "hunter2-original", "rem": [["!config", "x"]]}}}}},
+        "extra": {"sk_live_51HxYzSECRETTOKEN": {"": {"rem": [["x", "x"]]}}},
+    }
+    support.send_ok(stack, event)
+    stack.digest()
+    data = stack.api(f"/events/{event['event_id']}").json()["data"]
+    assert data["_meta"] == {"exception": {"values": {"0": {"value": {"": {"rem": [["!config", "x"]]}}}}}}
+    blob = stored_bytes(stack)
+    assert b"hunter2-original" not in blob and b"sk_live_51HxYzSECRETTOKEN" not in blob

@@ -5,6 +5,9 @@ from __future__ import annotations
 import copy
 import gzip
 import json
+import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,7 @@ from hypothesis import strategies as st
 
 import stackwatch.scrub as scrub
 from stackwatch.scrub import FILTERED, ScrubOptions, scrub_event, scrub_text
+from stackwatch.scrub.rules import OPTIONAL_RULES
 from tests.captures import PYTHON_DIR
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "scrub.json").read_text(encoding="utf-8"))
@@ -34,6 +38,11 @@ def test_vector(case: dict[str, Any]) -> None:
         for remark in remarks:
             assert result[remark.start : remark.end].startswith("[Filtered")
         assert scrub_text(result, options) == (result, [])
+    elif "event" in case["input"]:
+        result = scrub_event(case["input"]["event"], options)
+        assert result == case["expected"]
+        assert scrub_event(result, options) == result
+        assert [s for s in case["secrets"] if s in json.dumps(result, ensure_ascii=False)] == []
     else:
         event = {"extra": {case["input"]["key"]: case["input"]["value"]}}
         assert scrub_event(event, options)["extra"][case["input"]["key"]] == case["expected"]
@@ -114,18 +123,31 @@ def test_meta_paths_for_value_and_key_rules() -> None:
     }
     assert result["request"]["headers"] == [["Cookie", FILTERED], ["Accept", "*/*"]]
     assert result["_meta"]["request"]["headers"]["0"]["1"] == {"": {"rem": [["cookie", "x"]], "len": 5}}
-    assert result["tags"] == [["password", FILTERED], ["run_id", "token=abc123"]]
-    assert result["_meta"]["tags"] == {"0": {"1": {"": {"rem": [["password", "x"]], "len": 2}}}}
+    # An allow-listed key is exempt from key rules, not from value rules.
+    assert result["tags"] == [["password", FILTERED], ["run_id", f"token={label}"]]
+    assert result["_meta"]["tags"] == {
+        "0": {"1": {"": {"rem": [["password", "x"]], "len": 2}}},
+        "1": {"1": {"": {"rem": [["secret_param", "s", 6, 6 + len(label)]], "len": 12}}},
+    }
     assert "message" not in result["_meta"]
 
 
-def test_allow_listed_keys_stay() -> None:
-    keys = ["workflow_id", "run_id", "step_id", "tenant", "component", "event_id", "trace_id", "span_id"]
-    event = {"tags": {k: "token=abc123secret" for k in keys}, "contexts": {"auth": {k: "v" for k in keys}}}
+ALLOW_LISTED = ["workflow_id", "run_id", "step_id", "tenant", "component", "event_id", "trace_id", "span_id"]
+
+
+@pytest.mark.parametrize("key", ALLOW_LISTED)
+def test_allow_listed_keys_are_exempt_from_key_rules_only(key: str) -> None:
+    event = {
+        "tags": {key: "token=abc123secret"},
+        "contexts": {"auth": {key: "v-1"}, "trace": {key: "Bearer abcdef123456"}},
+        "extra": {key: "AKIAIOSFODNN7EXAMPLE wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"},
+    }
     result = scrub_event(event)
-    assert result["tags"] == event["tags"]
-    assert result["contexts"]["auth"] == event["contexts"]["auth"]
-    assert "_meta" not in result
+    assert result["contexts"]["auth"] == {key: "v-1"}  # under "auth", yet not filtered: the key is allow-listed
+    assert result["tags"] == {key: "token=[Filtered:secret_param]"}
+    assert result["contexts"]["trace"] == {key: "Bearer [Filtered:bearer]"}
+    assert "AKIA" not in result["extra"][key] and "wJalr" not in result["extra"][key]
+    assert set(result["_meta"]) == {"tags", "contexts", "extra"}
 
 
 def test_no_meta_when_nothing_changed() -> None:
@@ -187,3 +209,30 @@ def test_an_empty_key_beside_existing_meta_is_merged() -> None:
     out = scrub_event(event)
     assert out["extra"]["foo"][""] == "Bearer [Filtered:bearer]"
     assert out["_meta"]["extra"]["foo"][""]["len"] == 50
+
+
+def _javascript_form(pattern: str) -> tuple[str, str]:
+    """A pattern of the table as the JavaScript layer is to load it: the mechanical rewrites docs/redaction.md
+    names (named groups, the one backreference, ``\\Z``, leading flags)."""
+    flags = "u"
+    if match := re.match(r"\(\?([is]+)\)", pattern):
+        flags += match.group(1)
+        pattern = pattern[match.end() :]
+    return pattern.replace("(?P<", "(?<").replace("(?P=q)", r"\k<q>").replace(r"\Z", "$"), flags
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_value_patterns_compile_in_javascript() -> None:
+    """The JavaScript SDK is to load the same table: every value pattern (and trigger) must be a valid RegExp with
+    the ``u`` flag, which rejects unneeded escapes such as ``\\"`` or ``\\-`` outside a class."""
+    rules = [r for r in scrub.RULES if r.kind == "value"]
+    rules += [r for group in OPTIONAL_RULES.values() for r in group]
+    forms = [[r.name, *_javascript_form(r.pattern)] for r in rules]
+    forms += [[f"{r.name} trigger", r.trigger, "u"] for r in rules if r.trigger is not None]
+    script = (
+        "const bad = []; for (const [name, p, f] of JSON.parse(process.argv[1])) {"
+        " try { new RegExp(p, f); } catch (e) { bad.push(name + ': ' + e.message); } }"
+        " console.log(JSON.stringify(bad));"
+    )
+    result = subprocess.run(["node", "-e", script, json.dumps(forms)], capture_output=True, text=True, check=True)
+    assert json.loads(result.stdout) == []

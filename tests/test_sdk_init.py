@@ -371,6 +371,13 @@ def test_logs_and_metrics_are_scrubbed() -> None:
         ("100%% done for %s", {}),
         ("order %s failed after %d attempts", {}),
         ("session %(id)s", {0: "session"}),
+        ("login with credentials %s %s", {0: "credential", 1: "credential"}),
+        ("creds %s:%s rejected for %s", {0: "creds", 1: "creds"}),
+        ("token %s/%s", {0: "token", 1: "token"}),
+        ("pаssword=%s", {0: "password"}),  # a Cyrillic "а"
+        ("ＴＯＫＥＮ %s", {0: "token"}),
+        ("user %s %s", {}),
+        ("token %s for order %s", {0: "token"}),
     ],
 )
 def test_secret_logging_arguments(template: str, expected: dict[int, str]) -> None:

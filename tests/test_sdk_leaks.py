@@ -25,6 +25,7 @@ import pytest
 
 from stackwatch.scrub.validators import luhn_ok
 from tests.conftest import ServerFactory, ServerProcess
+from tests.scrub_vectors import GAP_EVENTS, GAP_KEYS, GAP_STRINGS, forbidden
 from tests.sdk_support import Recorder, by_message, recording, run_component
 
 pytestmark = pytest.mark.slow
@@ -214,3 +215,51 @@ def _check_meta(events: list[dict[str, Any]], ids: dict[str, str], order: str) -
     call = by_message(events, "call failed: https://api.partner.test/v1/orders/")
     assert "token=[Filtered:secret_param]" in call["logentry"]["formatted"]
     assert "[Filtered:github_token]" in call["logentry"]["params"][2]
+
+
+def _subset(sent: Any, expected: Any) -> bool:
+    """``expected`` is in ``sent``: dicts key by key (the SDK adds ``component``, ``sys.argv``, ...), else equal."""
+    if isinstance(expected, dict) and isinstance(sent, dict):
+        return all(key in sent and _subset(sent[key], value) for key, value in expected.items())
+    return bool(sent == expected)
+
+
+def test_the_gap_vectors_never_leave_the_component(tmp_path: Path) -> None:
+    """The vectors for the audit's gaps, planted by a real component in ``extra``, tags, breadcrumbs, logging
+    arguments, dict keys and whole events: what it sends holds exactly the expected values and none of their
+    secrets, on the wire and in the spool."""
+    data = {
+        "strings": [case["input"] for case in GAP_STRINGS],
+        "keys": [[case["input"]["key"], case["input"]["value"]] for case in GAP_KEYS],
+        "events": [case["input"]["event"] for case in GAP_EVENTS],
+    }
+    with recording() as recorder:
+        child = run_component("vectors", tmp_path / "spool", dsn=recorder.dsn(), data=data)
+        ids = child.result["ids"]
+        events = recorder.wait_events(2 * len(GAP_STRINGS) + len(GAP_KEYS) + len(GAP_EVENTS), timeout=60)
+        wire = _check_the_wire(recorder, forbidden(GAP_STRINGS + GAP_KEYS + GAP_EVENTS), tmp_path / "spool")
+    by_id = {event["event_id"]: event for event in events}
+    failures = []
+    for i, case in enumerate(GAP_STRINGS):
+        event, expected = by_id[ids[f"s{i}"]], case["expected"]
+        logged = by_message(events, f"vector s{i}: ")
+        checks = {
+            "extra": event["extra"]["v"] == expected,
+            "breadcrumb": event["breadcrumbs"]["values"][-1]["message"] == expected,
+            "tag": len(case["input"]) > 200 or event["tags"]["v"] == expected,
+            "logging argument": logged["logentry"]["params"][1] == expected,
+        }
+        failures += [f"{case['name']}: {where}" for where, ok in checks.items() if not ok]
+    for i, case in enumerate(GAP_KEYS):
+        if by_id[ids[f"k{i}"]]["extra"].get(case["input"]["key"]) != case["expected"]:
+            failures.append(f"{case['name']}: {by_id[ids[f'k{i}']]['extra']}")
+    for i, case in enumerate(GAP_EVENTS):
+        if "_meta" in case["input"]["event"]:
+            continue  # sentry-sdk writes an event's ``_meta`` itself: a client's own is the server's concern
+        # The SDK drops request headers, cookies and bodies before scrubbing (``keep_request_details``).
+        expected = {k: v for k, v in case["expected"].items() if k not in ("message", "request")}
+        expected["_meta"] = {k: v for k, v in expected.get("_meta", {}).items() if k != "request"}
+        if not _subset(by_id[ids[f"e{i}"]], expected):
+            failures.append(f"{case['name']}: {json.dumps({k: by_id[ids[f'e{i}']].get(k) for k in expected})}")
+    assert failures == [], "\n".join(failures)
+    assert b"vector s0" in wire

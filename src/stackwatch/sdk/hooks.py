@@ -51,8 +51,10 @@ _REQUEST_DETAILS = ("data", "cookies", "headers")
 # One %-style placeholder (``%s``, ``%r``, ``%05.2f``, ``%(name)s``) or an escaped ``%%``.
 _PLACEHOLDER = re.compile(r"%(?:%|(?:\([^)]*\))?[#0 +-]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[hlL]?[diouxXeEfFgGcrsa])")
 # The word right before a placeholder, allowing ``word=``, ``word: ``, ``"word": "`` and ``word `` spellings.
-_WORD_BEFORE = re.compile(r"([A-Za-z][A-Za-z0-9_.-]*)[\"']?\s*[:=]?\s*[\"']?$")
+# Letters of any script: key rules fold look-alikes (a Cyrillic "а" in "pаssword") before they match.
+_WORD_BEFORE = re.compile(r"([^\W\d_][\w.-]*)[\"']?\s*[:=]?\s*[\"']?$")
 _WORD_WINDOW = 64  # how far back from a placeholder to look for that word
+_SEPARATORS_ONLY = re.compile(r"[\s/:,;|=\"'()\[\]-]*")
 _ASYNCIO_LOGGER = "asyncio"
 _CRUMB_META = "_stackwatch_meta"
 _PROTOCOL_FIELDS = ("event_id", "type", "timestamp", "start_timestamp", "platform", "level")
@@ -337,18 +339,24 @@ def _meta_node(event: Event, path: tuple[str, ...]) -> dict[str, Any]:
 def secret_params(template: str) -> dict[int, str]:
     """Positions of the ``%`` arguments of ``template`` that follow a secret-looking word, with the key rule name.
 
-    ``"token %s for %s"`` → ``{0: "token"}``; ``"password=%r"`` → ``{0: "password"}``.
+    ``"token %s for %s"`` → ``{0: "token"}``; ``"password=%r"`` → ``{0: "password"}``.  An argument that follows
+    a filtered one with only separators between is filtered too: ``"credentials %s %s"`` and ``"creds %s:%s"``
+    are a key id and its secret, ``"token %s/%s"`` two halves of one.
     """
     found: dict[int, str] = {}
     index = 0
+    previous_end = -1
     for match in _PLACEHOLDER.finditer(template):
         if match.group() == "%%":
             continue
         word = _WORD_BEFORE.search(template, max(0, match.start() - _WORD_WINDOW), match.start())
         rule = key_rule(word.group(1)) if word is not None else None
+        if rule is None and index - 1 in found and _SEPARATORS_ONLY.fullmatch(template, previous_end, match.start()):
+            rule = found[index - 1]
         if rule is not None:
             found[index] = rule
         index += 1
+        previous_end = match.end()
     return found
 
 
