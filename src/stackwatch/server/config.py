@@ -8,6 +8,7 @@ and the default. A bad value fails at start with a message that names the settin
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import secrets
@@ -58,6 +59,8 @@ class Settings:
     alerts_allow_private_targets: bool = True
     # Dashboard: a URL template into MeshHook's run console ("" = no links to MeshHook).
     meshhook_run_url: str = ""
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (IPs and CIDRs; none by default).
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def is_sqlite(self) -> bool:
@@ -169,6 +172,22 @@ def _meshhook_run_url(text: str) -> str:
     return text
 
 
+def _networks(text: str) -> tuple[str, ...]:
+    """``"127.0.0.1, 10.0.0.0/8, ::1"`` → each entry as a normalized network; empty → none."""
+    found = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        try:
+            network = ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"expected IP addresses or CIDR networks such as 127.0.0.1 or 10.0.0.0/8, got {item!r}"
+            ) from None
+        found.append(str(network.network_address) if network.num_addresses == 1 else str(network))
+    return tuple(found)
+
+
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "data_dir": lambda text: Path(text).expanduser(),
     "database_url": _database_url,
@@ -196,6 +215,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "smtp_verify_tls": _boolean,
     "alerts_allow_private_targets": _boolean,
     "meshhook_run_url": _meshhook_run_url,
+    "trusted_proxies": _networks,
 }
 
 
