@@ -7,6 +7,7 @@ request and answers from a script. The SMTP server is aiosmtpd, a real one, reco
 from __future__ import annotations
 
 import json
+import socket
 import ssl
 import subprocess
 import threading
@@ -46,20 +47,31 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class RecordingServer:
-    """An HTTP server on 127.0.0.1 that records requests and answers from a script (then ``default``)."""
+class _IPv6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
 
-    def __init__(self, port: int = 0) -> None:
+
+class RecordingServer:
+    """An HTTP server on 127.0.0.1 (or ``host="::1"``) that records requests and answers from a script (then
+    ``default``)."""
+
+    def __init__(self, port: int = 0, *, host: str = "127.0.0.1") -> None:
         self.requests: list[Request] = []
         self.script: list[Answer] = []
         self.default = Answer()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        server_class = _IPv6Server if ":" in host else ThreadingHTTPServer
+        self._server = server_class((host, port), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
     @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        host = str(self._server.server_address[0])
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
 
     def answer(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
         self.script.append(Answer(status, body, headers or {}))

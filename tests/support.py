@@ -17,8 +17,8 @@ from stackwatch.server.digest.normalize import EventContext, NormalizedEvent, no
 from stackwatch.server.ingest.decode import decode_body
 from stackwatch.server.ingest.envelope import parse_envelope
 from stackwatch.server.storage.schema import events, issues, metadata
-from tests.conftest import PYTHON_KEY, Stack
 from tests.captures import Captured
+from tests.conftest import PYTHON_KEY, Stack
 
 AUTH = f"Sentry sentry_key={PYTHON_KEY}, sentry_version=7, sentry_client=tests/1.0"
 

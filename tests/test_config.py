@@ -33,6 +33,8 @@ def test_defaults(tmp_path: Path, base: dict[str, Any]) -> None:
     assert settings.rate_limit_per_minute == 0
     assert settings.max_body_bytes == 20 * 1024 * 1024
     assert settings.sqlite_synchronous == "FULL"
+    assert (settings.max_header_bytes, settings.max_header_line_bytes, settings.max_headers) == (65536, 16384, 100)
+    assert (settings.body_timeout, settings.keepalive_timeout) == (60, 5)
     assert settings.runs_ingest and settings.runs_web and settings.runs_worker
 
 
@@ -56,8 +58,11 @@ def test_env_is_read(tmp_path: Path) -> None:
         "STACKWATCH_SQLITE_SYNCHRONOUS": "normal",
         "STACKWATCH_LOG_LEVEL": "DEBUG",
         "STACKWATCH_SECRET_KEY": "s3cret",
+        "STACKWATCH_MAX_HEADER_BYTES": "32KB",
+        "STACKWATCH_BODY_TIMEOUT": "300",
     }
     settings = load_settings({}, env)
+    assert (settings.max_header_bytes, settings.body_timeout) == (32 * 1024, 300)
     assert settings.data_dir == (tmp_path / "envdata").resolve()
     assert settings.port == 9100
     assert settings.role == "worker"
@@ -116,6 +121,12 @@ def test_unreadable_file_names_its_variable(tmp_path: Path, base: dict[str, Any]
         ("STACKWATCH_DIGEST_BATCH_SIZE", "0"),
         ("STACKWATCH_SQLITE_SYNCHRONOUS", "off"),
         ("STACKWATCH_LOG_LEVEL", "verbose"),
+        ("STACKWATCH_MAX_HEADER_BYTES", "512"),
+        ("STACKWATCH_MAX_HEADER_LINE_BYTES", "a lot"),
+        ("STACKWATCH_MAX_HEADERS", "5"),
+        ("STACKWATCH_BODY_TIMEOUT", "0"),
+        ("STACKWATCH_BODY_TIMEOUT", "1.5"),
+        ("STACKWATCH_KEEPALIVE_TIMEOUT", "3601"),
         ("STACKWATCH_TRUSTED_PROXIES", "proxy.internal"),
         ("STACKWATCH_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/33"),
         ("STACKWATCH_TRUSTED_PROXIES", "*"),

@@ -7,8 +7,8 @@ from sqlalchemy import select
 
 from stackwatch.server.storage.schema import attachments, client_report_counts, events, session_counts
 from tests import support
-from tests.conftest import Stack
 from tests.captures import PYTHON_DIR, by_name, replay_all
+from tests.conftest import Stack
 
 PYTHON_EVENT_IDS = {
     "0000": "7def14da5943488b922ba1b8d703ccb7",

@@ -12,8 +12,8 @@ from sqlalchemy import func, select, update
 from stackwatch.server.storage import db
 from stackwatch.server.storage.schema import inbox, projects
 from tests import support
-from tests.conftest import Stack
 from tests.captures import NODE_DIR, PYTHON_DIR, load, replay_all
+from tests.conftest import Stack
 
 # Planted by the fixture generators (tests/fixtures/sdk-envelopes/*/GENERATOR.*): in frame variables, in an
 # Authorization header held in a local dict, in a URL query string inside the exception value, in source lines.

@@ -8,16 +8,21 @@ import sys
 import threading
 import time
 import urllib.request
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from sqlalchemy import Connection, select
 
 from stackwatch import __version__
+from stackwatch.cli import common
 from stackwatch.cli.common import main, open_engine, safe_url, settings_from, store_options, transaction
 from stackwatch.server.config import ROLES, Settings
-from stackwatch.server.storage import accounts
+from stackwatch.server.storage import accounts, db
+from stackwatch.server.storage.filemodes import secure_data_dir
 from stackwatch.server.storage.schema import events
+
+if TYPE_CHECKING:
+    from stackwatch.server.services import Services
 
 ADMIN_PASSWORD_FILE = "admin-password"
 
@@ -27,23 +32,24 @@ ADMIN_PASSWORD_FILE = "admin-password"
 @click.option("--port", type=int, help="Port to listen on [STACKWATCH_PORT, 8000]")
 @click.option("--role", type=click.Choice(ROLES), help="Parts to run in this process [STACKWATCH_ROLE, all]")
 @click.option("--demo", is_flag=True, help="Once up, send the demo workload if the default project has no events")
+@common.init_option
 @store_options
-def serve(demo: bool, **flags: Any) -> None:
+def serve(demo: bool, init: bool, **flags: Any) -> None:
     """Run the server: ingest, REST API and (in a child process) the digest worker."""
     import uvicorn
 
+    from stackwatch.server import logs
     from stackwatch.server.app import create_app
-    from stackwatch.server.services import open_services
-    from stackwatch.server.serving import Server
+    from stackwatch.server.serving import Server, http_limits
 
-    settings = settings_from(server=True, **flags)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    with transaction(settings) as connection:  # creates and migrates the database on first start
+    settings = settings_from(server=True, init=init, **flags)
+    logs.configure(settings.log_level)  # uvicorn's handlers get the redacting filter in Server
+    secure_data_dir(settings.data_dir)  # 0700, its files 0600, and umask 077 for what the server makes there
+    with transaction(settings, init=init) as connection:  # creates and migrates the database on first start
         first = accounts.ensure_defaults(connection)
         dsn = _default_dsn(connection, settings)
         empty = connection.execute(select(events.c.id).where(events.c.project_id == 1).limit(1)).first() is None
-    services = open_services(settings, migrate=False)
+    services = _open_services(settings)
     _print_banner(settings, first, dsn)
     if demo and dsn and empty and settings.role == "all":
         click.echo("  Demo:       sending a simulated MeshHook workload to the default project (stackwatch demo)")
@@ -57,6 +63,7 @@ def serve(demo: bool, **flags: Any) -> None:
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=10,
+        **http_limits(settings),
         # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise: a client on the same machine (or
         # behind a proxy that passes the header through) could then pick its own address. Only the configured
         # proxies are believed; with none, the headers are not read at all.
@@ -64,6 +71,15 @@ def serve(demo: bool, **flags: Any) -> None:
         forwarded_allow_ips=list(settings.trusted_proxies),
     )
     Server(config, on_exit=app.state.live.close if settings.runs_web else None).run()
+
+
+def _open_services(settings: Settings) -> Services:
+    """The server's parts; on SQLite this opens the inbox file, whose errors end the start with one line."""
+    from stackwatch.server.services import open_services
+
+    inbox = db.inbox_path(settings.database_url)
+    with common.database_errors(f"inbox {inbox}" if inbox else f"database {safe_url(settings.database_url)}"):
+        return open_services(settings, migrate=False)
 
 
 def _demo_when_up(settings: Settings, dsn: str) -> None:
@@ -95,18 +111,23 @@ def _default_dsn(connection: Connection, settings: Settings) -> str | None:
         return None
 
 
-def _print_banner(settings: Settings, first: accounts.FirstStart, dsn: str | None) -> None:
+def _login_line(settings: Settings, first: accounts.FirstStart) -> str:
+    """The password on the start that made it, and only then: later starts (whose output ends up in logs, in a
+    terminal's scroll-back, in a service manager's journal) say where it is kept."""
     password_file = settings.data_dir / ADMIN_PASSWORD_FILE
     if first.admin_password is not None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(f"{first.admin_email} {first.admin_password}\n")
+        return f"{first.admin_email} / {first.admin_password}   (kept in {password_file} until you change it)"
     if password_file.exists():
-        email, _, password = password_file.read_text(encoding="utf-8").strip().partition(" ")
-        login = f"{email} / {password}   (kept in {password_file} until you change it)"
-    else:
-        login = "your administrator account (add one with: stackwatch user create EMAIL --admin)"
+        return f"the first administrator's password is in {password_file} (delete the file once it is changed)"
+    return "your administrator account (add one with: stackwatch user create EMAIL --admin)"
+
+
+def _print_banner(settings: Settings, first: accounts.FirstStart, dsn: str | None) -> None:
+    login = _login_line(settings, first)
     lines = [
         f"Stackwatch {__version__}, role {settings.role}, database {safe_url(settings.database_url)}",
         f"  Dashboard:  {settings.base_url}/",
@@ -120,11 +141,12 @@ def _print_banner(settings: Settings, first: accounts.FirstStart, dsn: str | Non
 
 
 @main.command()
+@common.init_option
 @store_options
-def migrate(**flags: Any) -> None:
+def migrate(init: bool, **flags: Any) -> None:
     """Create the database or bring it to the newest schema."""
-    settings = settings_from(**flags)
-    with transaction(settings):
+    settings = settings_from(init=init, **flags)
+    with transaction(settings, init=init):
         pass
     click.echo(f"database {safe_url(settings.database_url)} is up to date")
 

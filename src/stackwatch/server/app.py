@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
@@ -21,11 +21,10 @@ from stackwatch.server.digest.worker import DigestWorker
 from stackwatch.server.ingest.auth import KeyCache
 from stackwatch.server.ingest.routes import Ingest
 from stackwatch.server.metrics import METRICS, alert_gauges, database_counters
+from stackwatch.server.readiness import database_unavailable, readiness
 from stackwatch.server.services import Services, open_services
 
 __all__ = ["create_app"]
-
-log = logging.getLogger("stackwatch")
 
 
 def create_app(settings: Settings, services: Services | None = None, *, run_worker: bool | None = None) -> FastAPI:
@@ -66,6 +65,9 @@ def create_app(settings: Settings, services: Services | None = None, *, run_work
         redoc_url=None,
     )
     app.state.services = services
+    # An unreachable, locked, read-only or full database is a 503 with the reason, not a 500 (see readiness.py).
+    app.add_exception_handler(OperationalError, database_unavailable)
+    app.add_exception_handler(PoolTimeoutError, database_unavailable)
     if settings.runs_ingest:
         for route in Ingest(settings, KeyCache(services.engine), services.inbox).routes():
             app.router.routes.append(route)
@@ -83,13 +85,9 @@ def _health_routes(app: FastAPI, services: Services) -> None:
 
     @app.get("/readyz", include_in_schema=False)
     def readyz() -> Response:
-        try:
-            with services.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
-            backlog = services.inbox.backlog()
-        except Exception as exc:
-            log.warning("readiness check failed: %s", exc)
-            return JSONResponse({"status": "unavailable", "error": type(exc).__name__}, status_code=503)
+        reasons, backlog = readiness(services)
+        if reasons:
+            return JSONResponse({"status": "unavailable", "reasons": reasons, "inbox_backlog": backlog}, 503)
         return JSONResponse({"status": "ok", "database": "ok", "inbox_backlog": backlog})
 
     @app.get("/metrics", include_in_schema=False)

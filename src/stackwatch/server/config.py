@@ -59,6 +59,15 @@ class Settings:
     alerts_allow_private_targets: bool = True
     # Dashboard: a URL template into MeshHook's run console ("" = no links to MeshHook).
     meshhook_run_url: str = ""
+    # Raw data at rest: days an envelope the digest could not store stays in the quarantine (sealed).
+    quarantine_days: int = 14
+    # HTTP: what a request's head may hold, how long a request may take to arrive, how long an idle connection
+    # stays open (enforced in server/protocol.py, where the bytes arrive).
+    max_header_bytes: int = 64 * 1024
+    max_header_line_bytes: int = 16 * 1024
+    max_headers: int = 100
+    body_timeout: int = 60
+    keepalive_timeout: int = 5
     # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (IPs and CIDRs; none by default).
     trusted_proxies: tuple[str, ...] = ()
 
@@ -119,6 +128,13 @@ def _positive_size(text: str) -> int:
     value = parse_size(text)
     if value <= 0:
         raise ValueError("must be greater than zero")
+    return value
+
+
+def _size_at_least(low: int, text: str) -> int:
+    value = parse_size(text)
+    if value < low:
+        raise ValueError(f"must be at least {low} bytes, got {value}")
     return value
 
 
@@ -215,6 +231,12 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "smtp_verify_tls": _boolean,
     "alerts_allow_private_targets": _boolean,
     "meshhook_run_url": _meshhook_run_url,
+    "quarantine_days": _int_in(1, 3650),
+    "max_header_bytes": lambda text: _size_at_least(1024, text),
+    "max_header_line_bytes": lambda text: _size_at_least(1024, text),
+    "max_headers": _int_in(10, 10_000),
+    "body_timeout": _int_in(1, 86_400),
+    "keepalive_timeout": _int_in(1, 3_600),
     "trusted_proxies": _networks,
 }
 
@@ -283,7 +305,7 @@ def _default_secret_key(settings: Settings) -> str:
         )
     path = settings.data_dir / "secret_key"
     try:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not path.exists():
             # Written whole under another name and linked into place: a second process starting at the same
             # moment either links first or reads a complete key, never an empty file.

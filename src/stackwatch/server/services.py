@@ -14,6 +14,7 @@ from stackwatch.server.config import Settings
 from stackwatch.server.digest.worker import Digester
 from stackwatch.server.storage import db
 from stackwatch.server.storage.inbox import Inbox, open_inbox
+from stackwatch.server.storage.sealing import Sealer
 
 __all__ = ["Services", "open_services"]
 
@@ -35,7 +36,8 @@ def open_services(settings: Settings, *, migrate: bool = True) -> Services:
     engine = db.connect(settings.database_url, synchronous=settings.sqlite_synchronous)
     if migrate:
         db.migrate(engine)
-    inbox = open_inbox(engine, settings.database_url, synchronous=settings.sqlite_synchronous)
+    sealer = Sealer(settings.secret_key)
+    inbox = open_inbox(engine, settings.database_url, sealer=sealer, synchronous=settings.sqlite_synchronous)
     digester = Digester(
         engine,
         inbox,
@@ -43,6 +45,7 @@ def open_services(settings: Settings, *, migrate: bool = True) -> Services:
         max_attachment_bytes=settings.max_attachment_bytes,
         identity_key=settings.secret_key.encode(),
         base_url=settings.base_url,
+        quarantine_days=settings.quarantine_days,
     )
     dispatcher = Dispatcher(engine, settings)
     # A batch that wrote notifications wakes the dispatcher of this process at once.

@@ -64,7 +64,8 @@ def send_now(kind: str, config: dict[str, Any], notification: Notification, sett
         return Outcome(False, error.permanent, str(error))
     except Exception as error:  # a bug in a channel must not stop the dispatcher; retried like a transient error
         log.exception("channel %s failed unexpectedly", kind)
-        return Outcome(False, False, f"{type(error).__name__}: {error}")
+        # Only the type: the message of an unexpected error may hold the channel's URL; the log has it, redacted.
+        return Outcome(False, False, f"{kind} channel failed unexpectedly ({type(error).__name__}; see the server log)")
     return Outcome(True)
 
 

@@ -29,6 +29,7 @@ from stackwatch.server.api.models import (
     ChannelTestResult,
     OutboxNotification,
 )
+from stackwatch.server.api.params import ChannelId, RuleId
 from stackwatch.server.api.queries import iso
 from stackwatch.server.config import Settings
 from stackwatch.server.storage.db import now
@@ -144,7 +145,7 @@ def add_alert_routes(
             return _shown(manage.public_channel(_channel_row(connection, project_id, channel_id)))
 
     @router.delete("/projects/{slug}/alert-channels/{channel_id}", status_code=204)
-    def delete_channel(slug: str, channel_id: int) -> Response:
+    def delete_channel(slug: str, channel_id: ChannelId) -> Response:
         with writing() as connection:
             if not manage.delete_channel(connection, _project_id(connection, slug), channel_id):
                 raise HTTPException(404, f"no alert channel {channel_id} in this project")
@@ -156,7 +157,7 @@ def add_alert_routes(
         response_model_exclude_none=True,
         responses={502: {"model": ChannelTestResult, "description": "The channel did not deliver"}},
     )
-    def test_channel(slug: str, channel_id: int, request: Request) -> Any:
+    def test_channel(slug: str, channel_id: ChannelId, request: Request) -> Any:
         with engine.connect() as connection:
             row = _channel_row(connection, _project_id(connection, slug), channel_id)
             config = channel_config(connection, row.config)
@@ -182,7 +183,7 @@ def add_alert_routes(
             return _rule(connection, project_id, rule_id)
 
     @router.patch("/projects/{slug}/alert-rules/{rule_id}", response_model=AlertRule)
-    def update_rule(slug: str, rule_id: int, body: AlertRuleUpdate) -> dict[str, Any]:
+    def update_rule(slug: str, rule_id: RuleId, body: AlertRuleUpdate) -> dict[str, Any]:
         with writing() as connection:
             project_id = _project_id(connection, slug)
             if not manage.update_rule(connection, project_id, rule_id, body.model_dump(exclude_unset=True)):
@@ -190,7 +191,7 @@ def add_alert_routes(
             return _rule(connection, project_id, rule_id)
 
     @router.delete("/projects/{slug}/alert-rules/{rule_id}", status_code=204)
-    def delete_rule(slug: str, rule_id: int) -> Response:
+    def delete_rule(slug: str, rule_id: RuleId) -> Response:
         with writing() as connection:
             if not manage.delete_rule(connection, _project_id(connection, slug), rule_id):
                 raise HTTPException(404, f"no alert rule {rule_id} in this project")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+from stackwatch.server.api.params import MAX_ID
 
 __all__ = [
     "AlertChannel",
@@ -13,6 +15,7 @@ __all__ = [
     "AlertRuleCreate",
     "AlertRuleUpdate",
     "ChannelTestResult",
+    "EventConflict",
     "EventDetail",
     "EventPage",
     "EventSummary",
@@ -125,9 +128,18 @@ class EventDetail(EventSummary):
     data: dict[str, Any]
 
 
+class EventConflict(BaseModel):
+    """``GET /events/{event_id}`` for an id stored in several projects (event ids are unique per project only)."""
+
+    detail: str
+    projects: list[str]
+
+
 # --- alerts ---------------------------------------------------------------------------------------------------
 # Values are checked by stackwatch.server.alerts.manage, which answers with a message a user can act on (422);
-# the models only fix the field names and JSON types, so a misspelt field is refused instead of ignored.
+# the models only fix the field names and JSON types, so a misspelt field is refused instead of ignored — and keep
+# ids within what a row can have, since one beyond 64 bits cannot even be compared with a column on SQLite.
+ChannelRef = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class AlertChannelCreate(BaseModel):
@@ -174,13 +186,13 @@ class AlertRuleUpdate(BaseModel):
     filters: dict[str, Any] | None = None
     cooldown_minutes: int | None = None
     enabled: bool | None = None
-    channels: list[int] | None = None
+    channels: list[ChannelRef] | None = None
 
 
 class AlertRuleCreate(AlertRuleUpdate):
     name: str
     trigger: str
-    channels: list[int]
+    channels: list[ChannelRef]
 
 
 class AlertRule(BaseModel):

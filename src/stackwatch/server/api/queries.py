@@ -17,13 +17,14 @@ from fastapi import HTTPException
 from sqlalchemy import ColumnElement, Connection, and_, exists, func, or_, select, update
 
 from stackwatch.server.storage.db import now
-from stackwatch.server.storage.schema import events, issue_hourly, issue_tags, issues
+from stackwatch.server.storage.schema import events, issue_hourly, issue_tags, issues, projects
 
 __all__ = [
     "SORT_COLUMNS",
     "IssueFilters",
     "event_data",
     "event_page",
+    "event_projects",
     "find_event",
     "iso",
     "issue_by_id",
@@ -57,13 +58,19 @@ def _decode_cursor(cursor: str, size: int) -> list[Any]:
         values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError):
         raise HTTPException(400, "invalid cursor") from None
-    if (
-        not isinstance(values, list)
-        or len(values) != size
-        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-    ):
+    if not isinstance(values, list) or len(values) != size or not all(_cursor_value(v) for v in values):
         raise HTTPException(400, "invalid cursor")
     return values
+
+
+def _cursor_value(value: object) -> bool:
+    """A number a cursor can hold: the sort columns are 64-bit integers and doubles, and an integer beyond 64 bits
+    cannot even be compared with one on SQLite (``OverflowError``). orjson reads those as ``int`` still."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**63
+    return isinstance(value, float)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +207,22 @@ def find_event(connection: Connection, event_id: str, *conditions: ColumnElement
     """The stored event with this id (dashes and case ignored), within ``conditions``; ``None`` when there is none."""
     wanted = event_id.replace("-", "").lower()
     return connection.execute(select(events).where(events.c.event_id == wanted, *conditions).limit(1)).first()
+
+
+def event_projects(connection: Connection, event_id: str, *conditions: ColumnElement[bool]) -> list[tuple[int, str]]:
+    """(id, slug) of each project that stores an event with this id (dashes and case ignored), within ``conditions``.
+
+    An event id is unique within a project only: two projects can each store one (the same SDK event sent with two
+    DSNs, or an id chosen by a client).
+    """
+    wanted = event_id.replace("-", "").lower()
+    query = (
+        select(projects.c.id, projects.c.slug)
+        .join(events, events.c.project_id == projects.c.id)
+        .where(events.c.event_id == wanted, *conditions)
+        .order_by(projects.c.slug)
+    )
+    return [(int(row.id), str(row.slug)) for row in connection.execute(query)]
 
 
 def event_data(row: Any) -> dict[str, Any]:

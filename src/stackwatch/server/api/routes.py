@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
 from stackwatch.server.api import queries
 from stackwatch.server.api.alerts import add_alert_routes
 from stackwatch.server.api.models import (
+    EventConflict,
     EventDetail,
     EventPage,
     Issue,
@@ -19,6 +21,7 @@ from stackwatch.server.api.models import (
     Project,
     ProjectUpdate,
 )
+from stackwatch.server.api.params import IssueId
 from stackwatch.server.config import Settings
 from stackwatch.server.storage import throttle
 from stackwatch.server.storage.accounts import dsn, find_token, touch_token, update_project
@@ -49,6 +52,11 @@ def _no_nul(request: Request) -> None:
     """PostgreSQL refuses NUL characters even in a query's parameters; no valid value contains one."""
     if "\x00" in request.url.path or any("\x00" in value for value in request.query_params.values()):
         raise HTTPException(400, "NUL characters are not allowed in paths or parameters")
+
+
+def _project_id(connection: Connection, slug: str) -> int | None:
+    found = connection.execute(select(projects.c.id).where(projects.c.slug == slug)).scalar()
+    return None if found is None else int(found)
 
 
 def build_router(engine: Engine, settings: Settings) -> APIRouter:
@@ -140,7 +148,7 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=100)] = 25,
     ) -> dict[str, Any]:
         with engine.connect() as connection:
-            project_id = connection.execute(select(projects.c.id).where(projects.c.slug == slug)).scalar()
+            project_id = _project_id(connection, slug)
             if project_id is None:
                 raise HTTPException(404, f"no project {slug!r}")
             filters = queries.IssueFilters(
@@ -155,7 +163,7 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
             return queries.issue_page(connection, project_id, filters, sort, cursor, limit)
 
     @router.get("/issues/{issue_id}", response_model=IssueDetail)
-    def get_issue(issue_id: int, hours: Annotated[int, Query(ge=1, le=24 * 90)] = 24) -> dict[str, Any]:
+    def get_issue(issue_id: IssueId, hours: Annotated[int, Query(ge=1, le=24 * 90)] = 24) -> dict[str, Any]:
         with engine.connect() as connection:
             issue = queries.issue_by_id(connection, issue_id)
             return {
@@ -165,7 +173,7 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
             }
 
     @router.patch("/issues/{issue_id}", response_model=Issue)
-    def patch_issue(issue_id: int, change: IssueUpdate) -> dict[str, Any]:
+    def patch_issue(issue_id: IssueId, change: IssueUpdate) -> dict[str, Any]:
         with engine.connect() as connection:
             connection = connection.execution_options(sqlite_write=True)
             with connection.begin():
@@ -175,19 +183,45 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
 
     @router.get("/issues/{issue_id}/events", response_model=EventPage)
     def issue_events(
-        issue_id: int, cursor: str | None = None, limit: Annotated[int, Query(ge=1, le=100)] = 25
+        issue_id: IssueId, cursor: str | None = None, limit: Annotated[int, Query(ge=1, le=100)] = 25
     ) -> dict[str, Any]:
         with engine.connect() as connection:
             queries.issue_by_id(connection, issue_id)
             return queries.event_page(connection, events.c.issue_id == issue_id, cursor, limit)
 
-    @router.get("/events/{event_id}", response_model=EventDetail)
-    def get_event(event_id: str) -> dict[str, Any]:
-        with engine.connect() as connection:
-            row = queries.find_event(connection, event_id)
+    def event_detail(connection: Connection, event_id: str, project_id: int) -> dict[str, Any]:
+        row = queries.find_event(connection, event_id, events.c.project_id == project_id)
         if row is None:
             raise HTTPException(404, f"no event {event_id}")
         return {**queries.event_summary(row), "project_id": row.project_id, "data": queries.event_data(row)}
+
+    @router.get(
+        "/events/{event_id}",
+        response_model=EventDetail,
+        responses={409: {"model": EventConflict, "description": "The id is stored in several projects"}},
+    )
+    def get_event(event_id: str) -> Any:
+        """The event with this id, when one project stores it; else 409 naming the projects that do."""
+        with engine.connect() as connection:
+            found = queries.event_projects(connection, event_id)
+            if not found:
+                raise HTTPException(404, f"no event {event_id}")
+            if len(found) > 1:
+                slugs = [slug for _, slug in found]
+                detail = (
+                    f"event {event_id} is stored in {len(slugs)} projects ({', '.join(slugs)}): "
+                    "ask /api/v1/projects/{slug}/events/{event_id}"
+                )
+                return JSONResponse({"detail": detail, "projects": slugs}, status_code=409)
+            return event_detail(connection, event_id, found[0][0])
+
+    @router.get("/projects/{slug}/events/{event_id}", response_model=EventDetail)
+    def get_project_event(slug: str, event_id: str) -> dict[str, Any]:
+        with engine.connect() as connection:
+            project_id = _project_id(connection, slug)
+            if project_id is None:
+                raise HTTPException(404, f"no project {slug!r}")
+            return event_detail(connection, event_id, project_id)
 
     @router.get("/runs/{run_id}/events", response_model=EventPage)
     def run_events(

@@ -19,11 +19,25 @@ from stackwatch.server.ingest.envelope import EnvelopeError, parse_envelope
 from stackwatch.server.storage.inbox import InboxRow
 from stackwatch.server.storage.upsert import clean
 
-__all__ = ["AttachmentRecord", "EventRecord", "ParsedBatch", "ProjectPolicy", "hour_of", "parse_rows"]
+__all__ = [
+    "MAX_QUANTITY",
+    "AttachmentRecord",
+    "EventRecord",
+    "ParsedBatch",
+    "ProjectPolicy",
+    "hour_of",
+    "parse_rows",
+]
 
 log = logging.getLogger("stackwatch.digest")
 
 _SESSION_END_STATES = ("exited", "crashed", "abnormal", "errored")
+# The most one count in a ``sessions`` aggregate or a ``client_report`` entry adds: Relay reads these counts as
+# 32-bit unsigned integers, so no SDK sends more. A larger whole number is clamped to it; what is not a positive
+# whole number (negative, fractional, a string, a boolean) is ignored. Either way the batch logs one warning, and
+# the stored sums saturate at the 64-bit counter column's maximum (``digest.store``), so a count can never make a
+# batch fail and be retried into quarantine.
+MAX_QUANTITY = 2**32 - 1
 
 
 def hour_of(timestamp: float) -> int:
@@ -67,6 +81,21 @@ class ParsedBatch:
     client_reports: Counter[tuple[int, int, str, str]] = field(default_factory=Counter)
     invalid_items: int = 0
     oversized_attachments: int = 0
+    clamped_counts: int = 0  # session or client report counts above MAX_QUANTITY, counted as MAX_QUANTITY
+    ignored_counts: int = 0  # session or client report counts that were not positive whole numbers
+
+
+def _quantity(batch: ParsedBatch, value: Any) -> int:
+    """What a count sent by a client adds: a whole number from 1 to :data:`MAX_QUANTITY`, else 0."""
+    if value is None or value == 0:
+        return 0  # absent, or nothing to count
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        batch.ignored_counts += 1
+        return 0
+    if value > MAX_QUANTITY:
+        batch.clamped_counts += 1
+        return MAX_QUANTITY
+    return value
 
 
 def _session_attrs(payload: dict[str, Any]) -> tuple[str, str]:
@@ -92,8 +121,8 @@ def _add_sessions(batch: ParsedBatch, project_id: int, received_at: float, paylo
             continue
         hour = hour_of(parse_timestamp(bucket.get("started"), received_at))
         for status in ("exited", "errored", "abnormal", "crashed"):
-            count = bucket.get(status)
-            if isinstance(count, int) and not isinstance(count, bool) and count > 0:
+            count = _quantity(batch, bucket.get(status))
+            if count:
                 batch.sessions[(project_id, hour, release, environment, status)] += count
                 batch.sessions[(project_id, hour, release, environment, "started")] += count
 
@@ -104,8 +133,8 @@ def _add_client_report(batch: ParsedBatch, project_id: int, received_at: float, 
     for entry in discarded if isinstance(discarded, list) else []:
         if not isinstance(entry, dict):
             continue
-        quantity = entry.get("quantity")
-        if isinstance(quantity, int) and not isinstance(quantity, bool) and quantity > 0:
+        quantity = _quantity(batch, entry.get("quantity"))
+        if quantity:
             reason = clean(entry.get("reason") or "unknown", 64) or "unknown"
             category = clean(entry.get("category") or "unknown", 64) or "unknown"
             batch.client_reports[(project_id, hour, reason, category)] += quantity
@@ -162,6 +191,14 @@ def parse_rows(
             except Exception:  # one bad item must not cost the rest of the batch
                 log.exception("inbox row %d: %s item could not be digested; skipped", row.id, item.type)
                 batch.invalid_items += 1
+    if batch.clamped_counts or batch.ignored_counts:
+        log.warning(
+            "session and client report counts: %d above %d counted as %d, %d not positive whole numbers ignored",
+            batch.clamped_counts,
+            MAX_QUANTITY,
+            MAX_QUANTITY,
+            batch.ignored_counts,
+        )
     return batch
 
 

@@ -37,6 +37,7 @@ def _die_with_parent() -> None:
 
 
 def _child_main(settings: Settings, parent: int) -> None:
+    from stackwatch.server import logs
     from stackwatch.server.digest.worker import DigestWorker
     from stackwatch.server.services import open_services
 
@@ -49,7 +50,7 @@ def _child_main(settings: Settings, parent: int) -> None:
     # Background work: when the two compete for a core, answering an SDK comes first.
     with contextlib.suppress(OSError):
         os.nice(_DIGEST_NICENESS)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings.log_level)  # its own: a spawned child starts without the server's logging
     services = open_services(settings, migrate=False)
     # No in-process wake-up from ingest here: poll often, an idle poll is one indexed read.
     worker = DigestWorker(services.digester, services.inbox, poll_interval=0.05)

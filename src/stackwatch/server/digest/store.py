@@ -32,6 +32,8 @@ from stackwatch.server.storage.upsert import clean, insert_ignore, upsert_add
 
 __all__ = ["BatchResult", "write_batch"]
 
+# The largest value of the BIGINT counter columns (session_counts, client_report_counts) on both backends.
+MAX_COUNT = 2**63 - 1
 IMPACT_KINDS = {"user": "user_count", "workflow": "workflow_count", "run": "run_count", "tenant": "tenant_count"}
 
 
@@ -258,25 +260,28 @@ def _event_rows(records: list[tuple[int, EventRecord]], compressor: zstandard.Zs
 
 
 def _write_counters(connection: Connection, batch: ParsedBatch) -> None:
+    # Counts come from clients: every sum saturates at the column's maximum (see items.MAX_QUANTITY).
     upsert_add(
         connection,
         session_counts,
         [
-            {"project_id": p, "hour": h, "release": r, "environment": e, "status": s, "count": n}
+            {"project_id": p, "hour": h, "release": r, "environment": e, "status": s, "count": min(n, MAX_COUNT)}
             for (p, h, r, e, s), n in batch.sessions.items()
         ],
         ["project_id", "hour", "release", "environment", "status"],
         ["count"],
+        ceiling=MAX_COUNT,
     )
     upsert_add(
         connection,
         client_report_counts,
         [
-            {"project_id": p, "hour": h, "reason": r, "category": c, "count": n}
+            {"project_id": p, "hour": h, "reason": r, "category": c, "count": min(n, MAX_COUNT)}
             for (p, h, r, c), n in batch.client_reports.items()
         ],
         ["project_id", "hour", "reason", "category"],
         ["count"],
+        ceiling=MAX_COUNT,
     )
     fresh_attachments = _fresh_attachments(connection, batch.attachments)
     if fresh_attachments:

@@ -3,6 +3,8 @@
 One batch is one transaction on the main database: the rows are taken from the inbox, parsed, grouped and
 written, and marked digested, all or nothing. If the process dies mid-batch nothing of it is committed and
 the rows are taken again; if it dies after the commit the rows are already marked, so nothing is doubled.
+Rows whose sealed body does not open (the secret key changed while they waited) go to the quarantine in that
+same transaction: they are kept, not digested, and never stop the batch.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import zstandard
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import OperationalError
 
 from stackwatch.scrub import ScrubOptions
@@ -24,14 +26,18 @@ from stackwatch.server.alerts.evaluate import evaluate_batch
 from stackwatch.server.digest.items import ProjectPolicy, parse_rows
 from stackwatch.server.digest.store import BatchResult, write_batch
 from stackwatch.server.metrics import record_counters
-from stackwatch.server.storage.inbox import Inbox
-from stackwatch.server.storage.schema import projects, quarantine
+from stackwatch.server.storage import quarantine
+from stackwatch.server.storage.inbox import Inbox, InboxRow
+from stackwatch.server.storage.schema import projects
 
 __all__ = ["DigestWorker", "Digester"]
 
 log = logging.getLogger("stackwatch.digest")
 
 Listener = Callable[[BatchResult], None]
+
+_DAY = 86_400.0
+_QUARANTINE_SWEEP = 60.0  # seconds between sweeps of the quarantine (expiry, sealing what an old version left)
 
 
 def _policies(connection: Connection, project_ids: set[int]) -> dict[int, ProjectPolicy]:
@@ -57,8 +63,11 @@ class Digester:
         max_attachment_bytes: int = 10 << 20,
         identity_key: bytes = b"",
         base_url: str = "",
+        quarantine_days: int = 14,
     ):
         self._engine = engine
+        self._quarantine_days = quarantine_days
+        self._swept = 0.0
         self._identity_key = identity_key
         self._base_url = base_url
         self._inbox = inbox
@@ -85,10 +94,11 @@ class Digester:
                 self.last_batch_full = len(rows) >= limit
                 if not rows:
                     return None
-                project_ids = {row.project_id for row in rows}
+                readable = self._quarantine_unreadable(connection, rows)
+                project_ids = {row.project_id for row in readable}
                 policies = _policies(connection, project_ids)
                 # Envelopes of a project deleted since they were accepted have nowhere to go.
-                known = [row for row in rows if row.project_id in policies]
+                known = [row for row in readable if row.project_id in policies]
                 batch = parse_rows(known, policies, self._max_attachment_bytes, self._identity_key)
                 result = write_batch(connection, batch, self._compressor)
                 # Notifications are committed with the events that caused them, or not at all.
@@ -110,29 +120,50 @@ class Digester:
                 log.exception("digest listener failed")
         return result
 
+    def _quarantine_unreadable(self, connection: Connection, rows: list[InboxRow]) -> list[InboxRow]:
+        """Quarantine the rows whose bodies did not open; return the others."""
+        unreadable = [row for row in rows if row.unreadable is not None]
+        for row in unreadable:
+            log.error("inbox envelope %d quarantined: %s", row.id, row.unreadable)
+            quarantine.put(connection, row, row.body, str(row.unreadable), time.time())
+        if unreadable:
+            record_counters(connection, {"stackwatch_digest_quarantined_total": len(unreadable)})
+        return [row for row in rows if row.unreadable is None]
+
     def quarantine_next(self, error: str) -> None:
-        """Move the oldest inbox envelope, which failed to digest even alone, to the quarantine table."""
+        """Move the oldest inbox envelope, which failed to digest even alone, to the quarantine, sealed."""
         with self._engine.connect() as connection:
             connection = connection.execution_options(sqlite_write=True)
             with connection.begin():
                 rows = self._inbox.take(connection, 1)
+                error = quarantine.safe_error(error)  # an exception's message may quote the envelope
                 for row in rows:
                     log.error("inbox envelope %d could not be digested; quarantined: %s", row.id, error)
-                    connection.execute(
-                        insert(quarantine).values(
-                            inbox_id=row.id,
-                            project_id=row.project_id,
-                            received_at=row.received_at,
-                            client_ip=row.client_ip,
-                            body=row.body,
-                            error=error[:10_000],
-                            quarantined_at=time.time(),
-                        )
-                    )
+                    quarantine.put(connection, row, self._inbox.stored_body(row), error, time.time())
                 if rows:
                     record_counters(connection, {"stackwatch_digest_quarantined_total": len(rows)})
                 self._inbox.done(connection, rows)
         self._inbox.after_commit(rows)
+
+    def tidy(self, *, idle: bool) -> None:
+        """Housekeeping between batches: the inbox's (a WAL checkpoint on SQLite), and now and then the
+        quarantine's: envelopes older than ``quarantine_days`` are deleted, plaintext ones left by an older
+        version sealed."""
+        self._inbox.tidy(idle=idle)
+        if time.monotonic() - self._swept < _QUARANTINE_SWEEP:
+            return
+        self._swept = time.monotonic()
+        with self._engine.connect() as connection, connection.execution_options(sqlite_write=True).begin():
+            expired = quarantine.expire(connection, time.time() - self._quarantine_days * _DAY)
+            sealed = quarantine.seal_plaintext(connection, self._inbox.seal)
+        if expired:
+            log.warning(
+                "deleted %d quarantined envelopes older than %d days (STACKWATCH_QUARANTINE_DAYS)",
+                expired,
+                self._quarantine_days,
+            )
+        if sealed:
+            log.info("sealed %d quarantined envelopes that an older version had kept as sent", sealed)
 
     def count_failure(self) -> None:
         """Count a failed batch in the database when it answers (the failure may be that it does not)."""
@@ -265,6 +296,7 @@ class DigestWorker:
                 self._failed(failures)
                 continue
             failures = strikes = 0
+            self._tidy(idle=result is None)
             if result is None:
                 isolate = 0
                 self._inbox.wakeup.wait(self._poll)
@@ -272,6 +304,12 @@ class DigestWorker:
                 isolate -= 1
             elif not self._digester.last_batch_full:
                 self._stop.wait(started + self._batch_interval - time.monotonic())
+
+    def _tidy(self, *, idle: bool) -> None:
+        try:
+            self._digester.tidy(idle=idle)
+        except Exception:  # housekeeping is retried on the next turn; it must never stop the digest
+            log.exception("digest housekeeping failed")
 
     def _failed(self, failures: int) -> None:
         self._digester.count_failure()

@@ -27,7 +27,7 @@ from stackwatch.server.ingest.envelope import (
     parse_envelope,
     serialize_envelope,
 )
-from stackwatch.server.ingest.errors import IngestError
+from stackwatch.server.ingest.errors import IngestError, header_safe
 from stackwatch.server.ingest.limits import ERROR_CATEGORIES, KEPT_ITEM_TYPES, NEVER_KEPT_HEADER, RateLimiter
 from stackwatch.server.metrics import METRICS
 from stackwatch.server.storage.inbox import Inbox
@@ -77,10 +77,12 @@ class Ingest:
         ]
 
     async def preflight(self, request: Request) -> Response:
+        asked = request.headers.get("access-control-request-headers", _ALLOWED_HEADERS)
         headers = {
             **_CORS,
             "Access-Control-Allow-Methods": "POST, OPTIONS",
-            "Access-Control-Allow-Headers": request.headers.get("access-control-request-headers", _ALLOWED_HEADERS),
+            # Browsers ask for header names, which are printable ASCII; anything else is not echoed back.
+            "Access-Control-Allow-Headers": asked if asked.isascii() and asked.isprintable() else _ALLOWED_HEADERS,
             "Access-Control-Max-Age": "86400",
         }
         return Response(status_code=200, headers=headers)
@@ -103,7 +105,8 @@ class Ingest:
                 METRICS.inc("stackwatch_ingest_envelopes_total")
                 METRICS.inc("stackwatch_ingest_bytes_total", len(accepted.body))
         except IngestError as exc:
-            return _response(exc.status, {"detail": exc.message}, {"X-Sentry-Error": exc.message, **exc.headers})
+            error = {"X-Sentry-Error": header_safe(exc.message)}
+            return _response(exc.status, {"detail": exc.message}, {**error, **exc.headers})
         except ClientDisconnect:
             return _response(400, {"detail": "client disconnected"})
         return _response(200, {"id": accepted.event_id}, {"X-Sentry-Rate-Limits": NEVER_KEPT_HEADER})
@@ -111,7 +114,7 @@ class Ingest:
     async def _accept(self, request: Request, *, legacy: bool) -> _Accepted:
         raw_id = request.path_params["project_id"]
         if not (raw_id.isascii() and raw_id.isdigit()) or len(raw_id) > 18:  # "¹".isdigit(), but int("¹") fails
-            raise IngestError(400, f"invalid project id {raw_id[:40]!r}: must be a number")
+            raise IngestError(400, f"invalid project id {raw_id[:40]!a}: must be a number")
         project_id = int(raw_id)
         key = key_from_request(request.headers, request.query_params)
         if key is not None:
@@ -124,6 +127,8 @@ class Ingest:
                 raise IngestError(401, "missing DSN key: send X-Sentry-Auth, sentry_key or an envelope dsn")
         info = await self._authorize(key, project_id)  # a cache hit when it was checked before the body
         kept, events, payload_event_id = self._check_items(envelope)
+        if events > 1:  # the digest would keep the first and count the rest as duplicates: see docs/ingest.md
+            raise IngestError(400, f"envelope has {events} event items; an envelope carries at most one event")
         self._rate_limit(key, info, events)
         event_id = _event_id(envelope, kept, payload_event_id)
         changed = len(kept) != len(envelope.items) or legacy or envelope.headers.get("event_id") != event_id

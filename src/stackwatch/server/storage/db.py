@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from stackwatch.server.storage.filemodes import private_file, tighten
+
 __all__ = ["connect", "inbox_path", "migrate", "now", "sqlite_path"]
 
 
@@ -37,7 +39,11 @@ def connect(database_url: str, *, synchronous: str = "FULL", pool_size: int = 5)
     if url.get_backend_name() == "sqlite":
         path = sqlite_path(database_url)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # Made 0600 before SQLite opens it, so its -wal and -shm are too (SQLite gives them its mode).
+            private_file(path)
+            for companion in ("-wal", "-shm"):  # left by an older version that made the database 0644
+                tighten(path.with_name(path.name + companion))
         engine = create_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=False)
         _configure_sqlite(engine, synchronous)
         return engine

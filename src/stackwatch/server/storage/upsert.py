@@ -34,14 +34,25 @@ def upsert_add(
     keys: Sequence[str],
     add: Sequence[str],
     greatest: Sequence[str] = (),
+    *,
+    ceiling: int | None = None,
 ) -> None:
     """Insert rows; on a key conflict add the new values of ``add`` columns to the stored ones and keep the
-    larger value of each ``greatest`` column."""
+    larger value of each ``greatest`` column.
+
+    With ``ceiling``, each sum stops there instead of overflowing: PostgreSQL refuses a ``BIGINT`` sum past
+    2^63 - 1 and SQLite silently turns it into a floating-point number. The new values must be at most ``ceiling``
+    (the caller clamps them), so ``ceiling - new`` cannot overflow either.
+    """
     if not rows:
         return
     statement = _insert(connection, table)
     excluded = statement.excluded
     updates: dict[str, ColumnElement[Any]] = {name: table.c[name] + excluded[name] for name in add}
+    if ceiling is not None:
+        for name in add:
+            stop = case((table.c[name] > ceiling - excluded[name], ceiling), else_=table.c[name] + excluded[name])
+            updates[name] = stop
     for name in greatest:
         updates[name] = case((table.c[name] < excluded[name], excluded[name]), else_=table.c[name])
     connection.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=updates), list(rows))

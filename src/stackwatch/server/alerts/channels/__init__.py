@@ -25,7 +25,8 @@ class _Validate(Protocol):
     def __call__(self, config: dict[str, Any], *, settings: Settings | None = None) -> dict[str, Any]: ...
 
 
-# Each module's validate() also takes the settings, to refuse private targets when they are not allowed.
+# Each module's validate() also takes the settings, to refuse private targets when they are not allowed (link-local
+# and metadata targets are refused whatever the settings; see alerts/targets.py).
 _VALIDATE: dict[str, _Validate] = {
     email.KIND: email.validate,
     slack.KIND: slack.validate,
@@ -45,7 +46,8 @@ def get(kind: str) -> ChannelModule:
 def validate(kind: str, config: dict[str, Any], *, settings: Settings | None = None) -> dict[str, Any]:
     """The stored form of ``config`` for a channel of ``kind``, or ``ValueError`` with a message for the user.
 
-    With ``settings``, targets on private networks are refused when ``alerts_allow_private_targets`` is off.
+    Link-local and metadata targets are always refused; with ``settings``, targets on private networks too when
+    ``alerts_allow_private_targets`` is off. (The check that protects is made again on every connection.)
     """
     get(kind)
     return _VALIDATE[kind](config, settings=settings)

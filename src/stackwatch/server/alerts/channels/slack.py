@@ -72,7 +72,7 @@ def validate(config: dict[str, Any], *, settings: Settings | None = None) -> dic
     if unknown:
         raise ValueError(f"unknown field(s): {', '.join(unknown)}")
     url = validate_url(config.get("url"))
-    check_url(url, settings, at_send=False)
+    check_url(url, settings)
     return {"url": url}
 
 

@@ -5,19 +5,20 @@ checks ``X-Stackwatch-Signature: sha256=<hex>``, the HMAC-SHA256 with the channe
 ``f"{X-Stackwatch-Timestamp}." + body``, and rejects stale timestamps (docs/alerts.md shows how).
 
 Delivery rules for every HTTP channel: no redirects (a 3xx is a permanent error — following one would send the
-payload somewhere the user did not configure), 5 s to connect, 10 s for each further wait and for reading the
-answer's body (of which only the start is kept, for the error message); ``2xx`` is delivered;
-408, 429, ``5xx``, timeouts and connection errors are transient; any other status is permanent.
+payload somewhere the user did not configure), 5 s to connect, 10 s for each further wait; ``2xx`` is delivered;
+408, 429, ``5xx``, timeouts and connection errors are transient; any other status is permanent. The answer's body
+is never read: an error says the status and its standard reason phrase, so a channel test cannot be used to read
+what a server answers. Every connection goes through :func:`guard.connections`, which refuses private (when not
+allowed), link-local and metadata addresses on the address actually connected to.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
+import http
 import json
 import secrets
-import socket
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -26,9 +27,11 @@ from urllib.parse import urlsplit
 import httpx
 
 from stackwatch import __version__
+from stackwatch.server.alerts import guard
 from stackwatch.server.alerts.channels.base import ChannelError
 from stackwatch.server.alerts.message import Notification
-from stackwatch.server.alerts.render import one_line, truncate
+from stackwatch.server.alerts.render import one_line
+from stackwatch.server.alerts.targets import TargetRefused, allows_private, check_target
 from stackwatch.server.config import Settings
 
 __all__ = [
@@ -36,7 +39,6 @@ __all__ = [
     "USER_AGENT",
     "WebhookChannel",
     "build",
-    "check_target",
     "check_url",
     "post",
     "public",
@@ -49,10 +51,7 @@ __all__ = [
 KIND = "webhook"
 USER_AGENT = f"Stackwatch/{__version__}"
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
-TOTAL_SECONDS = 10.0
 MAX_URL = 2048
-EXCERPT_CHARS = 200
-_EXCERPT_BYTES = 4096
 
 
 def validate_url(value: Any, field: str = "url") -> str:
@@ -87,97 +86,48 @@ def public_url(url: str) -> str:
     return f"{parts.scheme}://{host}{port}{rest}"
 
 
-def _is_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone ("fe80::1%eth0")
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
-
-
-def private_address(host: str, port: int) -> str | None:
-    """The first address of ``host`` that is private, loopback, link-local or reserved; ``None`` if all are public.
-
-    Every address is checked: a name with one public and one private address could be answered with either.
-    Raises ``OSError`` (``socket.gaierror``) when the name does not resolve.
-    """
-    for *_, sockaddr in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
-        address = str(sockaddr[0])
-        if not _is_public(address):
-            return address
-    return None
-
-
-def check_target(host: str, port: int, settings: Settings | None, *, at_send: bool) -> None:
-    """Refuse a target on a non-public network when ``alerts_allow_private_targets`` is off.
-
-    At validation (``at_send=False``) a refusal is a ``ValueError`` and a name that does not resolve passes (it
-    may resolve later); at send it is a permanent ``ChannelError`` and a name that does not resolve is transient.
-    The check runs before each send, so a name that moves to a private address is refused then.
-    """
-    if settings is None or settings.alerts_allow_private_targets:
-        return
-    try:
-        address = private_address(host, port)
-    except OSError as exc:
-        if at_send:
-            raise ChannelError(f"{host}: cannot resolve ({exc})", permanent=False) from None
-        return
-    if address is None:
-        return
-    message = f"{host} resolves to {address}, a private address (STACKWATCH_ALERTS_ALLOW_PRIVATE_TARGETS is off)"
-    if at_send:
-        raise ChannelError(message, permanent=True)
-    raise ValueError(f"url: {message}")
-
-
-def check_url(url: str, settings: Settings | None, *, at_send: bool) -> None:
-    """:func:`check_target` for the host and port of an http(s) URL."""
+def check_url(url: str, settings: Settings | None) -> None:
+    """At save time: refuse the host of an http(s) URL by the rules of :mod:`..targets` (``ValueError``)."""
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    check_target(parts.hostname or "", port, settings, at_send=at_send)
+    try:
+        check_target(parts.hostname or "", port, allow_private=allows_private(settings))
+    except TargetRefused as refused:
+        raise ValueError(f"url: {refused}") from None
 
 
-def _excerpt(response: httpx.Response, deadline: float) -> str:
-    """The start of the response body as one line of at most ``EXCERPT_CHARS``; stops reading at ``deadline``."""
-    data = b""
-    for chunk in response.iter_bytes():
-        data += chunk
-        if len(data) >= _EXCERPT_BYTES or time.monotonic() > deadline:
-            break
-    return truncate(one_line(data[:_EXCERPT_BYTES].decode("utf-8", "replace")), EXCERPT_CHARS)
-
-
-def _raise_for_status(where: str, response: httpx.Response, excerpt: str) -> None:
-    status = response.status_code
-    if 200 <= status < 300:
-        return
-    detail = f": {excerpt}" if excerpt else ""
+def _status_error(where: str, status: int) -> ChannelError:
+    """The error for a status other than 2xx: the code and its standard phrase, never what the server said."""
+    try:
+        phrase = http.HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "unknown status"
     if 300 <= status < 400:
-        location = response.headers.get("location", "")
-        target = f" to {public_url(location)}" if _is_http_url(location) else ""
-        raise ChannelError(f"{where}: HTTP {status}, redirect{target} not followed{detail}", permanent=True)
+        return ChannelError(f"{where}: HTTP {status} {phrase}; redirects are not followed", permanent=True)
     transient = status in (408, 429) or status >= 500
-    raise ChannelError(f"{where}: HTTP {status}{detail}", permanent=not transient)
+    return ChannelError(f"{where}: HTTP {status} {phrase}", permanent=not transient)
 
 
 def post(url: str, *, content: bytes, headers: dict[str, str], settings: Settings | None) -> None:
     """POST ``content`` to ``url``; return on ``2xx``, raise ``ChannelError`` otherwise (see the module doc)."""
     where = public_url(url)
-    check_url(url, settings, at_send=True)
-    deadline = time.monotonic() + TOTAL_SECONDS
-    try:
-        with (
-            httpx.Client(timeout=TIMEOUT, follow_redirects=False) as client,
-            client.stream("POST", url, content=content, headers=headers) as response,
-        ):
-            excerpt = _excerpt(response, deadline)
-    except httpx.TimeoutException as exc:
-        raise ChannelError(f"{where}: timed out ({type(exc).__name__})", permanent=False) from None
-    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-        raise ChannelError(f"{where}: {exc}", permanent=True) from None
-    except httpx.TransportError as exc:
-        raise ChannelError(f"{where}: {exc or type(exc).__name__}", permanent=False) from None
-    _raise_for_status(where, response, excerpt)
+    with guard.connections(allow_private=allows_private(settings)) as checked:
+        try:
+            with (
+                httpx.Client(timeout=TIMEOUT, follow_redirects=False) as client,
+                client.stream("POST", url, content=content, headers=headers) as response,
+            ):
+                status = response.status_code  # the body is left unread
+        except httpx.TimeoutException as exc:
+            raise ChannelError(f"{where}: timed out ({type(exc).__name__})", permanent=False) from None
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+            raise ChannelError(f"{where}: {exc}", permanent=True) from None
+        except httpx.TransportError as exc:
+            if checked.refused is not None:
+                raise ChannelError(f"{where}: not sent: {checked.refused}", permanent=True) from None
+            raise ChannelError(f"{where}: {exc or type(exc).__name__}", permanent=False) from None
+    if not 200 <= status < 300:
+        raise _status_error(where, status)
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -197,7 +147,7 @@ def validate(config: dict[str, Any], *, settings: Settings | None = None) -> dic
     secret = config.get("secret") or secrets.token_urlsafe(32)
     if not isinstance(secret, str) or not 16 <= len(secret) <= 256 or one_line(secret) != secret:
         raise ValueError("secret: expected 16 to 256 characters without spaces (leave it out to get a random one)")
-    check_url(url, settings, at_send=False)
+    check_url(url, settings)
     return {"url": url, "secret": secret}
 
 

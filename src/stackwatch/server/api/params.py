@@ -1,0 +1,40 @@
+"""Path parameters of the REST API that name a stored row by its number: issues, alert channels, alert rules.
+
+FastAPI turns the path segment into a Python ``int`` of any size; SQLite cannot even compare a column with an
+integer beyond 64 bits (``OverflowError``), so a number no row can have is answered 404 here, before a query.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Path
+
+__all__ = ["MAX_ID", "ChannelId", "IssueId", "RuleId", "stored_id"]
+
+MAX_ID = 2**63 - 1  # the widest id column (BIGINT on PostgreSQL, INTEGER on SQLite)
+
+
+def stored_id(value: int, what: str) -> int:
+    """``value`` when a row can have it as its id; else 404, like an id that is not there."""
+    if not 0 < value <= MAX_ID:
+        shown = str(value) if len(str(value)) <= 40 else f"{str(value)[:20]}…"
+        raise HTTPException(404, f"no {what} {shown}")
+    return value
+
+
+def _issue_id(issue_id: Annotated[int, Path(description="The issue's id")]) -> int:
+    return stored_id(issue_id, "issue")
+
+
+def _channel_id(channel_id: Annotated[int, Path(description="The alert channel's id")]) -> int:
+    return stored_id(channel_id, "alert channel")
+
+
+def _rule_id(rule_id: Annotated[int, Path(description="The alert rule's id")]) -> int:
+    return stored_id(rule_id, "alert rule")
+
+
+IssueId = Annotated[int, Depends(_issue_id)]
+ChannelId = Annotated[int, Depends(_channel_id)]
+RuleId = Annotated[int, Depends(_rule_id)]
