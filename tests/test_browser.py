@@ -201,6 +201,9 @@ def test_log_in_see_sdk_events_filter_open_resolve(tab: Tab, dashboard: ServerPr
     tab.shot("settings")
     tab.open("/account/tokens")
     tab.shot("tokens")
+    tab.open("/account/password")
+    assert "Change your password" in page.locator("main").inner_text()
+    tab.shot("password")
 
     page.goto(issue_url)
     page.click("text=30 days")  # the chart's range, redrawn in place

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -171,6 +172,91 @@ def test_user_create(cli: tuple[CliRunner, list[str], Path], database_url: str) 
     assert rows["viewer@example.com"].is_admin is False
     assert accounts.verify_password(rows["ops@example.com"].password_hash, "correct horse")
     assert not accounts.verify_password(rows["ops@example.com"].password_hash, "correct horse\n")
+
+
+@contextmanager
+def app_client(database_url: str, data_dir: Path) -> Iterator[TestClient]:
+    """The server's app on the database the commands used, in this process."""
+    settings = settings_for(database_url, data_dir)
+    services = open_services(settings)
+    try:
+        with TestClient(create_app(settings, services, run_worker=False)) as client:
+            yield client
+    finally:
+        services.close()
+
+
+def test_token_list_and_revoke(cli: tuple[CliRunner, list[str], Path], database_url: str) -> None:
+    runner, options, data_dir = cli
+    admin = last_line(run(runner, ["token", "create", "--name", "ci", *options]))
+    reader_created = run(runner, ["token", "create", "--name", "grafana", "--read-only", *options])
+    assert "read-only" in reader_created.stdout
+    reader = last_line(reader_created)
+    listed = run(runner, ["token", "list", *options]).stdout.splitlines()
+    assert listed[0].split() == ["ID", "NAME", "SCOPE", "CREATED", "LAST", "USED"]
+    rows = {line.split()[1]: line.split() for line in listed[1:]}
+    assert rows["grafana"][0] == "2" and rows["grafana"][2] == "read" and rows["grafana"][-1] == "never"
+    assert rows["ci"][0] == "1" and rows["ci"][2] == "admin"
+    assert admin not in "\n".join(listed) and reader not in "\n".join(listed)
+
+    with app_client(database_url, data_dir) as client:
+        assert client.get("/api/v1/projects", headers={"Authorization": f"Bearer {reader}"}).status_code == 200
+        change = client.patch(
+            "/api/v1/projects/default", json={"scrub_ips": True}, headers={"Authorization": f"Bearer {reader}"}
+        )
+        assert change.status_code == 403
+        assert run(runner, ["token", "revoke", "2", *options]).stdout.strip() == "API token 2 revoked"
+        assert client.get("/api/v1/projects", headers={"Authorization": f"Bearer {reader}"}).status_code == 401
+        assert client.get("/api/v1/projects", headers={"Authorization": f"Bearer {admin}"}).status_code == 200
+    used = {line.split()[1]: line for line in run(runner, ["token", "list", *options]).stdout.splitlines()[1:]}
+    assert set(used) == {"ci"} and not used["ci"].endswith("never")  # revoked ones only with --all; last used shown
+    everything = run(runner, ["token", "list", "--all", *options]).stdout.splitlines()
+    assert everything[0].split()[-1] == "REVOKED"
+    assert "grafana" in everything[1] and everything[1].endswith("UTC") and everything[2].endswith("no")
+    again = run(runner, ["token", "revoke", "2", *options])
+    assert "was revoked already" in again.stdout
+    for unknown in ("999", "99999999999999"):
+        missing = runner.invoke(main, ["token", "revoke", unknown, *options])
+        assert missing.exit_code == 1 and missing.output.strip() == f"Error: no API token {unknown}"
+    assert runner.invoke(main, ["token", "revoke", "abc", *options]).exit_code == 2
+
+
+def login_session(client: TestClient, email: str, password: str) -> int:
+    page = client.get("/login").text
+    csrf = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    form = {"email": email, "password": password, "next": "/", "csrf_token": csrf}
+    return client.post("/login", data=form, follow_redirects=False).status_code
+
+
+def test_user_set_password_ends_sessions(cli: tuple[CliRunner, list[str], Path], database_url: str) -> None:
+    runner, options, data_dir = cli
+    run(runner, ["user", "create", "ops@example.com", "--admin", "--password-stdin", *options], "first password\n")
+    data_dir.mkdir(exist_ok=True)  # PostgreSQL: the commands needed no data directory
+    (data_dir / accounts.ADMIN_PASSWORD_FILE).write_text("ops@example.com first password\n")
+    with app_client(database_url, data_dir) as client:
+        assert login_session(client, "ops@example.com", "first password") == 303
+        assert client.get("/", follow_redirects=False).status_code == 200
+        changed = run(
+            runner, ["user", "set-password", "Ops@Example.com", "--password-stdin", *options], "second password\n"
+        )
+        assert "sessions have ended" in changed.stdout
+        assert client.get("/", follow_redirects=False).status_code == 303  # the session has ended
+        client.cookies.clear()
+        assert login_session(client, "ops@example.com", "first password") == 401
+        assert login_session(client, "ops@example.com", "second password") == 303
+    assert not (data_dir / accounts.ADMIN_PASSWORD_FILE).exists()  # it no longer held the password
+
+    (data_dir / accounts.ADMIN_PASSWORD_FILE).write_text("admin@stackwatch.local generated\n")
+    run(runner, ["user", "set-password", "ops@example.com", "--password-stdin", *options], "third password\n")
+    assert (data_dir / accounts.ADMIN_PASSWORD_FILE).exists()  # another account's password: still true
+    short = runner.invoke(main, ["user", "set-password", "ops@example.com", "--password-stdin", *options], "short\n")
+    assert short.exit_code == 1 and "8 characters" in short.output
+    unknown = runner.invoke(
+        main, ["user", "set-password", "x@example.com", "--password-stdin", *options], "long enough\n"
+    )
+    assert unknown.exit_code == 1 and unknown.output.strip() == "Error: no user x@example.com"
+    no_terminal = runner.invoke(main, ["user", "set-password", "ops@example.com", *options], input="")
+    assert no_terminal.exit_code == 1 and "--password-stdin" in no_terminal.output
 
 
 def test_admin_commands_need_no_secret_key(tmp_path: Path, database_url: str) -> None:

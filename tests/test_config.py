@@ -127,6 +127,9 @@ def test_unreadable_file_names_its_variable(tmp_path: Path, base: dict[str, Any]
         ("STACKWATCH_BODY_TIMEOUT", "0"),
         ("STACKWATCH_BODY_TIMEOUT", "1.5"),
         ("STACKWATCH_KEEPALIVE_TIMEOUT", "3601"),
+        ("STACKWATCH_TRUSTED_PROXIES", "proxy.internal"),
+        ("STACKWATCH_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/33"),
+        ("STACKWATCH_TRUSTED_PROXIES", "*"),
     ],
 )
 def test_bad_env_value_names_the_variable(base: dict[str, Any], variable: str, value: str) -> None:
@@ -178,6 +181,17 @@ def test_base_url(base: dict[str, Any]) -> None:
     settings = load_settings(base, {"STACKWATCH_BASE_URL": "https://errors.example.com/stackwatch/"})
     assert settings.base_url == "https://errors.example.com/stackwatch"
     assert load_settings({**base, "host": "10.0.0.5", "port": "8080"}, {}).base_url == "http://10.0.0.5:8080"
+
+
+def test_trusted_proxies(base: dict[str, Any]) -> None:
+    assert load_settings(base, {}).trusted_proxies == ()  # nobody's forwarded headers are believed by default
+    given = " 127.0.0.1 ,10.1.2.3/8,, ::1/128, 2001:db8::/32 "
+    assert load_settings(base, {"STACKWATCH_TRUSTED_PROXIES": given}).trusted_proxies == (
+        "127.0.0.1",
+        "10.0.0.0/8",
+        "::1",
+        "2001:db8::/32",
+    )
 
 
 @pytest.mark.parametrize(

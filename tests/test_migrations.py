@@ -173,3 +173,29 @@ def test_project_hourly_is_backfilled_from_issue_hourly(engine: Engine) -> None:
         (2, hour, "error"): 6,
     }
     assert differences(engine) == []
+
+
+def test_existing_tokens_become_admin_tokens(engine: Engine) -> None:
+    """0007 gives every token made before scopes existed the ``admin`` scope: what it could do until then."""
+    from alembic import command
+
+    from stackwatch.server.storage.schema import api_tokens
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+
+    def upgrade(target: str) -> None:
+        with engine.connect() as connection, connection.begin():
+            config.attributes["connection"] = connection
+            command.upgrade(config, target)
+
+    upgrade("0006")
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO api_tokens (name, token_hash, prefix, created_at) VALUES ('old', :hash, 'swt_old', 1.0)"),
+            {"hash": "0" * 64},
+        )
+    upgrade("head")
+    with engine.connect() as connection:
+        assert connection.execute(select(api_tokens.c.name, api_tokens.c.scope)).all() == [("old", "admin")]
+    assert differences(engine) == []

@@ -64,6 +64,11 @@ def serve(demo: bool, init: bool, **flags: Any) -> None:
         server_header=False,
         timeout_graceful_shutdown=10,
         **http_limits(settings),
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise: a client on the same machine (or
+        # behind a proxy that passes the header through) could then pick its own address. Only the configured
+        # proxies are believed; with none, the headers are not read at all.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies),
     )
     Server(config, on_exit=app.state.live.close if settings.runs_web else None).run()
 

@@ -8,6 +8,7 @@ and the default. A bad value fails at start with a message that names the settin
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import secrets
@@ -67,6 +68,8 @@ class Settings:
     max_headers: int = 100
     body_timeout: int = 60
     keepalive_timeout: int = 5
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (IPs and CIDRs; none by default).
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def is_sqlite(self) -> bool:
@@ -185,6 +188,22 @@ def _meshhook_run_url(text: str) -> str:
     return text
 
 
+def _networks(text: str) -> tuple[str, ...]:
+    """``"127.0.0.1, 10.0.0.0/8, ::1"`` → each entry as a normalized network; empty → none."""
+    found = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        try:
+            network = ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"expected IP addresses or CIDR networks such as 127.0.0.1 or 10.0.0.0/8, got {item!r}"
+            ) from None
+        found.append(str(network.network_address) if network.num_addresses == 1 else str(network))
+    return tuple(found)
+
+
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "data_dir": lambda text: Path(text).expanduser(),
     "database_url": _database_url,
@@ -218,6 +237,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "max_headers": _int_in(10, 10_000),
     "body_timeout": _int_in(1, 86_400),
     "keepalive_timeout": _int_in(1, 3_600),
+    "trusted_proxies": _networks,
 }
 
 

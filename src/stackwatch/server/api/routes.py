@@ -23,7 +23,8 @@ from stackwatch.server.api.models import (
 )
 from stackwatch.server.api.params import IssueId
 from stackwatch.server.config import Settings
-from stackwatch.server.storage.accounts import dsn, token_owner, touch_token, update_project
+from stackwatch.server.storage import throttle
+from stackwatch.server.storage.accounts import dsn, find_token, touch_token, update_project
 from stackwatch.server.storage.db import now
 from stackwatch.server.storage.schema import events, issues, project_keys, projects
 
@@ -31,6 +32,8 @@ __all__ = ["build_router"]
 
 Status = Literal["unresolved", "resolved", "ignored"]
 Sort = Literal["last_seen", "first_seen", "events", "users", "runs"]
+READ_METHODS = frozenset({"GET", "HEAD"})  # all a read-only token may do
+LAST_USED_STEP = 60  # seconds: how stale a token's "last used" may be
 
 
 class IssueUpdate(BaseModel):
@@ -58,19 +61,31 @@ def _project_id(connection: Connection, slug: str) -> int | None:
 
 def build_router(engine: Engine, settings: Settings) -> APIRouter:
     base_url = settings.base_url
-    last_touched: dict[int, float] = {}
 
-    def authenticated(token: Annotated[str, Depends(_token)]) -> int:
+    def authenticated(request: Request, token: Annotated[str, Depends(_token)]) -> int:
+        """The token's id. Wrong tokens are counted per client address; an address past the limit is refused
+        (429) before its token is looked at. A read-only token may only read."""
+        counter, moment = throttle.api_counter(request.client.host if request.client else "unknown"), now()
         with engine.connect() as connection:
-            owner = token_owner(connection, token)
-        if owner is None:
-            raise HTTPException(401, "invalid or revoked API token", headers={"WWW-Authenticate": "Bearer"})
-        # Recording use is a write; at most once a minute per token keeps reads from queueing behind the digest.
-        if now() - last_touched.get(owner, 0.0) > 60:
-            last_touched[owner] = now()
+            wait = throttle.blocked(connection, counter, moment)
+            found = None if wait else find_token(connection, token)
+        if wait:
+            raise HTTPException(
+                429,
+                f"too many wrong API tokens from this address; try again in {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
+        if found is None:
             with engine.connect() as connection, connection.execution_options(sqlite_write=True).begin():
-                touch_token(connection, owner)
-        return owner
+                throttle.reserve(connection, [counter], moment)
+            raise HTTPException(401, "invalid or revoked API token", headers={"WWW-Authenticate": "Bearer"})
+        if found.scope != "admin" and request.method not in READ_METHODS:
+            raise HTTPException(403, "this API token is read-only: it may GET and HEAD, not change anything")
+        # Recording use is a write: at most once a minute per token, so that reads do not queue behind the digest.
+        if found.last_used_at is None or moment - found.last_used_at >= LAST_USED_STEP:
+            with engine.connect() as connection, connection.execution_options(sqlite_write=True).begin():
+                touch_token(connection, found.id, moment)
+        return found.id
 
     router = APIRouter(prefix="/api/v1", dependencies=[Depends(_no_nul), Depends(authenticated)], tags=["api"])
 

@@ -6,32 +6,44 @@ import functools
 import hashlib
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
 from stackwatch.server.alerts.store import create_default_alerts
 from stackwatch.server.storage.db import now
-from stackwatch.server.storage.schema import api_tokens, project_keys, project_members, projects, users
+from stackwatch.server.storage.schema import TOKEN_SCOPES, api_tokens, project_keys, project_members, projects, users
 
 __all__ = [
+    "ADMIN_PASSWORD_FILE",
+    "MIN_PASSWORD_LENGTH",
     "PROJECT_SETTINGS",
     "ProjectInfo",
+    "Token",
     "add_member",
     "authenticate",
+    "check_password",
     "create_project",
     "create_token",
     "create_user",
     "dsn",
     "end_sessions",
     "ensure_defaults",
+    "find_token",
+    "find_user",
+    "forget_admin_password",
     "hash_password",
+    "list_tokens",
     "project_dsn",
     "remove_member",
-    "token_owner",
+    "revoke_token",
+    "set_password",
     "touch_token",
     "update_project",
     "verify_password",
@@ -39,6 +51,9 @@ __all__ = [
 
 _HASHER = PasswordHasher()
 TOKEN_PREFIX = "swt_"
+MIN_PASSWORD_LENGTH = 8
+# Written at first start, in the data directory: the generated administrator's email and password.
+ADMIN_PASSWORD_FILE = "admin-password"
 
 
 class AccountError(ValueError):
@@ -134,12 +149,17 @@ def verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
+def check_password(password: str) -> None:
+    """The rules every new password follows (``user create``, ``user set-password``, the dashboard's form)."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+
+
 def create_user(connection: Connection, email: str, password: str, *, admin: bool = False) -> int:
     email = email.strip().lower()
     if not re.fullmatch(r"[^@\s]+@[^@\s]+", email):
         raise AccountError(f"not an email address: {email!r}")
-    if len(password) < 8:
-        raise AccountError("a password needs at least 8 characters")
+    check_password(password)
     if connection.execute(select(users.c.id).where(users.c.email == email)).first():
         raise AccountError(f"a user {email} already exists")
     return int(
@@ -170,38 +190,62 @@ def authenticate(connection: Connection, email: str, password: str) -> int | Non
     return int(row.id) if verify_password(row.password_hash, password) else None
 
 
-def end_sessions(connection: Connection, user_id: int) -> None:
-    """Every dashboard session of the user ends (their cookies carry the old ``session_version``)."""
+def end_sessions(connection: Connection, user_id: int) -> int:
+    """Every dashboard session of the user ends (their cookies carry the old ``session_version``); returns the new
+    version, for a session that is to go on (the dashboard's password change)."""
     connection.execute(update(users).where(users.c.id == user_id).values(session_version=users.c.session_version + 1))
+    return int(connection.execute(select(users.c.session_version).where(users.c.id == user_id)).scalar_one())
+
+
+def find_user(connection: Connection, email: str) -> int:
+    """The id of the user with this email; ``AccountError`` when there is none."""
+    found = connection.execute(select(users.c.id).where(users.c.email == email.strip().lower())).scalar()
+    if found is None:
+        raise AccountError(f"no user {email.strip().lower()}")
+    return int(found)
+
+
+def set_password(connection: Connection, user_id: int, password: str) -> int:
+    """Give the user a new password and end every session they have; returns the new session version."""
+    check_password(password)
+    connection.execute(update(users).where(users.c.id == user_id).values(password_hash=hash_password(password)))
+    return end_sessions(connection, user_id)
+
+
+def forget_admin_password(data_dir: Path, email: str) -> None:
+    """Remove the first start's password file once that account's password has changed: it no longer holds it."""
+    path = data_dir / ADMIN_PASSWORD_FILE
+    try:
+        if path.read_text(encoding="utf-8").split(" ", 1)[0].strip().lower() == email.strip().lower():
+            path.unlink()
+    except OSError:  # no such file (the usual case), or one we cannot read: nothing to forget
+        pass
 
 
 def _member_ids(connection: Connection, slug: str, email: str) -> tuple[int, int]:
     project_id = connection.execute(select(projects.c.id).where(projects.c.slug == slug)).scalar()
     if project_id is None:
         raise AccountError(f"no project {slug!r}")
-    user_id = connection.execute(select(users.c.id).where(users.c.email == email.strip().lower())).scalar()
-    if user_id is None:
-        raise AccountError(f"no user {email.strip().lower()}")
-    return int(project_id), int(user_id)
+    return int(project_id), find_user(connection, email)
 
 
 def add_member(connection: Connection, slug: str, email: str) -> bool:
     """Let the user see the project on the dashboard; ``False`` when they already could."""
-    project_id, user_id = _member_ids(connection, slug, email)
+    project_id, member = _member_ids(connection, slug, email)
     known = select(project_members).where(
-        project_members.c.project_id == project_id, project_members.c.user_id == user_id
+        project_members.c.project_id == project_id, project_members.c.user_id == member
     )
     if connection.execute(known).first() is not None:
         return False
-    connection.execute(insert(project_members).values(project_id=project_id, user_id=user_id))
+    connection.execute(insert(project_members).values(project_id=project_id, user_id=member))
     return True
 
 
 def remove_member(connection: Connection, slug: str, email: str) -> bool:
     """``False`` when the user was not a member."""
-    project_id, user_id = _member_ids(connection, slug, email)
+    project_id, member = _member_ids(connection, slug, email)
     result = connection.execute(
-        delete(project_members).where(project_members.c.project_id == project_id, project_members.c.user_id == user_id)
+        delete(project_members).where(project_members.c.project_id == project_id, project_members.c.user_id == member)
     )
     return result.rowcount > 0
 
@@ -210,27 +254,79 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(connection: Connection, name: str = "api", user_id: int | None = None) -> str:
+def create_token(connection: Connection, name: str = "api", user_id: int | None = None, *, scope: str = "admin") -> str:
     """Make a new API token; only its hash is stored, so this is the one time it can be shown."""
+    if scope not in TOKEN_SCOPES:
+        raise AccountError(f"unknown token scope {scope!r}: expected {' or '.join(TOKEN_SCOPES)}")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     connection.execute(
         insert(api_tokens).values(
-            name=name[:200], token_hash=_token_hash(token), prefix=token[:12], user_id=user_id, created_at=now()
+            name=name[:200],
+            token_hash=_token_hash(token),
+            prefix=token[:12],
+            user_id=user_id,
+            scope=scope,
+            created_at=now(),
         )
     )
     return token
 
 
-def token_owner(connection: Connection, token: str) -> int | None:
-    """The id of the token row when the token is valid and not revoked."""
-    row = connection.execute(
-        select(api_tokens.c.id).where(api_tokens.c.token_hash == _token_hash(token), api_tokens.c.revoked_at.is_(None))
-    ).first()
-    return None if row is None else int(row.id)
+@dataclass(frozen=True, slots=True)
+class Token:
+    """An API token as listed: never the token itself, which is not stored."""
+
+    id: int
+    name: str
+    scope: str
+    prefix: str
+    user_id: int | None
+    created_at: float
+    last_used_at: float | None
+    revoked_at: float | None
 
 
-def touch_token(connection: Connection, token_id: int) -> None:
-    connection.execute(update(api_tokens).where(api_tokens.c.id == token_id).values(last_used_at=now()))
+def _tokens(rows: Iterable[Row[Any]]) -> list[Token]:
+    return [
+        Token(int(r.id), r.name, r.scope, r.prefix, r.user_id, float(r.created_at), r.last_used_at, r.revoked_at)
+        for r in rows
+    ]
+
+
+def find_token(connection: Connection, token: str) -> Token | None:
+    """The token's record when the token is valid and not revoked."""
+    query = select(api_tokens).where(api_tokens.c.token_hash == _token_hash(token), api_tokens.c.revoked_at.is_(None))
+    found = _tokens(connection.execute(query))
+    return found[0] if found else None
+
+
+def list_tokens(connection: Connection, *, user_id: int | None = None, include_revoked: bool = True) -> list[Token]:
+    """Every token (or the user's), newest first."""
+    query = select(api_tokens).order_by(api_tokens.c.id.desc())
+    if user_id is not None:
+        query = query.where(api_tokens.c.user_id == user_id)
+    if not include_revoked:
+        query = query.where(api_tokens.c.revoked_at.is_(None))
+    return _tokens(connection.execute(query))
+
+
+def revoke_token(connection: Connection, token_id: int, *, user_id: int | None = None) -> bool:
+    """Stop a token (of the user, when given) at once; ``False`` when it was revoked already. The record stays."""
+    mine = [api_tokens.c.id == token_id]
+    if user_id is not None:
+        mine.append(api_tokens.c.user_id == user_id)
+    # Ids beyond the 32-bit column cannot exist; PostgreSQL would refuse to compare them.
+    row = None if not 0 < token_id < 2**31 else connection.execute(select(api_tokens.c.revoked_at).where(*mine)).first()
+    if row is None:
+        raise AccountError(f"no API token {token_id}")
+    if row.revoked_at is not None:
+        return False
+    connection.execute(update(api_tokens).where(*mine).values(revoked_at=now()))
+    return True
+
+
+def touch_token(connection: Connection, token_id: int, moment: float) -> None:
+    connection.execute(update(api_tokens).where(api_tokens.c.id == token_id).values(last_used_at=moment))
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ __all__ = [
     "ALERT_TRIGGERS",
     "ISSUE_STATUSES",
     "LEVELS",
+    "TOKEN_SCOPES",
     "alert_channels",
     "alert_outbox",
     "alert_rule_channels",
@@ -37,6 +38,7 @@ __all__ = [
     "alert_throttle",
     "api_tokens",
     "attachments",
+    "auth_throttle",
     "client_report_counts",
     "digest_state",
     "events",
@@ -45,7 +47,6 @@ __all__ = [
     "issue_impact",
     "issue_tags",
     "issues",
-    "login_failures",
     "metadata",
     "project_hourly",
     "project_keys",
@@ -58,6 +59,7 @@ __all__ = [
 
 LEVELS = ("fatal", "error", "warning", "info", "debug")
 ISSUE_STATUSES = ("unresolved", "resolved", "ignored")
+TOKEN_SCOPES = ("admin", "read")
 
 # A fixed naming convention keeps constraint names identical on both backends and in migrations.
 metadata = MetaData(
@@ -118,17 +120,16 @@ project_members = Table(
     Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True),
 )
 
-# Failed dashboard logins, one row each, for throttling by client address and by email across processes.
-# ``key`` is a SHA-256 of kind and value: what was typed as an email (sometimes a password) is not kept.
-login_failures = Table(
-    "login_failures",
+# Failed logins and wrong API tokens, counted per key in fixed windows (see storage/throttle.py). ``key`` is a
+# SHA-256 of the kind and the values it counts (an address, an email and an address): what was typed as an email
+# (sometimes a password) is not kept.
+auth_throttle = Table(
+    "auth_throttle",
     metadata,
-    Column("id", BigId, primary_key=True),
-    Column("kind", String(16), nullable=False),
-    Column("key", String(64), nullable=False),
-    Column("failed_at", Double, nullable=False),
-    Index(None, "kind", "key", "failed_at"),
-    Index(None, "failed_at"),
+    Column("key", String(64), primary_key=True),
+    Column("window_start", Double, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Index(None, "window_start"),
 )
 
 api_tokens = Table(
@@ -142,7 +143,9 @@ api_tokens = Table(
     Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
     Column("created_at", Double, nullable=False),
     Column("last_used_at", Double, nullable=True),
-    Column("revoked_at", Double, nullable=True),
+    Column("revoked_at", Double, nullable=True),  # revoked tokens stay, as a record of what existed
+    # "admin": the whole REST API; "read": GET and HEAD only (api/routes.py).
+    Column("scope", String(16), nullable=False, server_default="admin"),
 )
 
 issues = Table(

@@ -7,6 +7,7 @@ from sqlalchemy import Engine
 from starlette.staticfiles import StaticFiles
 
 from stackwatch.server.config import Settings
+from stackwatch.server.web.account import build_account_router
 from stackwatch.server.web.context import STATIC_DIR, Web
 from stackwatch.server.web.event_view import json_text
 from stackwatch.server.web.impact import build_impact_router
@@ -29,6 +30,7 @@ def mount(app: FastAPI, engine: Engine, settings: Settings) -> None:
     app.include_router(build_issues_router())
     app.include_router(build_issue_page_router())
     app.include_router(build_settings_router())
+    app.include_router(build_account_router())
     app.include_router(build_impact_router())
     app.include_router(build_trends_router())
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -10,16 +10,15 @@ from sqlalchemy import Connection, select
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from stackwatch.server.storage import accounts
+from stackwatch.server.storage import accounts, throttle
 from stackwatch.server.storage.db import now
 from stackwatch.server.storage.schema import users
-from stackwatch.server.web import throttle
 from stackwatch.server.web.access import User, visible_projects
 from stackwatch.server.web.context import WebRoute, form, web
 from stackwatch.server.web.overview import summarize
 from stackwatch.server.web.sessions import session_user
 
-__all__ = ["build_web_router", "current_user", "login_redirect", "safe_next"]
+__all__ = ["build_web_router", "client_address", "current_user", "login_redirect", "safe_next", "throttled_message"]
 
 WRONG_CREDENTIALS = "The email or the password is wrong."
 
@@ -34,8 +33,18 @@ def safe_next(target: str | None) -> str:
     return target
 
 
-def _client_address(request: Request) -> str:
+def client_address(request: Request) -> str:
+    """The client's address: the peer's, or what a proxy in ``STACKWATCH_TRUSTED_PROXIES`` said it is (uvicorn
+    reads the forwarded headers of those peers only; nothing here reads them)."""
     return request.client.host if request.client else "unknown"
+
+
+def throttled_message(wait: int) -> str:
+    minutes = -(-wait // 60)
+    return (
+        f"Too many failed attempts from your address. Try again in {minutes} minute{'s' if minutes != 1 else ''}; "
+        "other addresses are not affected."
+    )
 
 
 def current_user(request: Request, connection: Connection) -> User | None:
@@ -63,9 +72,7 @@ def _login_page(
 
 
 def _throttled(request: Request, next_url: str, email: str, wait: int) -> Response:
-    minutes = -(-wait // 60)
-    message = f"Too many failed logins. Try again in {minutes} minute{'s' if minutes != 1 else ''}."
-    response = _login_page(request, next_url=next_url, email=email, error=message, status_code=429)
+    response = _login_page(request, next_url=next_url, email=email, error=throttled_message(wait), status_code=429)
     response.headers["Retry-After"] = str(wait)
     return response
 
@@ -91,23 +98,21 @@ def build_web_router() -> APIRouter:
         fields = form(request)
         email, password = fields.get("email", "").strip().lower(), fields.get("password", "")
         next_url = safe_next(fields.get("next"))
-        address, moment = _client_address(request), now()
-        context = web(request)
-        # Checked on a read connection: the Argon2 work must not hold SQLite's write lock (the digest waits on it).
-        # Attempts in flight at the same moment may pass the limit by a few; the next ones see every failure.
+        counters, context = throttle.login_counters(client_address(request), email), web(request)
+        # The attempt is counted before the password is checked, in a short write transaction of its own: concurrent
+        # attempts are counted one by one, and the Argon2 work (below, on a read connection) holds no lock — the
+        # digest waits on SQLite's write lock.
+        with context.engine.connect() as connection, connection.execution_options(sqlite_write=True).begin():
+            wait = throttle.reserve(connection, counters, now())
+        if wait is not None:
+            return _throttled(request, next_url, email, wait)
         with context.engine.connect() as connection:
-            wait = throttle.retry_after(connection, address, email, moment)
-            if wait is not None:
-                return _throttled(request, next_url, email, wait)
             user_id = accounts.authenticate(connection, email, password)
             version = _session_version(connection, user_id)
-        with context.engine.connect() as connection, connection.execution_options(sqlite_write=True).begin():
-            if user_id is None:
-                throttle.record_failure(connection, address, email, moment)
-            else:
-                throttle.clear_email(connection, email)
         if user_id is None:
             return _login_page(request, next_url=next_url, email=email, error=WRONG_CREDENTIALS, status_code=401)
+        with context.engine.connect() as connection, connection.execution_options(sqlite_write=True).begin():
+            throttle.release(connection, counters)  # not a failure after all
         response = RedirectResponse(next_url, status_code=303)
         context.cookies.issue(response, user_id, version)
         return response

@@ -1,11 +1,10 @@
-"""The settings pages: ``/projects/{slug}/settings`` (DSN keys, members, alert channels and rules) and
-``/account/tokens`` (the user's REST API tokens). See docs/dashboard.md.
+"""The settings pages: ``/projects/{slug}/settings`` (DSN keys, members, alert channels and rules). See
+docs/dashboard.md; the user's own pages (API tokens, password) are in ``account.py``.
 
 Every project member may read a project's settings (they need its DSN); only administrators change them, and the
 server refuses a non-administrator's ``POST`` with 403 whatever the page showed. Alert channels and rules are
 validated, stored and shown by ``alerts.manage`` — the REST API's own functions — so a channel's secrets never
-reach the page. An API token opens the whole REST API (every project, every change), so only administrators
-create them; each user lists and revokes their own only.
+reach the page.
 """
 
 from __future__ import annotations
@@ -30,7 +29,6 @@ from stackwatch.server.storage.schema import (
     ALERT_TRIGGERS,
     LEVELS,
     alert_channels,
-    api_tokens,
     project_keys,
     project_members,
     users,
@@ -38,7 +36,7 @@ from stackwatch.server.storage.schema import (
 from stackwatch.server.web.access import ProjectRef, User, visible_project
 from stackwatch.server.web.context import Web, WebRoute, clean, form, form_values, web
 from stackwatch.server.web.issues import _not_found, project_for_page
-from stackwatch.server.web.routes import current_user, login_redirect
+from stackwatch.server.web.routes import current_user
 
 __all__ = ["MAX_RATE_LIMIT", "build_settings_router"]
 
@@ -527,80 +525,4 @@ def build_settings_router() -> APIRouter:
 
         return _change(request, slug, apply)
 
-    _add_token_routes(router)
     return router
-
-
-# ---- API tokens --------------------------------------------------------------------------------------------
-
-
-def _tokens(connection: Connection, user: User) -> list[Any]:
-    query = select(api_tokens).where(api_tokens.c.user_id == user.id).order_by(api_tokens.c.id.desc())
-    return list(connection.execute(query))
-
-
-def _tokens_page(
-    request: Request, user: User, *, new_token: str = "", error: str = "", status_code: int = 200
-) -> Response:
-    context = web(request)
-    with context.engine.connect() as connection:
-        tokens = _tokens(connection, user)
-    values = {
-        "user": user,
-        "csrf_token": _csrf(request),
-        "tokens": tokens,
-        "new_token": new_token,
-        "error": error,
-        "can_create": user.is_admin,
-    }
-    return context.page("tokens.html", values, status_code=status_code)
-
-
-def _add_token_routes(router: APIRouter) -> None:
-    @router.get("/account/tokens")
-    def token_list(request: Request) -> Response:
-        with web(request).engine.connect() as connection:
-            user = current_user(request, connection)
-        if user is None:
-            return login_redirect(request)
-        return _tokens_page(request, user)
-
-    @router.post("/account/tokens")
-    def token_create(request: Request) -> Response:
-        context = web(request)
-        try:
-            name, problem = _label(form(request).get("name"), "token's name"), ""
-        except Invalid as error:
-            name, problem = "", str(error)
-        with context.engine.connect() as connection, connection.execution_options(sqlite_write=True).begin():
-            user = current_user(request, connection)
-            if user is None:
-                return RedirectResponse("/login?next=/account/tokens", status_code=303)
-            if not user.is_admin:
-                return context.error(
-                    403, "Not allowed", "Only administrators can create API tokens: a token opens every project."
-                )
-            token = "" if problem else accounts.create_token(connection, name, user.id)
-        if problem:
-            return _tokens_page(request, user, error=problem, status_code=400)
-        # Shown in this answer only: only its hash is stored, and it never goes into a URL or a redirect.
-        return _tokens_page(request, user, new_token=token)
-
-    @router.post("/account/tokens/{token_id}/revoke")
-    def token_revoke(request: Request, token_id: str) -> Response:
-        context = web(request)
-        with context.engine.connect() as connection, connection.execution_options(sqlite_write=True).begin():
-            user = current_user(request, connection)
-            if user is None:
-                return RedirectResponse("/login?next=/account/tokens", status_code=303)
-            try:
-                wanted = _id(token_id)
-            except _Missing:
-                wanted = 0
-            mine = (api_tokens.c.id == wanted, api_tokens.c.user_id == user.id)
-            if connection.execute(select(api_tokens.c.id).where(*mine)).first() is None:
-                return context.error(404, "Not found", "There is no such API token among yours.")
-            connection.execute(
-                update(api_tokens).where(*mine, api_tokens.c.revoked_at.is_(None)).values(revoked_at=now())
-            )
-        return RedirectResponse("/account/tokens", status_code=303)
