@@ -24,9 +24,6 @@ from stackwatch.server.storage.schema import events
 if TYPE_CHECKING:
     from stackwatch.server.services import Services
 
-ADMIN_PASSWORD_FILE = "admin-password"
-
-
 @main.command()
 @click.option("--host", help="Address to listen on [STACKWATCH_HOST, 127.0.0.1]")
 @click.option("--port", type=int, help="Port to listen on [STACKWATCH_PORT, 8000]")
@@ -114,7 +111,7 @@ def _default_dsn(connection: Connection, settings: Settings) -> str | None:
 def _login_line(settings: Settings, first: accounts.FirstStart) -> str:
     """The password on the start that made it, and only then: later starts (whose output ends up in logs, in a
     terminal's scroll-back, in a service manager's journal) say where it is kept."""
-    password_file = settings.data_dir / ADMIN_PASSWORD_FILE
+    password_file = settings.data_dir / accounts.ADMIN_PASSWORD_FILE
     if first.admin_password is not None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -122,7 +119,7 @@ def _login_line(settings: Settings, first: accounts.FirstStart) -> str:
             handle.write(f"{first.admin_email} {first.admin_password}\n")
         return f"{first.admin_email} / {first.admin_password}   (kept in {password_file} until you change it)"
     if password_file.exists():
-        return f"the first administrator's password is in {password_file} (delete the file once it is changed)"
+        return f"the first administrator's password is in {password_file} (removed when that password is changed)"
     return "your administrator account (add one with: stackwatch user create EMAIL --admin)"
 
 
