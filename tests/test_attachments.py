@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import orjson
@@ -203,6 +204,9 @@ FILES = [
     attachment(b"<html><script>alert(1)</script></html>", SCRIPT_NAME, "text/html"),
     attachment(b"\x89PNG\r\n\x1a\n\0\0", "dump?token=s3cr3tvalue1234.png", "image/png"),
     attachment(b"plain log line\n" * 100, "worker.log", "text/plain"),
+    attachment(
+        b"\xd0\xbe\xd0\xba", "отчёт 2026.txt", "text/plain; charset=utf-8"
+    ),  # not Latin-1: no header can carry it
 ]
 
 
@@ -230,6 +234,7 @@ def test_the_event_page_lists_its_attachments_escaped(stack: Stack) -> None:
         (SCRIPT_NAME, "text/html", f"{len(FILES[0][1])} bytes"),
         ("dump?token=[Filtered:secret_param]", "image/png", "10 bytes"),
         ("worker.log", "text/plain", "1.5 KB"),
+        ("отчёт 2026.txt", "text/plain; charset=utf-8", "4 bytes"),
     ]
     assert "&lt;script&gt;alert(1)&lt;/script&gt;.html" in table[1] and foreign_markup(page.text) == []
     assert "s3cr3tvalue1234" not in page.text
@@ -244,7 +249,8 @@ def test_the_event_page_lists_its_attachments_escaped(stack: Stack) -> None:
 def test_an_administrator_downloads_an_attachment_as_a_file(stack: Stack) -> None:
     issue, _, ids = _event_with_files(stack)
     client = admin_client(stack)
-    names = [SCRIPT_NAME, "dump?token=[Filtered:secret_param]", "worker.log"]
+    names = [SCRIPT_NAME, "dump?token=[Filtered:secret_param]", "worker.log", "отчёт 2026.txt"]
+    saved_as = {}
     for (_, data), stored_name in zip(FILES, names, strict=True):
         answer = client.get(f"/issues/{issue}/attachments/{ids[stored_name]}")
         assert answer.status_code == 200 and answer.content == data
@@ -256,7 +262,16 @@ def test_an_administrator_downloads_an_attachment_as_a_file(stack: Stack) -> Non
             r'attachment; filename="([A-Za-z0-9._-]+)"; filename\*=UTF-8\'\'([A-Za-z0-9%._~-]+)', disposition
         )
         assert plain, disposition
-    assert plain[1] == "worker.log"
+        saved_as[stored_name] = (plain[1], unquote(plain[2]))
+    assert saved_as == {
+        SCRIPT_NAME: ("script_alert_1__script_.html", "<script>alert(1)<_script>.html"),  # no path separators
+        "dump?token=[Filtered:secret_param]": (
+            "dump_token_Filtered_secret_param",
+            "dump?token=[Filtered:secret_param]",
+        ),
+        "worker.log": ("worker.log", "worker.log"),
+        "отчёт 2026.txt": ("2026.txt", "отчёт 2026.txt"),
+    }
 
 
 def test_the_download_is_for_administrators_only(stack: Stack) -> None:
@@ -295,6 +310,7 @@ def test_the_api_lists_an_events_attachments(stack: Stack) -> None:
         (ids[SCRIPT_NAME], SCRIPT_NAME, "text/html", len(FILES[0][1])),
         (ids["dump?token=[Filtered:secret_param]"], "dump?token=[Filtered:secret_param]", "image/png", 10),
         (ids["worker.log"], "worker.log", "text/plain", 1500),
+        (ids["отчёт 2026.txt"], "отчёт 2026.txt", "text/plain; charset=utf-8", 4),
     ]
     assert all(a["project_id"] == 1 and a["event_id"] == event_id for a in listed.json())
     assert stack.api(f"/projects/python/events/{event_id}/attachments").json() == listed.json()
