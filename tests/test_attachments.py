@@ -317,6 +317,17 @@ def test_the_api_lists_an_events_attachments(stack: Stack) -> None:
     assert stack.api(f"/projects/node/events/{event_id}/attachments").status_code == 404
     assert stack.api(f"/events/{new_id()}/attachments").status_code == 404
     assert stack.api(f"/projects/nope/events/{event_id}/attachments").status_code == 404
+    # The same event id in another project: the global list will not pick one, the project's lists answer.
+    node_event = message_event("the same id in node", event_id=event_id)
+    assert (
+        send(stack.client, with_event(node_event, attachment(b"node's")), project=2, auth=NODE_AUTH).status_code == 200
+    )
+    stack.digest()
+    conflict = stack.api(f"/events/{event_id}/attachments")
+    assert conflict.status_code == 409 and conflict.json()["projects"] == ["node", "python"]
+    assert stack.api(f"/projects/python/events/{event_id}/attachments").json() == listed.json()
+    node_files = stack.api(f"/projects/node/events/{event_id}/attachments").json()
+    assert [(a["project_id"], a["filename"], a["size"]) for a in node_files] == [(2, "run.log", 6)]
 
 
 # --- a key's own quotas on the settings page ---------------------------------------------------------------

@@ -14,7 +14,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import Connection, Engine, select
 
-from stackwatch.server.api.queries import find_event, iso
+from stackwatch.server.api.models import EventConflict
+from stackwatch.server.api.queries import event_projects, find_event, iso
 from stackwatch.server.storage.schema import attachments, events, projects
 
 __all__ = ["Attachment", "add_attachment_routes"]
@@ -44,27 +45,16 @@ def _listed(connection: Connection, project_id: int, event_id: str) -> list[dict
     return [{**row._mapping, "created_at": iso(row.created_at)} for row in connection.execute(query)]
 
 
-def _projects_with(connection: Connection, event_id: str) -> list[tuple[int, str]]:
-    """(id, slug) of each project that stores an event with this id: event ids are unique per project only."""
-    query = (
-        select(projects.c.id, projects.c.slug)
-        .join(events, events.c.project_id == projects.c.id)
-        .where(events.c.event_id == _wanted(event_id))
-        .order_by(projects.c.slug)
-    )
-    return [(int(row.id), str(row.slug)) for row in connection.execute(query)]
-
-
 def add_attachment_routes(router: APIRouter, engine: Engine) -> None:
     @router.get(
         "/events/{event_id}/attachments",
         response_model=list[Attachment],
-        responses={409: {"description": "The event id is stored in several projects"}},
+        responses={409: {"model": EventConflict, "description": "The event id is stored in several projects"}},
     )
     def list_event_attachments(event_id: str) -> Any:
         """The attachments of the event with this id, when one project stores it; else 409 naming the projects."""
         with engine.connect() as connection:
-            found = _projects_with(connection, event_id)
+            found = event_projects(connection, event_id)
             if not found:
                 raise HTTPException(404, f"no event {event_id}")
             if len(found) > 1:
