@@ -135,6 +135,7 @@ def _seed(stack: Stack, client: TestClient) -> Seeded:
             "rule_id": first(alert_rules.c.id),
             "key_id": first(project_keys.c.id),
             "token_id": first(api_tokens.c.id),
+            "attachment_id": "1",  # none is stored: the download's checks still run before its 404
         }
     return Seeded(defaults)
 

@@ -101,6 +101,7 @@ def every_post(stack: Stack) -> list[tuple[str, dict[str, Any]]]:
         (f"{SETTINGS}/keys", {"label": "CI"}),
         (f"{SETTINGS}/keys/1/revoke", {}),
         (f"{SETTINGS}/keys/1/rate-limit", {"rate_limit": "10"}),
+        (f"{SETTINGS}/keys/1/attachment-limits", {"attachment_rate_limit": "10"}),
         (f"{SETTINGS}/members", {"email": "admin@example.com"}),
         (f"{SETTINGS}/members/remove", {"email": "dev@example.com"}),
         (f"{SETTINGS}/channels", {"name": "ops", "kind": "slack", "url": "https://hooks.slack.com/services/T/B/x"}),

@@ -43,6 +43,12 @@ class Settings:
     max_event_bytes: int = 1024 * 1024
     max_attachment_bytes: int = 10 * 1024 * 1024
     rate_limit_per_minute: int = 0
+    # Attachments, Sentry's ``attachment`` rate-limit category: quotas per DSN key, counted apart from events (0 =
+    # off; a key's own limits override them), and caps per envelope (see docs/ingest.md#attachments).
+    attachment_rate_limit_per_minute: int = 600
+    attachment_bytes_per_minute: int = 100 * 1024 * 1024
+    max_envelope_attachments: int = 100
+    max_envelope_attachment_bytes: int = 20 * 1024 * 1024
     digest_batch_size: int = 500
     sqlite_synchronous: str = "FULL"
     digest_process: bool = True
@@ -217,6 +223,10 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "max_event_bytes": _positive_size,
     "max_attachment_bytes": _positive_size,
     "rate_limit_per_minute": _int_in(0, 10**9),
+    "attachment_rate_limit_per_minute": _int_in(0, 10**9),
+    "attachment_bytes_per_minute": parse_size,
+    "max_envelope_attachments": _int_in(1, 1000),  # an envelope holds at most 1,000 items (ingest.envelope)
+    "max_envelope_attachment_bytes": _positive_size,
     "digest_batch_size": _int_in(1, 100_000),
     "sqlite_synchronous": lambda text: _choice("full", "normal")(text).upper(),
     "digest_process": _boolean,

@@ -24,6 +24,8 @@ _HELP = {
     "stackwatch_ingest_requests_total": "Ingest requests by answer status.",
     "stackwatch_ingest_envelopes_total": "Envelopes written to the inbox.",
     "stackwatch_ingest_bytes_total": "Decoded envelope bytes written to the inbox.",
+    "stackwatch_ingest_attachments_dropped_total": "Attachments dropped by ingest, by reason.",
+    "stackwatch_ingest_attachment_bytes_dropped_total": "Bytes of attachments dropped by ingest, by reason.",
     "stackwatch_digest_events_total": "Events stored by the digest.",
     "stackwatch_digest_duplicates_total": "Events skipped because their event_id was already stored.",
     "stackwatch_digest_invalid_items_total": "Items the digest could not read and skipped.",

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine, select
 
 from stackwatch.server.api import queries
 from stackwatch.server.api.alerts import add_alert_routes
+from stackwatch.server.api.attachments import add_attachment_routes
 from stackwatch.server.api.models import (
     EventConflict,
     EventDetail,
@@ -231,4 +232,5 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
             return queries.event_page(connection, events.c.run_id == run_id, cursor, limit)
 
     add_alert_routes(router, engine, settings, public_base)
+    add_attachment_routes(router, engine)
     return router

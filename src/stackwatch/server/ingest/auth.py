@@ -54,6 +54,9 @@ class KeyInfo:
     project_id: int
     active: bool
     rate_limit_per_minute: int | None
+    # The key's own attachment quotas; ``None``: the server-wide settings.
+    attachment_rate_limit_per_minute: int | None = None
+    attachment_bytes_per_minute: int | None = None
 
 
 class KeyCache:
@@ -80,13 +83,27 @@ class KeyCache:
         if len(public_key) > 64 or "\x00" in public_key:
             return None  # cannot be a stored key, and PostgreSQL refuses NUL characters even in a query
         query = (
-            select(project_keys.c.project_id, project_keys.c.active, project_keys.c.rate_limit_per_minute)
+            select(
+                project_keys.c.project_id,
+                project_keys.c.active,
+                project_keys.c.rate_limit_per_minute,
+                project_keys.c.attachment_rate_limit_per_minute,
+                project_keys.c.attachment_bytes_per_minute,
+            )
             .join(projects, projects.c.id == project_keys.c.project_id)
             .where(project_keys.c.public_key == public_key)
         )
         with self._engine.connect() as connection:
             row = connection.execute(query).first()
-        info = None if row is None else KeyInfo(row.project_id, bool(row.active), row.rate_limit_per_minute)
+        info = None
+        if row is not None:
+            info = KeyInfo(
+                row.project_id,
+                bool(row.active),
+                row.rate_limit_per_minute,
+                row.attachment_rate_limit_per_minute,
+                row.attachment_bytes_per_minute,
+            )
         with self._lock:
             if len(self._entries) > 100_000:
                 self._entries.clear()

@@ -28,7 +28,15 @@ from stackwatch.server.ingest.envelope import (
     serialize_envelope,
 )
 from stackwatch.server.ingest.errors import IngestError, header_safe
-from stackwatch.server.ingest.limits import ERROR_CATEGORIES, KEPT_ITEM_TYPES, NEVER_KEPT_HEADER, RateLimiter
+from stackwatch.server.ingest.limits import (
+    ERROR_CATEGORIES,
+    KEPT_ITEM_TYPES,
+    RateLimiter,
+    attachment_quota,
+    check_attachment_caps,
+    limit_attachments,
+    rate_limits_header,
+)
 from stackwatch.server.metrics import METRICS
 from stackwatch.server.storage.inbox import Inbox
 
@@ -59,6 +67,7 @@ class _Accepted:
     envelope: Envelope
     body: bytes
     event_id: str | None
+    held_back: str | None = None  # the X-Sentry-Rate-Limits entry of attachments dropped over their quota
 
 
 class Ingest:
@@ -109,7 +118,9 @@ class Ingest:
             return _response(exc.status, {"detail": exc.message}, {**error, **exc.headers})
         except ClientDisconnect:
             return _response(400, {"detail": "client disconnected"})
-        return _response(200, {"id": accepted.event_id}, {"X-Sentry-Rate-Limits": NEVER_KEPT_HEADER})
+        return _response(
+            200, {"id": accepted.event_id}, {"X-Sentry-Rate-Limits": rate_limits_header(accepted.held_back)}
+        )
 
     async def _accept(self, request: Request, *, legacy: bool) -> _Accepted:
         raw_id = request.path_params["project_id"]
@@ -126,17 +137,19 @@ class Ingest:
             if key is None:
                 raise IngestError(401, "missing DSN key: send X-Sentry-Auth, sentry_key or an envelope dsn")
         info = await self._authorize(key, project_id)  # a cache hit when it was checked before the body
+        check_attachment_caps(envelope.items, self._settings)
         kept, events, payload_event_id = self._check_items(envelope)
         if events > 1:  # the digest would keep the first and count the rest as duplicates: see docs/ingest.md
             raise IngestError(400, f"envelope has {events} event items; an envelope carries at most one event")
         self._rate_limit(key, info, events)
+        kept, held_back = limit_attachments(self._limiter, key, attachment_quota(info, self._settings), kept)
         event_id = _event_id(envelope, kept, payload_event_id)
         changed = len(kept) != len(envelope.items) or legacy or envelope.headers.get("event_id") != event_id
         if event_id is not None:
             envelope.headers["event_id"] = event_id
         envelope.items = kept
         body = serialize_envelope(envelope) if changed else data
-        return _Accepted(project_id, envelope, body, event_id)
+        return _Accepted(project_id, envelope, body, event_id, held_back)
 
     async def _authorize(self, key: str, project_id: int) -> KeyInfo:
         hit, info = self._keys.cached(key)

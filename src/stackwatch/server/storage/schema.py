@@ -98,6 +98,9 @@ project_keys = Table(
     # Events per minute for this key; NULL means the server-wide setting.
     Column("rate_limit_per_minute", Integer, nullable=True),
     Column("created_at", Double, nullable=False),
+    # Attachments per minute and attachment bytes per minute for this key; NULL means the server-wide setting.
+    Column("attachment_rate_limit_per_minute", Integer, nullable=True),
+    Column("attachment_bytes_per_minute", BigInteger, nullable=True),
 )
 
 users = Table(

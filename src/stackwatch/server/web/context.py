@@ -60,6 +60,16 @@ def _when(epoch: float | None) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _size(count: int) -> str:
+    """Bytes for people: ``512 bytes``, ``1.5 KB``, ``20 MB`` (binary units, as the settings read them)."""
+    value, unit = float(count), "bytes"
+    for larger in ("KB", "MB", "GB", "TB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, larger
+    return f"{count} bytes" if unit == "bytes" else f"{value:.1f}".removesuffix(".0") + f" {unit}"
+
+
 def _bucket(start: int, step: int) -> str:
     """A chart bucket's label: the hour (``14:00``) or the day (``2026-11-28``), in UTC."""
     moment = dt.datetime.fromtimestamp(start, dt.UTC)
@@ -81,6 +91,7 @@ class Web:
         )
         templates.filters["when"] = _when
         templates.filters["bucket"] = _bucket
+        templates.filters["size"] = _size
         templates.filters["sparkline"] = sparkline
         cookies = SessionCookies(settings.secret_key, secure=settings.base_url.startswith("https://"))
         return cls(engine, settings, cookies, templates)

@@ -2,7 +2,8 @@
 
 The issue, its facets and its hourly series are read with the REST API's queries (``api.queries``), and its
 status changed with the API's ``set_status``, so page and API agree. The event shown is the latest of the issue,
-or ``?event=<event_id>`` when that event belongs to it; older and newer go by the events' storage order.
+or ``?event=<event_id>`` when that event belongs to it; older and newer go by the events' storage order. The
+event's attachments are listed with it; only administrators may download them (``/issues/{id}/attachments/{id}``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from stackwatch.server.storage.db import now
 from stackwatch.server.storage.schema import events, issues
 from stackwatch.server.web.access import ProjectRef, User, can_see_project, visible_projects
 from stackwatch.server.web.activity import RANGES, issue_series
+from stackwatch.server.web.attachments import download, event_attachments, find_attachment
 from stackwatch.server.web.charts import chart
 from stackwatch.server.web.context import Web, WebRoute, epoch, form, web
 from stackwatch.server.web.event_view import event_view
@@ -156,6 +158,7 @@ def build_issue_page_router() -> APIRouter:
             shown = row.event_id if row is not None else None
             summary = _summary_values(connection, request, issue, _range(range_name), shown)
             live_since = _version(connection, issue["id"]) or ""
+            files = event_attachments(connection, issue["project_id"], row.event_id) if row is not None else []
         data = queries.event_data(row) if row is not None else None
         values = {
             **summary,
@@ -166,8 +169,28 @@ def build_issue_page_router() -> APIRouter:
             "older": older,
             "newer": newer,
             "live_since": live_since,
+            "attachments": files,
+            "can_download": user.is_admin,
         }
         return context.page("issue.html", values)
+
+    @router.get("/issues/{issue_id}/attachments/{attachment_id}")
+    def attachment_download(request: Request, issue_id: str, attachment_id: str) -> Response:
+        """An attachment of one of the issue's events, for administrators: a member who may see the issue gets 403
+        (as for a settings change), anyone else the issue page's 404, and no session the login page."""
+        context = web(request)
+        with context.engine.connect() as connection:
+            found = issue_for_page(request, connection, issue_id)
+            if isinstance(found, Response):
+                return found
+            user, issue, _ = found
+            if not user.is_admin:
+                return context.error(403, "Not allowed", "Only administrators can download attachments.")
+            wanted = _issue_id(attachment_id)  # the same range check: attachment ids are 64-bit row ids too
+            row = None if wanted is None else find_attachment(connection, wanted, issue["id"])
+        if row is None:
+            return context.error(404, "Not found", "This issue has no such attachment.")
+        return download(row.filename, row.data)
 
     @router.get("/issues/{issue_id}/summary")
     def issue_summary(

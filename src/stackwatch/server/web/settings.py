@@ -23,6 +23,7 @@ from stackwatch.server.alerts.channels import MODULES as CHANNEL_KINDS
 from stackwatch.server.alerts.dispatcher import channel_config, record_health, send_now
 from stackwatch.server.alerts.store import DEFAULT_COOLDOWN_MINUTES, DEFAULT_HOURLY_CAP, IMPACT_KINDS
 from stackwatch.server.api.alerts import channel_test_notification
+from stackwatch.server.config import parse_size
 from stackwatch.server.storage import accounts
 from stackwatch.server.storage.db import now
 from stackwatch.server.storage.schema import (
@@ -48,6 +49,15 @@ RATE_LIMIT_ERROR = (
     f"The rate limit must be a whole number of events per minute from 1 to {MAX_RATE_LIMIT}, "
     "or empty for the server-wide limit."
 )
+MAX_ATTACHMENT_BYTES_LIMIT = 2**40  # bytes per minute; 1 TB a minute is no limit
+ATTACHMENT_RATE_ERROR = (
+    f"The attachment rate limit must be a whole number of attachments per minute from 1 to {MAX_RATE_LIMIT}, "
+    "or empty for the server-wide limit."
+)
+ATTACHMENT_BYTES_ERROR = (
+    "The attachment bytes per minute must be a size such as 1048576, 512KB or 20MB, from 1 byte to 1TB, "
+    "or empty for the server-wide limit."
+)
 
 
 class Invalid(ValueError):
@@ -71,13 +81,34 @@ def _label(value: str | None, what: str) -> str:
     return text
 
 
-def _rate_limit(value: str | None) -> int | None:
+def _rate_limit(value: str | None, error: str = RATE_LIMIT_ERROR) -> int | None:
     text = clean(value)
     if not text:
         return None
     if not (text.isascii() and text.isdigit() and len(text) <= 10) or not 1 <= int(text) <= MAX_RATE_LIMIT:
-        raise Invalid(RATE_LIMIT_ERROR)
+        raise Invalid(error)
     return int(text)
+
+
+def _bytes_limit(value: str | None) -> int | None:
+    text = clean(value)
+    if not text:
+        return None
+    try:
+        size = parse_size(text) if text.isascii() else 0
+    except ValueError:
+        size = 0
+    if not 1 <= size <= MAX_ATTACHMENT_BYTES_LIMIT:
+        raise Invalid(ATTACHMENT_BYTES_ERROR)
+    return size
+
+
+def _attachment_limits(fields: Mapping[str, str]) -> dict[str, int | None]:
+    """A key's own attachment quotas from a form (empty: the server-wide ones), as ``project_keys`` values."""
+    return {
+        "attachment_rate_limit_per_minute": _rate_limit(fields.get("attachment_rate_limit"), ATTACHMENT_RATE_ERROR),
+        "attachment_bytes_per_minute": _bytes_limit(fields.get("attachment_bytes_limit")),
+    }
 
 
 def _number_or_text(value: str | None) -> int | str | None:
@@ -122,6 +153,8 @@ def _keys(connection: Connection, context: Web, project: ProjectRef) -> list[dic
             "dsn": accounts.dsn(context.settings.base_url, row.public_key, project.id),
             "active": bool(row.active),
             "rate_limit": row.rate_limit_per_minute,
+            "attachment_rate_limit": row.attachment_rate_limit_per_minute,
+            "attachment_bytes_limit": row.attachment_bytes_per_minute,
             "created_at": row.created_at,
         }
         for row in rows
@@ -174,6 +207,8 @@ def _settings_page(
             "typed_rule": {**_blank_rule(), **typed["rules"]} if "rules" in typed else None,
             "keys": _keys(connection, context, project),
             "server_rate_limit": context.settings.rate_limit_per_minute,
+            "server_attachment_rate_limit": context.settings.attachment_rate_limit_per_minute,
+            "server_attachment_bytes_limit": context.settings.attachment_bytes_per_minute,
             "max_rate_limit": MAX_RATE_LIMIT,
             "members": _members(connection, project),
             "channels": channels,
@@ -353,9 +388,12 @@ def build_settings_router() -> APIRouter:
 
         def apply(connection: Connection, project: ProjectRef) -> None:
             label, limit = _label(fields.get("label"), "key's label"), _rate_limit(fields.get("rate_limit"))
+            attachment_limits = _attachment_limits(fields)
             public_key = accounts.create_key(connection, project.id, label)
             connection.execute(
-                update(project_keys).where(project_keys.c.public_key == public_key).values(rate_limit_per_minute=limit)
+                update(project_keys)
+                .where(project_keys.c.public_key == public_key)
+                .values(rate_limit_per_minute=limit, **attachment_limits)
             )
 
         return _change(request, slug, apply)
@@ -377,6 +415,16 @@ def build_settings_router() -> APIRouter:
             connection.execute(
                 update(project_keys).where(project_keys.c.id == found).values(rate_limit_per_minute=limit)
             )
+
+        return _change(request, slug, apply)
+
+    @router.post("/projects/{slug}/settings/keys/{key_id}/attachment-limits")
+    def key_attachment_limits(request: Request, slug: str, key_id: str) -> Response:
+        fields = form(request)
+
+        def apply(connection: Connection, project: ProjectRef) -> None:
+            found, limits = _key_row(connection, project, key_id), _attachment_limits(fields)
+            connection.execute(update(project_keys).where(project_keys.c.id == found).values(**limits))
 
         return _change(request, slug, apply)
 
