@@ -1,7 +1,7 @@
 """project_keys: a key's own attachment quotas (attachments and attachment bytes per minute)
 
-Revision ID: 0009
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 
 NULL, as on every existing key, means the server-wide ``STACKWATCH_ATTACHMENT_RATE_LIMIT_PER_MINUTE`` and
 ``STACKWATCH_ATTACHMENT_BYTES_PER_MINUTE``.
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
