@@ -391,3 +391,18 @@ def test_invalid_attachment_limits_answer_400_and_change_nothing(
         refused = post(client, path, data)
         assert refused.status_code == 400 and message in error_text(refused), path
     assert snapshot(stack) == before
+
+
+def test_two_files_alike_in_name_and_size_are_both_kept_and_a_resent_envelope_adds_none(stack: Stack) -> None:
+    event = message_event("two logs of one run")
+    body = with_event(event, attachment(b"first  line\n", "log.txt"), attachment(b"second line\n", "log.txt"))
+    assert send(stack.client, body).status_code == 200
+    assert send(stack.client, body).status_code == 200  # the SDK sent it again: one batch holds both
+    stack.digest()
+    assert send(stack.client, body).status_code == 200  # and once more after the first was stored
+    stack.digest()
+    with stack.services.engine.connect() as connection:
+        stored = connection.execute(
+            select(attachments.c.data).where(attachments.c.event_id == event["event_id"]).order_by(attachments.c.id)
+        ).scalars()
+        assert [bytes(data) for data in stored] == [b"first  line\n", b"second line\n"]

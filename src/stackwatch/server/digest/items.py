@@ -69,6 +69,7 @@ class AttachmentRecord:
     attachment_type: str
     data: bytes
     created_at: float
+    inbox_id: int = 0  # the envelope it came in: a retried envelope brings the same attachments again
 
 
 @dataclass(slots=True)
@@ -226,6 +227,7 @@ def _parse_item(
                 attachment_type=clean(headers.get("attachment_type") or "event.attachment", 64) or "",
                 data=_scrub_attachment(payload, context.scrub),
                 created_at=row.received_at,
+                inbox_id=row.id,
             )
         )
         return

@@ -65,18 +65,27 @@ def _fresh_events(connection: Connection, records: list[EventRecord]) -> list[Ev
 
 
 def _fresh_attachments(connection: Connection, records: list[AttachmentRecord]) -> list[AttachmentRecord]:
-    """Drop attachments already stored: a retried envelope brings its attachments again with its event."""
-    unique: dict[tuple[int, str, str, int], AttachmentRecord] = {}
+    """Drop attachments already stored: a retried envelope brings its attachments again with its event.
+
+    An attachment is known by its event, file name, size and its place among the envelope's attachments of the same
+    name and size, so two equal-looking files of one event (two ``log.txt`` of 12 bytes) are both kept, while the
+    same envelope sent twice — in one batch, or after a crash between the digest's commit and the inbox clean-up —
+    stores them once.
+    """
+    seen: Counter[tuple[int, int, str, str, int]] = Counter()
+    unique: dict[tuple[int, str, str, int, int], AttachmentRecord] = {}
     for record in records:
-        unique.setdefault((record.project_id, record.event_id, record.filename, len(record.data)), record)
+        base = (record.project_id, record.event_id, record.filename, len(record.data))
+        place = seen[(record.inbox_id, *base)]
+        seen[(record.inbox_id, *base)] += 1
+        unique.setdefault((*base, place), record)
     if not unique:
         return []
     query = select(attachments.c.project_id, attachments.c.event_id, attachments.c.filename, attachments.c.size).where(
         attachments.c.event_id.in_({key[1] for key in unique})
     )
-    for project_id, event_id, filename, size in connection.execute(query):
-        unique.pop((project_id, event_id, filename, size), None)
-    return list(unique.values())
+    stored = Counter(tuple(row) for row in connection.execute(query))
+    return [record for key, record in unique.items() if key[4] >= stored[key[:4]]]
 
 
 def _issue_rows(connection: Connection, records: list[EventRecord]) -> dict[tuple[int, str], Any]:
