@@ -24,6 +24,7 @@ from stackwatch.server.storage.schema import events
 if TYPE_CHECKING:
     from stackwatch.server.services import Services
 
+
 @main.command()
 @click.option("--host", help="Address to listen on [STACKWATCH_HOST, 127.0.0.1]")
 @click.option("--port", type=int, help="Port to listen on [STACKWATCH_PORT, 8000]")
