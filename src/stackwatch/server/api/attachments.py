@@ -15,7 +15,8 @@ from pydantic import BaseModel
 from sqlalchemy import Connection, Engine, select
 
 from stackwatch.server.api.models import EventConflict
-from stackwatch.server.api.queries import event_projects, find_event, iso
+from stackwatch.server.api.params import event_project
+from stackwatch.server.api.queries import find_event, iso
 from stackwatch.server.storage.schema import attachments, events, projects
 
 __all__ = ["Attachment", "add_attachment_routes"]
@@ -54,17 +55,8 @@ def add_attachment_routes(router: APIRouter, engine: Engine) -> None:
     def list_event_attachments(event_id: str) -> Any:
         """The attachments of the event with this id, when one project stores it; else 409 naming the projects."""
         with engine.connect() as connection:
-            found = event_projects(connection, event_id)
-            if not found:
-                raise HTTPException(404, f"no event {event_id}")
-            if len(found) > 1:
-                slugs = [slug for _, slug in found]
-                detail = (
-                    f"event {event_id} is stored in {len(slugs)} projects ({', '.join(slugs)}): "
-                    "ask /api/v1/projects/{slug}/events/{event_id}/attachments"
-                )
-                return JSONResponse({"detail": detail, "projects": slugs}, status_code=409)
-            return _listed(connection, found[0][0], event_id)
+            found = event_project(connection, event_id, ask="/api/v1/projects/{slug}/events/{event_id}/attachments")
+            return found if isinstance(found, JSONResponse) else _listed(connection, found, event_id)
 
     @router.get("/projects/{slug}/events/{event_id}/attachments", response_model=list[Attachment])
     def list_project_event_attachments(slug: str, event_id: str) -> list[dict[str, Any]]:

@@ -9,8 +9,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path
+from fastapi.responses import JSONResponse
+from sqlalchemy import Connection
 
-__all__ = ["MAX_ID", "ChannelId", "IssueId", "RuleId", "stored_id"]
+from stackwatch.server.api.queries import event_projects
+
+__all__ = ["MAX_ID", "ChannelId", "IssueId", "RuleId", "event_project", "stored_id"]
 
 MAX_ID = 2**63 - 1  # the widest id column (BIGINT on PostgreSQL, INTEGER on SQLite)
 
@@ -38,3 +42,17 @@ def _rule_id(rule_id: Annotated[int, Path(description="The alert rule's id")]) -
 IssueId = Annotated[int, Depends(_issue_id)]
 ChannelId = Annotated[int, Depends(_channel_id)]
 RuleId = Annotated[int, Depends(_rule_id)]
+
+
+def event_project(connection: Connection, event_id: str, *, ask: str) -> int | JSONResponse:
+    """The project that stores the event with this id; 404 when none does, and, when several do, the 409 answer
+    that names them and the project-scoped address ``ask`` to use instead (an event id is unique per project only).
+    """
+    found = event_projects(connection, event_id)
+    if not found:
+        raise HTTPException(404, f"no event {event_id}")
+    if len(found) > 1:
+        slugs = [slug for _, slug in found]
+        detail = f"event {event_id} is stored in {len(slugs)} projects ({', '.join(slugs)}): ask {ask}"
+        return JSONResponse({"detail": detail, "projects": slugs}, status_code=409)
+    return found[0][0]

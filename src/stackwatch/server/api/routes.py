@@ -22,7 +22,7 @@ from stackwatch.server.api.models import (
     Project,
     ProjectUpdate,
 )
-from stackwatch.server.api.params import IssueId
+from stackwatch.server.api.params import IssueId, event_project
 from stackwatch.server.config import Settings
 from stackwatch.server.storage import throttle
 from stackwatch.server.storage.accounts import dsn, find_token, touch_token, update_project
@@ -204,17 +204,8 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
     def get_event(event_id: str) -> Any:
         """The event with this id, when one project stores it; else 409 naming the projects that do."""
         with engine.connect() as connection:
-            found = queries.event_projects(connection, event_id)
-            if not found:
-                raise HTTPException(404, f"no event {event_id}")
-            if len(found) > 1:
-                slugs = [slug for _, slug in found]
-                detail = (
-                    f"event {event_id} is stored in {len(slugs)} projects ({', '.join(slugs)}): "
-                    "ask /api/v1/projects/{slug}/events/{event_id}"
-                )
-                return JSONResponse({"detail": detail, "projects": slugs}, status_code=409)
-            return event_detail(connection, event_id, found[0][0])
+            found = event_project(connection, event_id, ask="/api/v1/projects/{slug}/events/{event_id}")
+            return found if isinstance(found, JSONResponse) else event_detail(connection, event_id, found)
 
     @router.get("/projects/{slug}/events/{event_id}", response_model=EventDetail)
     def get_project_event(slug: str, event_id: str) -> dict[str, Any]:
