@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ import httpx
 import psycopg
 import pytest
 
+from stackwatch.server.storage import datadir
 from tests.conftest import POSTGRES_ADMIN_URL, PYTHON_KEY, ServerFactory, ServerProcess, free_port
 from tests.support import event_envelope, message_event
 
@@ -290,6 +292,35 @@ def test_an_unreachable_postgresql_is_one_line(tmp_path: Path, url: str, postgre
 def post_event(base_url: str, key: str = PYTHON_KEY, project_id: int = 1) -> httpx.Response:
     body = event_envelope(message_event(f"readiness {uuid.uuid4().hex}"))
     return httpx.post(f"{base_url}/api/{project_id}/envelope/?sentry_key={key}", content=body, timeout=10)
+
+
+_TRY_WRITE = """
+import sqlite3, sys
+connection = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)
+try:
+    connection.execute("BEGIN IMMEDIATE")
+    print("took the write lock")
+except sqlite3.OperationalError as exc:
+    print(exc)
+"""
+
+
+def test_the_writability_check_leaves_sqlite_locks_alone(tmp_path: Path) -> None:
+    """/readyz checks the SQLite files while the server writes them: opening and closing a descriptor of one drops
+    every POSIX lock the process holds on it, and a writer in another process then corrupts the file (it did,
+    under load: "database disk image is malformed", acknowledged envelopes lost)."""
+    path = tmp_path / "stackwatch.sqlite3"
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("CREATE TABLE t (x)")
+    writer.execute("BEGIN IMMEDIATE")  # this process holds the write lock
+    writer.execute("INSERT INTO t VALUES (1)")
+    for _ in range(3):
+        assert datadir.unwritable(f"sqlite:///{path}") == []
+    other = subprocess.run([sys.executable, "-c", _TRY_WRITE, str(path)], capture_output=True, text=True, timeout=30)
+    assert other.stdout.strip() == "database is locked", other.stdout + other.stderr
+    writer.execute("COMMIT")
+    writer.close()
 
 
 @SQLITE_ONLY

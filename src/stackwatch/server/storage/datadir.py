@@ -10,7 +10,9 @@ longer exists, so it is done only when asked for (``--init``).
 from __future__ import annotations
 
 import datetime
+import errno
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,22 +56,46 @@ def sqlite_files(database_url: str) -> Iterator[tuple[str, Path]]:
 
 
 def unwritable(database_url: str) -> list[str]:
-    """The SQLite files that exist and cannot be opened for writing, as ``"inbox: <reason>"`` (cheap: no write)."""
+    """The SQLite files that exist and cannot be written, as ``"inbox: <reason>"`` (cheap: no write, no open)."""
     return [f"{what}: {path.name} cannot be written ({_reason(exc)})" for what, path, exc in _refusing(database_url)]
 
 
 def _refusing(database_url: str) -> Iterator[tuple[str, Path, OSError]]:
     for what, path in sqlite_files(database_url):
-        try:
-            os.close(os.open(path, os.O_RDWR))
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            yield what, path, exc
+        refusal = _write_refusal(path)
+        if refusal is not None:
+            yield what, path, refusal
+
+
+def _write_refusal(path: Path) -> OSError | None:
+    """Why ``path`` cannot be written, or ``None`` (also when it does not exist), without opening it.
+
+    Never open and close a SQLite file here: POSIX advisory locks belong to the process, and closing *any*
+    descriptor of a file drops every lock the process holds on it, so SQLite's own locks on the database, its
+    ``-wal`` or ``-shm`` vanish while its connections go on writing, and a writer in another process corrupts the
+    file (https://www.sqlite.org/howtocorrupt.html, 2.2). ``/readyz`` runs this while the server writes.
+    """
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return exc
+    if stat.S_ISDIR(info.st_mode):
+        return IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+    if os.access(path, os.W_OK):  # the kernel's own answer: modes, read-only mounts, the immutable flag
+        return None
+    try:
+        read_only = bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    # Root is refused only by a read-only mount or a flag such as immutable, which the kernel reports as EPERM.
+    code = errno.EROFS if read_only else errno.EPERM if os.geteuid() == 0 else errno.EACCES
+    return OSError(code, os.strerror(code))
 
 
 def check_writable(data_dir: Path, database_url: str, *, data_dir_needed: bool = True) -> None:
-    """Create the folders if need be and write a file into each; open every existing SQLite file for writing.
+    """Create the folders if need be and write a file into each; check every existing SQLite file is writable.
 
     ``data_dir_needed=False`` (administrative commands on PostgreSQL) leaves a data directory that does not exist
     alone: those commands write nothing there.
