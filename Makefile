@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 NODE_STAMP := tests/node/node_modules/.installed
+JS := clients/js
+JS_STAMP := $(JS)/node_modules/.installed
 VENDOR := src/stackwatch/server/web/static/vendor
 
 .PHONY: run test check lint format clean bench vendor screenshots
@@ -15,6 +17,10 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
+## The JavaScript client (clients/js): its dev dependencies (@sentry/node, TypeScript for the JSDoc check).
+$(JS_STAMP): $(JS)/package.json $(JS)/package-lock.json
+	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed
+
 $(NODE_STAMP): tests/node/package.json tests/node/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then \
 		cd tests/node && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
@@ -25,14 +31,17 @@ $(NODE_STAMP): tests/node/package.json tests/node/package-lock.json
 run: $(STAMP)
 	$(BIN)/stackwatch serve --demo
 
-## Lint, type-check and run the whole test suite (SQLite and PostgreSQL).
+## Lint, type-check and run the whole test suite: Python (SQLite and PostgreSQL), then the JavaScript client's.
 test: check $(NODE_STAMP)
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+	cd $(JS) && node --test --test-concurrency=2 test/
 
-check: $(STAMP)
+## ruff and mypy --strict for the Python; TypeScript's checker over the JavaScript's JSDoc types.
+check: $(STAMP) $(JS_STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	cd $(JS) && node_modules/.bin/tsc -p .
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests bench
@@ -47,7 +56,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.loadgen
 
 clean:
-	rm -rf $(VENV) tests/node/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) tests/node/node_modules $(JS)/node_modules .pytest_cache .mypy_cache .ruff_cache
 
 ## Fetch the vendored front-end libraries again from npm (see src/stackwatch/server/web/static/vendor/README.md).
 vendor:
