@@ -45,6 +45,17 @@ def head() -> str | None:
     return ScriptDirectory.from_config(config).get_current_head()
 
 
+def upgrade(engine: Engine, target: str) -> None:
+    """Migrate ``engine``'s database up to revision ``target`` (to plant data an older schema held)."""
+    from alembic import command
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.connect() as connection, connection.begin():
+        config.attributes["connection"] = connection
+        command.upgrade(config, target)
+
+
 def test_one_head() -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
@@ -126,19 +137,9 @@ def test_inbox_ids_are_never_reused(database_url: str, engine: Engine) -> None:
 
 def test_project_hourly_is_backfilled_from_issue_hourly(engine: Engine) -> None:
     """0005 fills ``project_hourly`` from the hourly counts already there, under each issue's level."""
-    from alembic import command
-
     from stackwatch.server.storage.schema import issue_hourly, issues, project_hourly
 
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-
-    def upgrade(target: str) -> None:
-        with engine.connect() as connection, connection.begin():
-            config.attributes["connection"] = connection
-            command.upgrade(config, target)
-
-    upgrade("0004")
+    upgrade(engine, "0004")
     hour = 1_789_999_200
     with engine.begin() as connection:
         for slug in ("a", "b"):
@@ -163,7 +164,7 @@ def test_project_hourly_is_backfilled_from_issue_hourly(engine: Engine) -> None:
                 {"issue_id": 4, "hour": hour, "count": 6},
             ],
         )
-    upgrade("head")
+    upgrade(engine, "head")
     with engine.connect() as connection:
         rows = connection.execute(select(project_hourly)).all()
     assert {(p, h, level): n for p, h, level, n in rows} == {
@@ -177,25 +178,15 @@ def test_project_hourly_is_backfilled_from_issue_hourly(engine: Engine) -> None:
 
 def test_existing_tokens_become_admin_tokens(engine: Engine) -> None:
     """0007 gives every token made before scopes existed the ``admin`` scope: what it could do until then."""
-    from alembic import command
-
     from stackwatch.server.storage.schema import api_tokens
 
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-
-    def upgrade(target: str) -> None:
-        with engine.connect() as connection, connection.begin():
-            config.attributes["connection"] = connection
-            command.upgrade(config, target)
-
-    upgrade("0006")
+    upgrade(engine, "0006")
     with engine.begin() as connection:
         connection.execute(
             text("INSERT INTO api_tokens (name, token_hash, prefix, created_at) VALUES ('old', :hash, 'swt_old', 1.0)"),
             {"hash": "0" * 64},
         )
-    upgrade("head")
+    upgrade(engine, "head")
     with engine.connect() as connection:
         assert connection.execute(select(api_tokens.c.name, api_tokens.c.scope)).all() == [("old", "admin")]
     assert differences(engine) == []
