@@ -379,7 +379,9 @@ def _trusted_remark(remark: Any, scrub: Callable[[str], Scrubbed]) -> list[Any] 
     if not isinstance(remark, list) or len(remark) not in (2, 4):
         return None
     rule, kind = remark[0], remark[1]
-    if not (isinstance(rule, str) and _RULE_NAME.fullmatch(rule) and kind in _REMARK_KINDS and scrub(rule) is None):
+    if not (isinstance(rule, str) and _RULE_NAME.fullmatch(rule) and isinstance(kind, str)):
+        return None
+    if kind not in _REMARK_KINDS or scrub(rule) is not None:
         return None
     if len(remark) == 4:
         start, end = remark[2], remark[3]
