@@ -539,8 +539,11 @@ for c in _gap_strings:
 
 
 # --- whole events: keys that are secrets, the allow-list, a client's _meta ----------------------------------------
-def event(name: str, given: dict[str, Any], expected: dict[str, Any], secrets: list[str]) -> None:
-    cases.append({"name": name, "input": {"event": given}, "expected": expected, "secrets": secrets, "gap": True})
+def event(name: str, given: dict[str, Any], expected: dict[str, Any], secrets: list[str], gap: bool = True) -> None:
+    case = {"name": name, "input": {"event": given}, "expected": expected, "secrets": secrets}
+    if gap:
+        case["gap"] = True
+    cases.append(case)
 
 
 GT = L("github_token")
@@ -751,6 +754,51 @@ event(
     },
     [AWS_EXAMPLE_ID, AWS_SECRET],
 )
+
+# --- what Python's regular expressions and strings mean, which the JavaScript engine must match ------------------
+# Offsets and lengths in _meta count code points (Python's str), not UTF-16 units.
+event(
+    "offsets count code points (characters outside the BMP)",
+    {"message": "\U0001f511 token=abc123 \U0001f44d", "extra": {"password": "\U0001f511\U0001f511\U0001f511"}},
+    {
+        "message": "\U0001f511 token=" + L("secret_param") + " \U0001f44d",
+        "extra": {"password": F},
+        "_meta": {
+            "message": {
+                "": {
+                    "rem": [
+                        [
+                            "secret_param",
+                            "s",
+                            len("\U0001f511 token="),
+                            len("\U0001f511 token=") + len(L("secret_param")),
+                        ]
+                    ],
+                    "len": len("\U0001f511 token=abc123 \U0001f44d"),
+                }
+            },
+            "extra": {"password": {"": {"rem": [["password", "x"]], "len": 3}}},
+        },
+    },
+    ["abc123"],
+    gap=False,
+)
+event(
+    "client _meta: a remark kind that is not a string is dropped",
+    {
+        "message": "ok",
+        "_meta": {"message": {"": {"rem": [["!config", ["x"]], ["!config", {"k": 1}], ["!config", "x"]]}}},
+    },
+    {"message": "ok", "_meta": {"message": {"": {"rem": [["!config", "x"]]}}}},
+    [],
+    gap=False,
+)
+# \b and \w are Unicode (a letter before "Bearer" is a letter whatever its script), \s is Python's set of spaces
+# (the information separators U+001C-U+001F are spaces, U+FEFF is not), and under (?i) "i" also matches "ı".
+neg("bearer glued to a non-ASCII letter", "\u00e9Bearer abcdef123456")
+neg("a zero-width no-break space is no space", "Bearer\ufeffabcdef123456")
+pos("an information separator is a space", "Bearer\x1fabcdef123456", "Bearer\x1f" + L("bearer"))
+pos("a dotless i in a parameter name", "ap\u0131_key=abc123def", "ap\u0131_key=" + L("secret_param"))
 
 if __name__ == "__main__":
     names = [c["name"] for c in cases]

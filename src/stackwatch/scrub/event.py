@@ -27,16 +27,18 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
-from stackwatch.scrub.rules import ALLOWED_KEYS, CONFUSABLES, RULES
+from stackwatch.scrub.rules import ALLOWED_KEYS, CONFUSABLES, KEY_LABEL, LIST_PAIRING, PAIR_PARENTS, RULES
 from stackwatch.scrub.text import Remark, Scrubbed, ScrubOptions, string_scrubber
 
 __all__ = ["FILTERED", "fold_key", "key_rule", "scrub_event"]
 
-FILTERED = "[Filtered]"
+FILTERED = KEY_LABEL
 _KEY_KIND = "k"  # the remark kind for a replaced key
-_AWS_KEY_LABEL = "[Filtered:aws_access_key]"
-_AWS_SECRET_RULE = "aws_secret_key"
-_AWS_SECRET = re.compile(r"[A-Za-z0-9/+]{40}")
+# The pairing rule across list items (rules.json's "list_pairing"): AWS secret access keys beside key ids.
+_LABELS = {r.name: r.label for r in RULES}
+_AWS_KEY_LABEL = _LABELS[LIST_PAIRING["beside"]]
+_AWS_SECRET_RULE = LIST_PAIRING["rule"]
+_AWS_SECRET = re.compile(LIST_PAIRING["item"])
 _LABEL = re.compile(r"\[Filtered:([A-Za-z0-9_]+)\]")
 _CONFUSABLES = str.maketrans(CONFUSABLES)
 
@@ -45,7 +47,7 @@ _PART_RULES = {r.pattern: r.name for r in RULES if r.kind == "key_part"}
 _CAMEL = re.compile(r"([a-z0-9])([A-Z])")
 _SEPARATORS = re.compile(r"[^a-z0-9]+")
 # Lists under these keys may hold [key, value] pairs (Sentry allows tags and headers in that shape).
-_PAIR_PARENTS = frozenset({"tags", "headers", "query_string", "cookies", "env"})
+_PAIR_PARENTS = PAIR_PARENTS
 # What _key_policy returns for an allow-listed key (rule names are plain words, so this is never one).
 _KEEP = "\x00keep"
 
@@ -231,7 +233,7 @@ def _rename(
 
 def _pair_aws_secrets(dest: list[Any], found: list[_Found], link: _Link) -> None:
     """The pairing rule across list items: a string of 40 secret-key characters beside an AWS access key id."""
-    label = f"[Filtered:{_AWS_SECRET_RULE}]"
+    label = _LABELS[_AWS_SECRET_RULE]
     for index, value in enumerate(dest):
         if value != _AWS_KEY_LABEL:
             continue
@@ -377,7 +379,9 @@ def _trusted_remark(remark: Any, scrub: Callable[[str], Scrubbed]) -> list[Any] 
     if not isinstance(remark, list) or len(remark) not in (2, 4):
         return None
     rule, kind = remark[0], remark[1]
-    if not (isinstance(rule, str) and _RULE_NAME.fullmatch(rule) and kind in _REMARK_KINDS and scrub(rule) is None):
+    if not (isinstance(rule, str) and _RULE_NAME.fullmatch(rule) and isinstance(kind, str)):
+        return None
+    if kind not in _REMARK_KINDS or scrub(rule) is not None:
         return None
     if len(remark) == 4:
         start, end = remark[2], remark[3]

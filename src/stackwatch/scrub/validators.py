@@ -11,6 +11,8 @@ import ipaddress
 import re
 from collections.abc import Callable
 
+from stackwatch.scrub.rules import VALIDATOR_DATA
+
 __all__ = ["VALIDATORS", "base64_secret", "decoded_text", "iban_ok", "luhn_ok", "opaque_token"]
 
 Validator = Callable[[str], int | None]
@@ -18,31 +20,13 @@ Validator = Callable[[str], int | None]
 _TOKEN_PUNCT = frozenset("-._~+/=")
 _TEXT_LEADS = frozenset("CDIJKLMNOPQRSTUVWXYZabcdef")
 
-# Card brands by prefix (inclusive ranges on the leading digits) and the lengths they issue.
-_CARD_BRANDS: tuple[tuple[int, int, int, frozenset[int]], ...] = (
-    (1, 4, 4, frozenset({13, 16, 19})),  # Visa
-    (2, 51, 55, frozenset({16})),  # Mastercard
-    (4, 2221, 2720, frozenset({16})),  # Mastercard 2-series
-    (2, 34, 34, frozenset({15})),  # Amex
-    (2, 37, 37, frozenset({15})),
-    (4, 6011, 6011, frozenset(range(16, 20))),  # Discover
-    (2, 65, 65, frozenset(range(16, 20))),
-    (3, 644, 649, frozenset(range(16, 20))),
-    (4, 3528, 3589, frozenset(range(16, 20))),  # JCB
-    (2, 36, 36, frozenset(range(14, 20))),  # Diners
-    (3, 300, 305, frozenset(range(14, 20))),
-    (2, 38, 39, frozenset(range(14, 20))),
-    (2, 62, 62, frozenset(range(16, 20))),  # UnionPay
+# Card brands by prefix (inclusive ranges on the leading digits) and the lengths they issue; IBAN lengths by
+# country.  Both tables are data of rules.json, shared with the JavaScript engine.
+_CARD_BRANDS: tuple[tuple[int, int, int, frozenset[int]], ...] = tuple(
+    (brand["digits"], brand["low"], brand["high"], frozenset(brand["lengths"]))
+    for brand in VALIDATOR_DATA["card_brands"]
 )
-
-_IBAN_LENGTHS: dict[str, int] = {
-    "AD": 24, "AE": 23, "AT": 20, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29, "CH": 21, "CY": 28,
-    "CZ": 24, "DE": 22, "DK": 18, "EE": 20, "ES": 24, "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GI": 23,
-    "GL": 18, "GR": 27, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IS": 26, "IT": 27, "KW": 30, "KZ": 20,
-    "LB": 28, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "MC": 27, "ME": 22, "MK": 19, "MT": 31, "MU": 30,
-    "NL": 18, "NO": 15, "PK": 24, "PL": 28, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "SA": 24, "SE": 24,
-    "SI": 19, "SK": 24, "SM": 27, "TN": 24, "TR": 26, "UA": 29,
-}  # fmt: skip
+_IBAN_LENGTHS: dict[str, int] = dict(VALIDATOR_DATA["iban_lengths"])
 
 
 def luhn_ok(digits: str) -> bool:
