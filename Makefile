@@ -34,14 +34,15 @@ run: $(STAMP)
 ## Lint, type-check and run the whole test suite: Python (SQLite and PostgreSQL), then the JavaScript client's.
 test: check $(NODE_STAMP)
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
-	cd $(JS) && node --test --test-concurrency=2 test/
+	cd $(JS) && npm test --silent
 
-## ruff and mypy --strict for the Python; TypeScript's checker over the JavaScript's JSDoc types.
+## ruff and mypy --strict for the Python; TypeScript's checker over the JavaScript's JSDoc types, and the shipped
+## .d.ts files (clients/js/types, written by `npm run types` there) must be what the sources give.
 check: $(STAMP) $(JS_STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
-	cd $(JS) && node_modules/.bin/tsc -p .
+	cd $(JS) && npm run --silent check
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests bench

@@ -1,0 +1,1 @@
+export * from "./scrub/index.js";
