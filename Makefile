@@ -17,8 +17,11 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-## The JavaScript client (clients/js): its dev dependencies (@sentry/node, TypeScript for the JSDoc check).
-$(JS_STAMP): $(JS)/package.json $(JS)/package-lock.json
+## The JavaScript client (clients/js): its dev dependencies (@sentry/node, TypeScript for the JSDoc check), and
+## the live @sentry/node 10 and 11 its packed tarball is tested against (clients/js/test/compat).
+JS_COMPAT := $(JS)/test/compat/sentry-node-10 $(JS)/test/compat/sentry-node-11
+$(JS_STAMP): $(JS)/package.json $(JS)/package-lock.json $(JS_COMPAT:=/package-lock.json)
+	for dir in $(JS_COMPAT); do (cd $$dir && npm ci --no-audit --no-fund --loglevel=error) || exit 1; done
 	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed
 
 $(NODE_STAMP): tests/node/package.json tests/node/package-lock.json
@@ -57,7 +60,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.loadgen
 
 clean:
-	rm -rf $(VENV) tests/node/node_modules $(JS)/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) tests/node/node_modules $(JS)/node_modules $(JS_COMPAT:=/node_modules) .pytest_cache .mypy_cache .ruff_cache
 
 ## Fetch the vendored front-end libraries again from npm (see src/stackwatch/server/web/static/vendor/README.md).
 vendor:
