@@ -8,12 +8,13 @@ See ``docs/design/python-distributions.md``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -42,6 +43,8 @@ pytestmark = pytest.mark.slow
 
 PROBE = ROOT / "tests" / "dist_probe.py"
 SDK_PACKAGES = ("stackwatch/sdk/", "stackwatch/scrub/")
+# Where setuptools writes while it builds (the server's metadata goes into src/, its default place).
+BUILT = ("build/", "src/stackwatch.egg-info/", "clients/python/build/", "clients/python/stackwatch_sdk.egg-info/")
 
 
 @dataclass(frozen=True)
@@ -52,12 +55,14 @@ class Built:
     from_sdist: Path  # the stackwatch-sdk wheel built from that sdist
     links: Path  # the stackwatch-sdk wheel and its dependencies' wheels: all that an install may take
     sources: set[str]  # every file of src/stackwatch, relative to src/ (what the two wheels must share out)
+    stray: set[str]  # files of the checkout that the builds wrote or changed, besides their build output
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     base = tmp_path_factory.mktemp("dist")
     checkout = copy_checkout(base / "checkout")
+    before = tree(checkout)
     links = base / "links"
     links.mkdir()
     sdk = build_wheel(checkout / "clients" / "python", links)
@@ -67,15 +72,23 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     with tarfile.open(sdist) as archive:
         archive.extractall(base / "unpacked", filter="data")
     (unpacked,) = (base / "unpacked").iterdir()
-    sources = {p.relative_to(checkout / "src").as_posix() for p in (checkout / "src" / "stackwatch").rglob("*")}
+    server = build_wheel(checkout, base / "server")
+    after = tree(checkout)
     return Built(
         sdk=sdk,
-        server=build_wheel(checkout, base / "server"),
+        server=server,
         sdist=sdist,
         from_sdist=build_wheel(unpacked, base / "from-sdist"),
         links=links,
-        sources={name for name in sources if (checkout / "src" / name).is_file()},
+        sources={name.removeprefix("src/") for name in before if name.startswith("src/stackwatch/")},
+        stray={name for name, digest in after.items() if before.get(name) != digest and not name.startswith(BUILT)},
     )
+
+
+def tree(folder: Path) -> dict[str, str]:
+    """Every file under ``folder``, by relative path, with a digest of its content."""
+    files = (path for path in folder.rglob("*") if path.is_file())
+    return {path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest() for path in files}
 
 
 @pytest.fixture
@@ -116,10 +129,14 @@ def test_the_server_wheel_holds_the_rest_and_depends_on_the_sdk_of_its_version(b
 def test_the_sdist_is_whole_and_builds_the_same_wheel(built: Built) -> None:
     with tarfile.open(built.sdist) as archive:
         members = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
-    assert not [name for name in members if name.startswith("..") or "/../" in name]
+    assert not [name for name in members if ".." in PurePosixPath(name).parts]
     assert {"src/stackwatch/sdk/__init__.py", "src/stackwatch/scrub/rules.json", "LICENSE", "PKG-INFO"} <= members
     assert wheel_names(built.from_sdist) == wheel_names(built.sdk)
     assert wheel_metadata(built.from_sdist)["Version"] == stackwatch.__version__
+
+
+def test_building_writes_only_build_output(built: Built) -> None:
+    assert built.stray == set()
 
 
 def test_the_checkout_imports_sdk_and_scrub_from_src() -> None:
