@@ -14,10 +14,12 @@ import socket
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
+from packaging.version import Version
 
 import stackwatch
 import stackwatch.scrub
@@ -60,6 +62,8 @@ class Built:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    setuptools = Version(metadata.version("setuptools"))
+    assert setuptools >= Version("77"), f"setuptools {setuptools}: the test extra's setuptools>=77 is missing (make)"
     base = tmp_path_factory.mktemp("dist")
     checkout = copy_checkout(base / "checkout")
     before = tree(checkout)
