@@ -44,7 +44,8 @@ def _version() -> str:
 class SdistWithSources(sdist):  # type: ignore[misc]
     """An sdist whose packages' sources are under its own ``src/``, copied from the checkout's.
 
-    setuptools lists them as ``../../src/...``; written as they are, they would land outside the sdist's folder.
+    setuptools lists them as ``../../src/...``; written as they are, they would land outside the sdist's folder
+    (in ``clients/src/``), and the sdist would lack them.
     """
 
     def make_release_tree(self, base_dir: str, files: list[str]) -> None:
