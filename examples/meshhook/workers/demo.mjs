@@ -31,6 +31,7 @@ export function demoRun(i) {
  */
 export async function runWorkersDemo({ dsn, runs = 15, durationS = 60, spoolDir } = {}) {
   const target = await startTarget();
+  /** @type {NodeJS.ProcessEnv} */
   const env = { ...process.env, MESHHOOK_TARGET_URL: target.url };
   if (dsn) env.STACKWATCH_DSN = dsn;
   if (spoolDir) env.STACKWATCH_SPOOL_DIR = spoolDir;
