@@ -100,7 +100,9 @@ async function main() {
   }
   const log = (/** @type {string} */ line) => console.error(`demo: ${line}`);
   if (values['no-install']) {
-    if (!existsSync(join(WEB, 'build', 'index.js'))) throw new Error('the example is not built (node scripts/prepare.mjs --build)');
+    if (!existsSync(join(WEB, 'build', 'index.js'))) {
+      throw new Error('the example is not built (node scripts/prepare.mjs --build)');
+    }
   } else {
     await ensureInstalled({ log });
     await buildWeb({ log });

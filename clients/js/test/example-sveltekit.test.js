@@ -23,6 +23,7 @@ const REQUIRED = (process.env.STACKWATCH_TEST_REQUIRE ?? '').split(/[\s,]+/).inc
 const INSTALL_TIMEOUT_MS = 300_000;
 const BUILD_TIMEOUT_MS = 300_000;
 const DEMO_TIMEOUT_MS = 120_000;
+const TEST_TIMEOUT_MS = 180_000;
 const WORKFLOW_TAGS = ['workflow_id', 'run_id', 'step_id', 'attempt', 'tenant'];
 
 /** Why the example cannot run here, or null. */
@@ -83,7 +84,8 @@ function chain(/** @type {any} */ event) {
   return (event.exception?.values ?? []).map((/** @type {any} */ v) => v.type);
 }
 
-test('the SvelteKit API reports with component and route, and sends no secret of the request', { skip }, async () => {
+const API_TEST = 'the SvelteKit API reports with component and route, and sends no secret of the request';
+test(API_TEST, { skip, timeout: TEST_TIMEOUT_MS }, async () => {
   const recorder = await startRecorder();
   const spoolDir = join(spoolRoot, 'api');
   const secret = () => randomBytes(16).toString('hex');
@@ -93,7 +95,10 @@ test('the SvelteKit API reports with component and route, and sends no secret of
   let stopped;
   try {
     const api = await fetch(`${web.url}/api/workflows/boom?token=${secrets.token}&view=full`, {
-      headers: { cookie: `sb-access-token=${secrets.cookie}; theme=dark`, authorization: `Bearer ${secrets.authorization}` },
+      headers: {
+        cookie: `sb-access-token=${secrets.cookie}; theme=dark`,
+        authorization: `Bearer ${secrets.authorization}`,
+      },
     });
     assert.equal(api.status, 500);
     assert.doesNotMatch(await api.text(), /statement timeout/, 'the error details stay on the server');
@@ -139,7 +144,8 @@ test('the SvelteKit API reports with component and route, and sends no secret of
   }
 });
 
-test('the workers report each failed run once, with its workflow context and cause chain', { skip }, async () => {
+const WORKERS_TEST = 'the workers report each failed run once, with its workflow context and cause chain';
+test(WORKERS_TEST, { skip, timeout: TEST_TIMEOUT_MS }, async () => {
   const recorder = await startRecorder();
   const demo = spawn(process.execPath, [join(EXAMPLE, 'workers', 'demo.mjs'), '--runs', '15', '--duration', '60'], {
     env: componentEnv(recorder.dsn, join(spoolRoot, 'workers')),

@@ -36,7 +36,9 @@ export async function runWorkersDemo({ dsn, runs = 15, durationS = 60, spoolDir 
   if (dsn) env.STACKWATCH_DSN = dsn;
   if (spoolDir) env.STACKWATCH_SPOOL_DIR = spoolDir;
   const broker = new Broker();
-  const summary = { runs, completed: 0, failed: 0, finished: false, /** @type {Record<string, number | null>} */ exits: {} };
+  /** @type {Record<string, number | null>} */
+  const exits = {};
+  const summary = { runs, completed: 0, failed: 0, finished: false, exits };
   broker.on('run:completed', () => (summary.completed += 1));
   broker.on('run:failed', () => (summary.failed += 1));
   broker.start('orchestrator', new URL('./orchestrator.mjs', import.meta.url), env);

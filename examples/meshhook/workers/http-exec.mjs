@@ -24,7 +24,9 @@ const TRANSFORMS = {
 function request(node, input) {
   const path = (node.path ?? '/').replace(/\{(\w+)\}/g, (_, name) => encodeURIComponent(String(input?.[name])));
   const method = node.method ?? 'POST';
-  const body = method === 'GET' ? undefined : JSON.stringify(node.id === 'pushInvoice' ? { order_id: input.id, total: input.total } : input);
+  // pushInvoice sends the order fetchOrder got; every other step sends its input as it is
+  const payload = node.id === 'pushInvoice' ? { order_id: input.id, total: input.total } : input;
+  const body = method === 'GET' ? undefined : JSON.stringify(payload);
   return { method, url: new URL(path, TARGET), body };
 }
 
@@ -61,7 +63,8 @@ async function runHttpStep(job) {
     if (!retryable(err)) throw err;
     const { node } = job.data;
     if (job.attempt < MAX_ATTEMPTS) {
-      console.log(`http-exec: ${node.id} attempt ${job.attempt} failed (${/** @type {Error} */ (err).message}); retrying`);
+      const why = /** @type {Error} */ (err).message;
+      console.log(`http-exec: ${node.id} attempt ${job.attempt} failed (${why}); retrying`);
       await queue.retry(job, BACKOFF_MS * 2 ** (job.attempt - 1));
       return undefined;
     }

@@ -12,14 +12,15 @@ async function handleRun(job) {
   const run = job.data;
   const workflow = loadWorkflow(run.workflow_id); // DefinitionError (with the parse error as cause) when unreadable
   const at = workflow.nodes.findIndex((n) => n.id === run.after);
-  const node = workflow.nodes[at + 1];
   if (at < 0) throw new Error(`run ${run.run_id}: workflow ${workflow.id} has no node "${run.after}"`);
+  const node = workflow.nodes[at + 1];
   if (!node || node.type === 'terminate') {
     queue.publish('run:completed', { run_id: run.run_id, workflow_id: run.workflow_id, tenant: run.tenant });
     return;
   }
   if (!EXECUTABLE.has(node.type)) {
-    throw new Error(`workflow ${workflow.id} v${workflow.version}: no executor for node "${node.id}" of type "${node.type}"`);
+    const where = `workflow ${workflow.id} v${workflow.version}`;
+    throw new Error(`${where}: no executor for node "${node.id}" of type "${node.type}"`);
   }
   enqueueStep(run, node, run.input);
 }

@@ -136,7 +136,8 @@ export async function startRecorder() {
         };
         const timer = setTimeout(() => {
           waiters.delete(check);
-          reject(new Error(`the recorder did not get the expected events in ${timeoutMs} ms (${events().length} events)`));
+          const got = `${events().length} events`;
+          reject(new Error(`the recorder did not get the expected events in ${timeoutMs} ms (${got})`));
         }, timeoutMs);
         waiters.add(check);
         check();

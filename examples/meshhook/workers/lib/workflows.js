@@ -3,7 +3,10 @@
 // of its runs; see README.md for the table.
 import { DefinitionError } from './errors.js';
 
-/** @typedef {{ id: string, type: string, method?: string, path?: string, transform?: string, timeoutMs?: number }} WorkflowNode */
+/**
+ * @typedef {{ id: string, type: string, method?: string, path?: string, transform?: string, timeoutMs?: number }}
+ *   WorkflowNode
+ */
 /** @typedef {{ id: string, version: number, tenant: string, nodes: WorkflowNode[] }} Workflow */
 
 const webhook = { id: 'webhook', type: 'webhook' };

@@ -1,7 +1,10 @@
 // The workflow definitions the API serves: an in-memory table in place of MeshHook's workflow_definitions.
 // Two rows are broken on purpose, so that the API fails the way a real one does.
 
-/** @typedef {{ id: string, name: string, version: number, tenant: string, definition: { nodes: { id: string, type: string }[] } | null }} Workflow */
+/**
+ * @typedef {{ id: string, name: string, version: number, tenant: string,
+ *   definition: { nodes: { id: string, type: string }[] } | null }} Workflow
+ */
 
 /** @type {Map<string, Workflow>} */
 const WORKFLOWS = new Map(
