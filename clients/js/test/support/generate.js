@@ -38,17 +38,30 @@ const PLAIN_KEYS = [
   '[Filtered:github_token] #2', 'Trace_ID', 'RUN_ID', 'ｒｕｎ＿ｉｄ',
 ];
 
+// Blocks whose characters have had the same properties for many Unicode versions (Latin, Greek, Cyrillic, Hebrew,
+// Arabic, Devanagari, general punctuation, letter-like symbols, CJK and kana, Hangul, full-width forms, surrogates,
+// private use, mathematical letters and digits, emoji): both engines' tables read them alike, whatever their
+// versions (the differential test leaves out a case holding a code point only one of them knows).
+const STABLE_BLOCKS = [
+  [0xa0, 0x377], [0x386, 0x3ff], [0x400, 0x52f], [0x5d0, 0x5ea], [0x620, 0x6ff], [0x900, 0x97f], [0x2000, 0x2064],
+  [0x2100, 0x218b], [0x3000, 0x30ff], [0x4e00, 0x9fa5], [0xac00, 0xd7a3], [0xd800, 0xdfff], [0xe000, 0xf8ff],
+  [0xff01, 0xffee], [0x1d400, 0x1d7ff], [0x1f300, 0x1f5ff],
+];
+
 /**
- * A code point from anywhere: mostly ASCII, then the planes where the engines' tables are used.
+ * A code point from anywhere: mostly ASCII, then control characters, then the blocks above; now and then any code
+ * point of the first two planes.
  * @param {Rng} rng
  */
 function anyChar(rng) {
   const roll = rng.next();
   if (roll < 0.6) return String.fromCharCode(32 + rng.int(95));
   if (roll < 0.7) return String.fromCharCode(rng.int(32));
-  if (roll < 0.85) return String.fromCharCode(0xa0 + rng.int(0x2000));
-  if (roll < 0.95) return String.fromCharCode(rng.int(0x10000));
-  return String.fromCodePoint(0x10000 + rng.int(0x20000));
+  if (roll < 0.98) {
+    const [low, high] = rng.pick(STABLE_BLOCKS);
+    return String.fromCodePoint(low + rng.int(high - low + 1));
+  }
+  return String.fromCodePoint(rng.int(0x20000));
 }
 
 /**
