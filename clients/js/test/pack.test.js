@@ -2,7 +2,17 @@
 // redaction rules come along: prepack copies rules.json to the package root, postpack removes it).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -57,7 +67,8 @@ test('the tarball installed in an empty project masks secrets with the rules it 
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'pack-check', private: true, type: 'module' }));
   // The SDK and its peer, @sentry/node, in the version this package is developed against (from npm's cache when
   // it has them).
-  run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', tarball, `@sentry/node@${SENTRY.version}`], project);
+  const install = ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'];
+  run('npm', [...install, tarball, `@sentry/node@${SENTRY.version}`], project);
   const script = `
     const sdk = await import('@stackwatch/sdk');
     await import('@sentry/node');
@@ -85,7 +96,8 @@ test('in a checkout the repository rules.json is read, even beside a copy at the
   // A stale copy that would not load at all: it must not be read while the repository's file is there.
   writeFileSync(join(checkout, 'clients', 'js', 'rules.json'), JSON.stringify({ format: 0 }));
   const entry = pathToFileURL(join(checkout, 'clients', 'js', 'src', 'index.js')).href;
-  const where = () => run(process.execPath, ['--input-type=module', '-e', `console.log((await import('${entry}')).RULES_URL.href)`], TMP).trim();
+  const script = `console.log((await import('${entry}')).RULES_URL.href)`;
+  const where = () => run(process.execPath, ['--input-type=module', '-e', script], TMP).trim();
   assert.equal(where(), pathToFileURL(join(rulesDir, 'rules.json')).href);
   // Without the repository (an installed package), the copy is what there is.
   cpSync(RULES, join(checkout, 'clients', 'js', 'rules.json'));

@@ -191,7 +191,10 @@ test('scrubEvent: prototype-like keys are plain keys, in the event and in _meta'
   assert.equal(scrubbed.constructor, 'token=[Filtered:secret_param]');
   assert.equal(scrubbed.extra.__proto__, 'Bearer [Filtered:bearer]');
   assert.deepStrictEqual(scrubbed.extra.hasOwnProperty, { secret: '[Filtered]' });
-  assert.deepStrictEqual(scrubbed._meta.__proto__, { '': { rem: [['!config', 'x']] }, password: { '': { rem: [['password', 'x']], len: 8 } } });
+  assert.deepStrictEqual(scrubbed._meta.__proto__, {
+    '': { rem: [['!config', 'x']] },
+    password: { '': { rem: [['password', 'x']], len: 8 } },
+  });
   // The client's remark at the same path keeps its length, the new remark is added.
   assert.deepStrictEqual(scrubbed._meta.constructor, { '': { len: 3, rem: [['secret_param', 's', 6, 29]] } });
   assert.equal(/** @type {any} */ ({}).password, undefined, 'Object.prototype was changed');

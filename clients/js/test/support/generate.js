@@ -212,7 +212,8 @@ function randomMeta(rng, depth) {
   const meta = {};
   for (let n = 1 + rng.int(3); n > 0; n -= 1) {
     if (depth > 0 && rng.chance(0.6)) {
-      put(meta, rng.chance(0.5) ? rng.pick(['message', 'extra', 'tags', 'exception', '0', '']) : randomKey(rng), randomMeta(rng, depth - 1));
+      const key = rng.chance(0.5) ? rng.pick(['message', 'extra', 'tags', 'exception', '0', '']) : randomKey(rng);
+      put(meta, key, randomMeta(rng, depth - 1));
       continue;
     }
     const rem = [];
@@ -220,7 +221,12 @@ function randomMeta(rng, depth) {
       rem.push(
         rng.pick([
           ['!config', 'x'],
-          [rng.pick(['secret_param', 'password', 'bearer', '!limit']), rng.pick(['s', 'x', 'k', 'q']), rng.int(20), 20 + rng.int(20)],
+          [
+            rng.pick(['secret_param', 'password', 'bearer', '!limit']),
+            rng.pick(['s', 'x', 'k', 'q']),
+            rng.int(20),
+            20 + rng.int(20),
+          ],
           [randomString(rng), 'x'],
           ['bearer', 's', 5, 2],
           ['bearer', 's', -1, 3],
@@ -256,7 +262,11 @@ export function randomEvent(rng, { depth = 4 } = {}) {
     level: rng.pick(['error', 'warning', 'info']),
     platform: rng.pick(['node', 'python', 'javascript']),
   };
-  if (rng.chance(0.7)) event.message = rng.chance(0.5) ? randomString(rng) : { formatted: randomString(rng), params: [randomScalar(rng), randomScalar(rng)] };
+  if (rng.chance(0.7)) {
+    event.message = rng.chance(0.5)
+      ? randomString(rng)
+      : { formatted: randomString(rng), params: [randomScalar(rng), randomScalar(rng)] };
+  }
   if (rng.chance(0.8)) {
     const frames = [];
     for (let n = rng.int(5); n > 0; n -= 1) {
@@ -270,26 +280,42 @@ export function randomEvent(rng, { depth = 4 } = {}) {
         in_app: rng.chance(0.5),
       });
     }
-    event.exception = { values: [{ type: rng.pick(['Error', 'TypeError', 'HTTPError']), value: randomString(rng), stacktrace: { frames } }] };
+    const type = rng.pick(['Error', 'TypeError', 'HTTPError']);
+    event.exception = { values: [{ type, value: randomString(rng), stacktrace: { frames } }] };
   }
   if (rng.chance(0.6)) {
     const values = [];
-    for (let n = rng.int(6); n > 0; n -= 1) values.push({ category: rng.pick(['http', 'console', 'query']), message: randomString(rng), data: randomObject(rng, 1) });
+    for (let n = rng.int(6); n > 0; n -= 1) {
+      const category = rng.pick(['http', 'console', 'query']);
+      values.push({ category, message: randomString(rng), data: randomObject(rng, 1) });
+    }
     event.breadcrumbs = { values };
   }
   if (rng.chance(0.7)) {
     /** @type {[string, unknown][]} */
     const pairs = [];
     for (let n = rng.int(5); n > 0; n -= 1) pairs.push([randomKey(rng), randomScalar(rng)]);
-    event.tags = rng.chance(0.5) ? pairs : Object.fromEntries(pairs.map(([k, v]) => [k === '__proto__' ? 'proto' : k, v]));
+    event.tags = rng.chance(0.5) ? pairs : Object.fromEntries(pairs);
   }
   if (rng.chance(0.5)) {
-    /** @type {unknown[]} */
+    /** @type {[string, unknown][]} */
     const headers = [['Accept', '*/*'], ['Authorization', randomString(rng)], [randomKey(rng), randomString(rng)]];
-    event.request = { url: randomString(rng), method: 'POST', headers: rng.chance(0.5) ? headers : Object.fromEntries(/** @type {[string, unknown][]} */ (headers)), query_string: rng.chance(0.5) ? randomString(rng) : [[randomKey(rng), randomString(rng)]], data: randomValue(rng, depth) };
+    event.request = {
+      url: randomString(rng),
+      method: 'POST',
+      headers: rng.chance(0.5) ? headers : Object.fromEntries(headers),
+      query_string: rng.chance(0.5) ? randomString(rng) : [[randomKey(rng), randomString(rng)]],
+      data: randomValue(rng, depth),
+    };
   }
   if (rng.chance(0.5)) event.contexts = randomObject(rng, depth);
-  if (rng.chance(0.5)) event.user = { id: randomString(rng), email: rng.pick(['alice@example.com', randomString(rng)]), ip_address: rng.pick(['203.0.113.9', '2001:db8::1', '{{auto}}']) };
+  if (rng.chance(0.5)) {
+    event.user = {
+      id: randomString(rng),
+      email: rng.pick(['alice@example.com', randomString(rng)]),
+      ip_address: rng.pick(['203.0.113.9', '2001:db8::1', '{{auto}}']),
+    };
+  }
   if (rng.chance(0.7)) event.extra = randomObject(rng, depth);
   for (let n = rng.int(3); n > 0; n -= 1) put(event, randomKey(rng), randomValue(rng, depth));
   if (rng.chance(0.25)) put(event, '_meta', randomMeta(rng, 3));
