@@ -1,0 +1,116 @@
+// A Node process with real @sentry/node on the spool transport, driven by the process tests. Its configuration is
+// JSON in argv[2]: { dsn, settings, scenario, count?, flushMs?, shutdownTimeout? }. It reports on stdout, one JSON
+// object a line: {"captured": <event id>} from beforeSend for every event handed to the transport, {"done": true}
+// when its scenario has captured everything, {"state": ...} (the transport's state) when asked or before a planned
+// exit. It reads commands from stdin, one a line: "state", "exit".
+//
+// Scenarios:
+//   capture    capture `count` errors, then wait for commands (the parent kills it or says "exit")
+//   flush      capture `count` errors, await Sentry.flush(flushMs), report the state and exit 0
+//   natural    capture `count` errors and leave: the process ends when its event loop is empty (no stdin)
+//   replay     capture nothing: await Sentry.flush(flushMs) (what earlier processes left), report, exit 0
+//   uncaught   throw from a timer: @sentry/node's handler reports it and exits 1
+//   unhandled  reject a promise nobody handles (unhandled rejections in "strict" mode: reported, exit 1)
+//   burst      capture `count` errors, one per turn of the event loop; on SIGTERM: await Sentry.flush(2000), exit 0
+
+import { createInterface } from 'node:readline';
+
+import * as Sentry from '@sentry/node';
+
+import { makeSpoolTransport } from '../../src/transport/index.js';
+
+const config = JSON.parse(process.argv[2]);
+const { scenario, count = 1, flushMs = 10_000 } = config;
+
+/** @param {unknown} message */
+function say(message) {
+  process.stdout.write(JSON.stringify(message) + '\n');
+}
+
+function state() {
+  const transport = /** @type {any} */ (Sentry.getClient()?.getTransport());
+  return transport.state();
+}
+
+Sentry.init({
+  dsn: config.dsn,
+  transport: makeSpoolTransport(config.settings),
+  shutdownTimeout: config.shutdownTimeout ?? 300,
+  integrations: (defaults) =>
+    scenario === 'unhandled' ? [...defaults, Sentry.onUnhandledRejectionIntegration({ mode: 'strict' })] : defaults,
+  beforeSend(event) {
+    say({ captured: event.event_id });
+    return event;
+  },
+});
+
+if (scenario !== 'natural') {
+  createInterface({ input: process.stdin }).on('line', (line) => {
+    if (line === 'state') say({ state: state() });
+    if (line === 'exit') {
+      say({ state: state() });
+      process.exit(0);
+    }
+  });
+}
+
+/** @param {number} i */
+function capture(i) {
+  Sentry.captureException(new Error(`${scenario} error ${i}`));
+}
+
+async function flushAndExit() {
+  const flushed = await Sentry.flush(flushMs);
+  say({ flushed, state: state() });
+  process.exit(0);
+}
+
+switch (scenario) {
+  case 'capture':
+    for (let i = 0; i < count; i += 1) capture(i);
+    say({ done: true });
+    setInterval(() => {}, 1000); // alive until told or killed
+    break;
+  case 'flush':
+    for (let i = 0; i < count; i += 1) capture(i);
+    say({ done: true });
+    await flushAndExit();
+    break;
+  case 'replay':
+    await flushAndExit();
+    break;
+  case 'natural':
+    for (let i = 0; i < count; i += 1) capture(i);
+    say({ done: true });
+    break;
+  case 'uncaught':
+    setTimeout(() => {
+      throw new Error('uncaught boom');
+    }, 10);
+    break;
+  case 'unhandled':
+    setTimeout(() => {
+      Promise.reject(new Error('unhandled boom'));
+    }, 10);
+    break;
+  case 'burst': {
+    process.on('SIGTERM', async () => {
+      const flushed = await Sentry.flush(2000);
+      say({ flushed, state: state() });
+      process.exit(0);
+    });
+    let i = 0;
+    const next = () => {
+      capture(i);
+      i += 1;
+      if (i < count) setImmediate(next);
+      else say({ done: true });
+    };
+    say({ ready: true });
+    next();
+    setInterval(() => {}, 1000);
+    break;
+  }
+  default:
+    throw new Error(`unknown scenario ${scenario}`);
+}
