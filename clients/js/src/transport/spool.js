@@ -29,6 +29,7 @@ export const TEMP_PREFIX = '.tmp-';
 export const DSN_NAME = '.dsn';
 // A temporary file this old was left by a writer that died mid-write; younger ones may still be in progress.
 const STALE_TEMP_MS = 600_000;
+const SCAN_BATCH = 64;
 
 /** @typedef {import('./envelope.js').Quantity} Quantity */
 
@@ -268,17 +269,18 @@ export class DiskSpool {
     /** @type {Map<string, number>} */
     const found = new Map();
     const now = Date.now();
-    for (const name of await readdir(this.folder)) {
-      const envelope = isEnvelopeName(name);
-      if (!envelope && !name.startsWith(TEMP_PREFIX)) continue;
-      const path = join(this.folder, name);
-      try {
-        const info = await stat(path);
-        if (envelope) found.set(name, info.size);
-        else if (now - info.mtimeMs > STALE_TEMP_MS) await unlink(path);
-      } catch {
-        // sent or removed meanwhile
-      }
+    const names = (await readdir(this.folder)).filter((name) => isEnvelopeName(name) || name.startsWith(TEMP_PREFIX));
+    // In batches: one turn of the event loop per batch rather than per file, which matters during a burst of
+    // captures, when every turn is long.
+    for (let at = 0; at < names.length; at += SCAN_BATCH) {
+      const batch = names.slice(at, at + SCAN_BATCH);
+      const infos = await Promise.all(batch.map((name) => stat(join(this.folder, name)).catch(() => null)));
+      batch.forEach((name, i) => {
+        const info = infos[i];
+        if (info === null) return; // sent or removed meanwhile
+        if (isEnvelopeName(name)) found.set(name, info.size);
+        else if (now - info.mtimeMs > STALE_TEMP_MS) unlink(join(this.folder, name)).catch(() => {});
+      });
     }
     return found;
   }

@@ -25,11 +25,16 @@ import { DiskSpool, folderFor } from './spool.js';
  *   headers?: Record<string, string>,
  *   caCerts?: string | Buffer | Array<string | Buffer>,
  *   recordDroppedEvent?: unknown,
- *   [option: string]: unknown,
  * }} TransportOptions
  */
 
-/** @typedef {{ statusCode?: number, headers?: Record<string, string | null> }} TransportResponse */
+/**
+ * What `send()` resolves with (@sentry/core's TransportMakeRequestResponse): nothing, as no answer exists yet.
+ * @typedef {{
+ *   statusCode?: number,
+ *   headers?: { [key: string]: string | null, 'x-sentry-rate-limits': string | null, 'retry-after': string | null },
+ * }} TransportResponse
+ */
 
 /**
  * What the transport can say about itself.

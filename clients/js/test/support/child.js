@@ -1,5 +1,5 @@
 // A Node process with real @sentry/node on the spool transport, driven by the process tests. Its configuration is
-// JSON in argv[2]: { dsn, settings, scenario, count?, flushMs?, shutdownTimeout? }. It reports on stdout, one JSON
+// JSON in argv[2]: { dsn, settings, scenario, count?, flushMs?, shutdownTimeout?, sentry? (more init options) }. It reports on stdout, one JSON
 // object a line: {"captured": <event id>} from beforeSend for every event handed to the transport, {"done": true}
 // when its scenario has captured everything, {"state": ...} (the transport's state) when asked or before a planned
 // exit. It reads commands from stdin, one a line: "state", "exit".
@@ -8,6 +8,7 @@
 //   capture    capture `count` errors, then wait for commands (the parent kills it or says "exit")
 //   flush      capture `count` errors, await Sentry.flush(flushMs), report the state and exit 0
 //   natural    capture `count` errors and leave: the process ends when its event loop is empty (no stdin)
+//   unsent     capture `count` errors that the SDK drops itself (config.sentry: { sampleRate: 0 }), flush, exit 0
 //   replay     capture nothing: await Sentry.flush(flushMs) (what earlier processes left), report, exit 0
 //   uncaught   throw from a timer: @sentry/node's handler reports it and exits 1
 //   unhandled  reject a promise nobody handles (unhandled rejections in "strict" mode: reported, exit 1)
@@ -21,6 +22,8 @@ import { makeSpoolTransport } from '../../src/transport/index.js';
 
 const config = JSON.parse(process.argv[2]);
 const { scenario, count = 1, flushMs = 10_000 } = config;
+
+let processed = 0;
 
 /** @param {unknown} message */
 function say(message) {
@@ -38,7 +41,9 @@ Sentry.init({
   shutdownTimeout: config.shutdownTimeout ?? 300,
   integrations: (defaults) =>
     scenario === 'unhandled' ? [...defaults, Sentry.onUnhandledRejectionIntegration({ mode: 'strict' })] : defaults,
+  ...config.sentry,
   beforeSend(event) {
+    processed += 1;
     say({ captured: event.event_id });
     return event;
   },
@@ -59,6 +64,22 @@ function capture(i) {
   Sentry.captureException(new Error(`${scenario} error ${i}`));
 }
 
+/**
+ * Capture `n` errors, 50 at a time: @sentry/core 11 processes at most 64 events at once (the client's own buffer,
+ * transportOptions.bufferSize) and drops the rest as queue_overflow before any transport sees them, so a steady
+ * stream of errors is what the spool gets in practice, not 500 in one turn of the event loop.
+ * @param {number} n
+ */
+async function captureMany(n) {
+  for (let i = 0; i < n; i += 1) {
+    capture(i);
+    if ((i + 1) % 50 === 0 || i + 1 === n) {
+      while (processed < i + 1) await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+  }
+  say({ done: true });
+}
+
 async function flushAndExit() {
   const flushed = await Sentry.flush(flushMs);
   say({ flushed, state: state() });
@@ -67,21 +88,22 @@ async function flushAndExit() {
 
 switch (scenario) {
   case 'capture':
-    for (let i = 0; i < count; i += 1) capture(i);
-    say({ done: true });
     setInterval(() => {}, 1000); // alive until told or killed
+    await captureMany(count);
     break;
   case 'flush':
-    for (let i = 0; i < count; i += 1) capture(i);
-    say({ done: true });
+    await captureMany(count);
     await flushAndExit();
     break;
   case 'replay':
     await flushAndExit();
     break;
+  case 'unsent':
+    await captureMany(count); // the SDK counts its drop just after beforeSend
+    await flushAndExit();
+    break;
   case 'natural':
-    for (let i = 0; i < count; i += 1) capture(i);
-    say({ done: true });
+    await captureMany(count);
     break;
   case 'uncaught':
     setTimeout(() => {

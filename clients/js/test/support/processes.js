@@ -13,6 +13,7 @@ const CHILD = new URL('./child.js', import.meta.url).pathname;
  *   count?: number,
  *   flushMs?: number,
  *   shutdownTimeout?: number,
+ *   sentry?: Record<string, unknown>,
  * }} ChildConfig
  */
 
