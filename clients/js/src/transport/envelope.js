@@ -3,7 +3,7 @@
 // categories encoded in a spool file's name.
 
 /**
- * An envelope as @sentry/core hands it to a transport: `[headers, [[itemHeaders, payload], ...]]`.
+ * An envelope as `@sentry/core` hands it to a transport: `[headers, [[itemHeaders, payload], ...]]`.
  * @typedef {[Record<string, any>, ReadonlyArray<readonly [Record<string, any>, unknown]>]} SentryEnvelope
  */
 
@@ -52,7 +52,7 @@ export function categoryOf(type) {
 }
 
 /**
- * @sentry/core's envelope as items with their payloads as bytes. Every item header gets its exact `length`, so that
+ * `@sentry/core`'s envelope as items with their payloads as bytes. Every item header gets its exact `length`, so that
  * a payload holding newlines (an attachment) is read back whole.
  * @param {SentryEnvelope} envelope
  * @returns {Envelope}
@@ -76,7 +76,7 @@ function toBytes(value) {
 }
 
 /**
- * JSON for any payload. @sentry/core has normalized events already; what still fails (a cycle, a BigInt) is written
+ * JSON for any payload. `@sentry/core` has normalized events already; what still fails (a cycle, a BigInt) is written
  * with the offending values replaced rather than lost.
  * @param {unknown} value
  */

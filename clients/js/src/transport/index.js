@@ -16,7 +16,7 @@ export { SpoolTransport } from './transport.js';
 /** @typedef {import('./transport.js').TransportState} TransportState */
 
 /**
- * A transport factory for @sentry/node's `transport` option: every envelope goes to a file in the spool before
+ * A transport factory for `@sentry/node`'s `transport` option: every envelope goes to a file in the spool before
  * `send()` resolves, and one process per spool folder sends the files. The settings are checked here, so that a
  * wrong one fails at `init`, with its name.
  * @param {SpoolSettings} [settings]

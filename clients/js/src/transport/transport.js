@@ -19,7 +19,7 @@ import { DiskSpool, folderFor } from './spool.js';
 /** @typedef {import('./settings.js').ResolvedSettings} ResolvedSettings */
 
 /**
- * What @sentry/core passes to a transport factory (the subset used here).
+ * What `@sentry/core` passes to a transport factory (the subset used here).
  * @typedef {{
  *   url: string,
  *   headers?: Record<string, string>,
@@ -267,7 +267,7 @@ function onExit() {
 }
 
 /**
- * The DSN that @sentry/core built `url` from (`https://key@host/path/1` for `https://host/path/api/1/envelope/?
+ * The DSN that `@sentry/core` built `url` from (`https://key@host/path/1` for `https://host/path/api/1/envelope/?
  * sentry_key=key&...`), or undefined for a URL of another shape (a tunnel).
  * @param {string} url
  */
