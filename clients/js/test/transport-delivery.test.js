@@ -56,7 +56,27 @@ test('an envelope is in its file when send() returns, and is sent from there', a
   assert.deepEqual(spoolFiles(folder), []);
   const sentAt = Date.parse(recorder.envelopes[0].headers.sent_at);
   assert.ok(sentAt > Date.parse('2020-01-01'), 'sent_at is the time of sending');
-  assert.equal(recorder.requests[0].headers['content-encoding'], 'gzip');
+});
+
+test('bodies of 32 KiB and more go gzip-compressed, smaller ones as they are; compress: false never compresses', async (t) => {
+  const { recorder, open } = await setUp(t);
+  const big = eventId();
+  const [headers, [[itemHeaders, event]]] = errorEnvelope(big);
+  const large = /** @type {any} */ ([headers, [[itemHeaders, { ...(/** @type {object} */ (event)), extra: { blob: 'y'.repeat(40_000) } }]]]);
+  const transport = open();
+  transport.send(errorEnvelope());
+  transport.send(large);
+  assert.equal(await transport.flush(5000), true);
+  transport.stop();
+  const plain = open({ compress: false });
+  plain.send(large);
+  assert.equal(await plain.flush(5000), true);
+  assert.deepEqual(
+    recorder.requests.map((r) => r.headers['content-encoding']),
+    [undefined, 'gzip', undefined],
+  );
+  assert.equal(recorder.events[1].extra.blob.length, 40_000);
+  assert.equal(recorder.eventIds[1], big);
 });
 
 test('send() does not wait for the network: it resolves while the server holds its answer', async (t) => {

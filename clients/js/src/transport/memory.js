@@ -48,7 +48,8 @@ export class MemorySpool {
     return lost;
   }
 
-  async pending() {
+  /** @param {boolean} [_fresh] */
+  async pending(_fresh) {
     return [...this.items.keys()];
   }
 

@@ -87,6 +87,7 @@ export class SpoolTransport {
         maxBytes: settings.spoolMaxBytes,
         fsync: settings.fsync,
         dsn: this.dsn,
+        listSeconds: settings.pollIntervalSeconds,
         heartbeatSeconds: settings.heartbeatSeconds,
         staleLockSeconds: settings.staleLockSeconds,
       });
@@ -129,7 +130,7 @@ export class SpoolTransport {
     try {
       this.writeClientReport();
       const store = this.store;
-      const names = await store.pending();
+      const names = await store.pending(true);
       if (names.length === 0) return true;
       const mark = names[names.length - 1];
       const deadline = timeout && timeout > 0 ? performance.now() + timeout : Infinity;
@@ -138,7 +139,7 @@ export class SpoolTransport {
         const remaining = deadline - performance.now();
         if (remaining <= 0) return false;
         await this.sender.progress(Math.min(FLUSH_POLL_MS, remaining));
-        const left = await this.store.pending();
+        const left = await this.store.pending(true);
         if (left.length === 0 || left[0] > mark) return true;
       }
     } catch (error) {

@@ -6,6 +6,7 @@ export function isOk(answer: Answer): boolean;
  * @param {Answer} answer
  */
 export function isPermanent(answer: Answer): boolean;
+export const GZIP_THRESHOLD: number;
 /** @typedef {import('./limits.js').Answer} Answer */
 /** The envelope got no answer: connection refused or reset, a timeout, a TLS failure... */
 export class DeliveryError extends Error {
@@ -47,9 +48,10 @@ export class Delivery {
     post(body: Buffer): Promise<Answer>;
     /**
      * @param {Buffer} payload
+     * @param {boolean} gzipped
      * @returns {Promise<Answer>}
      */
-    exchange(payload: Buffer): Promise<Answer>;
+    exchange(payload: Buffer, gzipped: boolean): Promise<Answer>;
     close(): void;
 }
 export type Answer = import("./limits.js").Answer;

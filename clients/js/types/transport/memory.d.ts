@@ -21,7 +21,8 @@ export class MemorySpool implements Store {
      * @returns {Quantity[]}
      */
     write(data: Buffer, quantities: Quantity[]): Quantity[];
-    pending(): Promise<string[]>;
+    /** @param {boolean} [_fresh] */
+    pending(_fresh?: boolean): Promise<string[]>;
     /** @param {string} name */
     read(name: string): Promise<Buffer<ArrayBufferLike> | null>;
     /** @param {string} name */

@@ -7,7 +7,7 @@
  *   inFlight: string | null,
  *   readonly totalBytes: number,
  *   write(data: Buffer, quantities: Quantity[]): Quantity[],
- *   pending(): Promise<string[]>,
+ *   pending(fresh?: boolean): Promise<string[]>,
  *   read(name: string): Promise<Buffer | null>,
  *   remove(name: string): Promise<void>,
  *   refresh(): Promise<void>,
@@ -40,12 +40,20 @@ export class DiskSpool implements Store {
     /**
      * Opens (creating it) the folder; throws when it cannot be written.
      * @param {string} folder
-     * @param {{ maxBytes: number, fsync: boolean, dsn?: string, heartbeatSeconds: number, staleLockSeconds: number }} options
+     * @param {{
+     *   maxBytes: number,
+     *   fsync: boolean,
+     *   dsn?: string,
+     *   listSeconds: number,
+     *   heartbeatSeconds: number,
+     *   staleLockSeconds: number,
+     * }} options
      */
-    constructor(folder: string, { maxBytes, fsync, dsn, heartbeatSeconds, staleLockSeconds }: {
+    constructor(folder: string, { maxBytes, fsync, dsn, listSeconds, heartbeatSeconds, staleLockSeconds }: {
         maxBytes: number;
         fsync: boolean;
         dsn?: string;
+        listSeconds: number;
         heartbeatSeconds: number;
         staleLockSeconds: number;
     });
@@ -55,7 +63,12 @@ export class DiskSpool implements Store {
     folder: string;
     maxBytes: number;
     fsync: boolean;
+    listMs: number;
+    listedAt: number;
     seq: number;
+    /** @type {Map<string, Buffer>} */
+    recent: Map<string, Buffer>;
+    recentBytes: number;
     /** @type {Map<string, number>} */
     sizes: Map<string, number>;
     heap: Heap;
@@ -79,6 +92,16 @@ export class DiskSpool implements Store {
      * @param {string} name
      * @param {Buffer} data
      */
+    remember(name: string, data: Buffer): void;
+    /**
+     * @param {string} name
+     * @param {Buffer | undefined} [bytes]
+     */
+    forget(name: string, bytes?: Buffer | undefined): void;
+    /**
+     * @param {string} name
+     * @param {Buffer} data
+     */
     writeAtomically(name: string, data: Buffer): void;
     /**
      * @param {string} name
@@ -91,9 +114,15 @@ export class DiskSpool implements Store {
      * @returns {Quantity[]}
      */
     makeRoom(size: number): Quantity[];
-    pending(): Promise<string[]>;
+    /**
+     * Names of the stored envelopes, oldest first. The folder is listed when `fresh`, or when it was last listed more
+     * than `listSeconds` ago (other processes' files appear then); otherwise the names come from what this process
+     * knows (its own writes, and what the last recount found).
+     * @param {boolean} [fresh]
+     */
+    pending(fresh?: boolean): Promise<string[]>;
     /** @param {string} name */
-    read(name: string): Promise<NonSharedBuffer | null>;
+    read(name: string): Promise<Buffer<ArrayBufferLike> | null>;
     /** @param {string} name */
     remove(name: string): Promise<void>;
     /** Recount what is stored: other processes write and delete too. Removes temporary files left by dead writers. */
@@ -112,7 +141,7 @@ export type Store = {
     inFlight: string | null;
     readonly totalBytes: number;
     write(data: Buffer, quantities: Quantity[]): Quantity[];
-    pending(): Promise<string[]>;
+    pending(fresh?: boolean): Promise<string[]>;
     read(name: string): Promise<Buffer | null>;
     remove(name: string): Promise<void>;
     refresh(): Promise<void>;
