@@ -13,12 +13,18 @@
 //   uncaught   throw from a timer: @sentry/node's handler reports it and exits 1
 //   unhandled  reject a promise nobody handles (unhandled rejections in "strict" mode: reported, exit 1)
 //   burst      capture `count` errors, one per turn of the event loop; on SIGTERM: await Sentry.flush(2000), exit 0
+//   version    report the @sentry/node version and exit
 
 import { createInterface } from 'node:readline';
-
-import * as Sentry from '@sentry/node';
+import { pathToFileURL } from 'node:url';
 
 import { makeSpoolTransport } from '../../src/transport/index.js';
+
+// STACKWATCH_TEST_SENTRY_NODE=<path of another @sentry/node's package folder> runs the scenarios on that version
+// (e.g. a 10.x installed elsewhere); by default, the devDependency.
+const other = process.env.STACKWATCH_TEST_SENTRY_NODE;
+/** @type {typeof import('@sentry/node')} */
+const Sentry = other ? await import(pathToFileURL(`${other}/build/cjs/index.js`).href) : await import('@sentry/node');
 
 const config = JSON.parse(process.argv[2]);
 const { scenario, count = 1, flushMs = 10_000 } = config;
@@ -133,6 +139,10 @@ switch (scenario) {
     setInterval(() => {}, 1000);
     break;
   }
+  case 'version':
+    say({ version: Sentry.SDK_VERSION });
+    process.exit(0);
+    break;
   default:
     throw new Error(`unknown scenario ${scenario}`);
 }
