@@ -75,6 +75,7 @@ test('STACKWATCH_SPOOL_MAX_BYTES and the spool directory: argument, then environ
   assert.equal(transport.resolveSpoolDir(), '/from/env');
   delete process.env.STACKWATCH_SPOOL_DIR;
   assert.equal(transport.resolveSpoolDir(), '/state/stackwatch/spool');
+  assert.equal(transport.folderFor('https://k@h/1'), transport.folderFor('https://k@h/1', '/state/stackwatch/spool'));
   process.env.XDG_STATE_HOME = 'relative'; // not absolute: ignored, as the XDG specification says
   assert.equal(transport.resolveSpoolDir(), '/home/someone/.local/state/stackwatch/spool');
   assert.equal(transport.resolveSpoolDir('~/spool'), '/home/someone/spool');

@@ -38,6 +38,7 @@ import { promisify } from 'node:util';
 import { decodeCategories, encodeCategories } from './envelope.js';
 import { Heap } from './heap.js';
 import { SenderLock } from './lock.js';
+import { resolveSpoolDir } from './settings.js';
 
 export const ENVELOPE_SUFFIX = '.envelope';
 export const TEMP_PREFIX = '.tmp-';
@@ -74,11 +75,12 @@ const unlinkAsync = promisify(unlink);
  */
 
 /**
- * The folder of `spoolDir` that holds the envelopes for `dsn` (the Python SDK's folder_for).
+ * The folder of `spoolDir` (by default the one resolveSpoolDir() chooses) that holds the envelopes for `dsn`: the
+ * Python SDK's folder_for.
  * @param {string} dsn
- * @param {string} spoolDir
+ * @param {string} [spoolDir]
  */
-export function folderFor(dsn, spoolDir) {
+export function folderFor(dsn, spoolDir = resolveSpoolDir()) {
   return join(spoolDir, createHash('sha256').update(dsn).digest('hex').slice(0, 16));
 }
 

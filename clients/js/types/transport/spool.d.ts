@@ -16,11 +16,12 @@
  * }} Store
  */
 /**
- * The folder of `spoolDir` that holds the envelopes for `dsn` (the Python SDK's folder_for).
+ * The folder of `spoolDir` (by default the one resolveSpoolDir() chooses) that holds the envelopes for `dsn`: the
+ * Python SDK's folder_for.
  * @param {string} dsn
- * @param {string} spoolDir
+ * @param {string} [spoolDir]
  */
-export function folderFor(dsn: string, spoolDir: string): string;
+export function folderFor(dsn: string, spoolDir?: string): string;
 /**
  * Names of the envelope files waiting in `folder`, oldest first (none when the folder does not exist).
  * @param {string} folder
