@@ -58,6 +58,19 @@ test('an envelope is in its file when send() returns, and is sent from there', a
   assert.ok(sentAt > Date.parse('2020-01-01'), 'sent_at is the time of sending');
 });
 
+test('fsync: true writes the same files (each flushed to the disk with its folder) and sends them', async (t) => {
+  const { recorder, folder, open } = await setUp(t, { down: true });
+  captureWarnings(t);
+  const transport = open({ fsync: true });
+  const id = eventId();
+  transport.send(errorEnvelope(id));
+  assert.equal(spoolFiles(folder).length, 1);
+  assert.ok(readFileSync(join(folder, spoolFiles(folder)[0]), 'utf8').includes(id));
+  await recorder.up();
+  assert.equal(await transport.flush(5000), true);
+  assert.deepEqual(recorder.eventIds, [id]);
+});
+
 test('bodies of 32 KiB and more go gzip-compressed, smaller ones as they are; compress: false never compresses', async (t) => {
   const { recorder, open } = await setUp(t);
   const big = eventId();
