@@ -52,23 +52,26 @@ function spooledIds(folder) {
   return spoolFiles(folder).map((name) => JSON.parse(readFileSync(join(folder, name), 'utf8').split('\n')[0]).event_id);
 }
 
-test('kill -9 one second after a capture: the next process on the spool sends it', async (t) => {
-  const { recorder, folder, start, replay } = await setUp(t, { down: true });
-  const child = start({ scenario: 'capture', count: 1 });
-  await child.waitFor(() => child.captured.length === 1, 'the capture');
-  await sleep(1000);
-  child.proc.kill('SIGKILL');
-  assert.equal((await child.exited).signal, 'SIGKILL');
-  assert.deepEqual(spooledIds(folder), child.captured);
-  assert.ok(existsSync(join(folder, LOCK_NAME)), 'the dead sender left its lock behind');
+for (const stackwatch of [false, true]) {
+  const via = stackwatch ? 'Stackwatch.init' : '@sentry/node';
+  test(`kill -9 one second after a capture (${via}): the next process on the spool sends it`, async (t) => {
+    const { recorder, folder, start, replay } = await setUp(t, { down: true });
+    const child = start({ scenario: 'capture', count: 1, stackwatch });
+    await child.waitFor(() => child.captured.length === 1, 'the capture');
+    await sleep(1000);
+    child.proc.kill('SIGKILL');
+    assert.equal((await child.exited).signal, 'SIGKILL');
+    assert.deepEqual(spooledIds(folder), child.captured);
+    assert.ok(existsSync(join(folder, LOCK_NAME)), 'the dead sender left its lock behind');
 
-  await recorder.up();
-  const next = await replay();
-  assert.equal(next.messages.at(-1).flushed, true);
-  assert.equal(next.state.sender, true, 'the next process took the dead one\'s lock over');
-  assert.deepEqual(recorder.eventIds, child.captured);
-  assert.deepEqual(spoolFiles(folder), []);
-});
+    await recorder.up();
+    const next = await replay();
+    assert.equal(next.messages.at(-1).flushed, true);
+    assert.equal(next.state.sender, true, 'the next process took the dead one\'s lock over');
+    assert.deepEqual(recorder.eventIds, child.captured);
+    assert.deepEqual(spoolFiles(folder), []);
+  });
+}
 
 test('an uncaught exception and an unhandled rejection: on disk before the process exits, sent at the next start', async (t) => {
   const { recorder, folder, start, replay } = await setUp(t, { down: true });
@@ -106,6 +109,25 @@ test('SIGTERM during a burst: the flush sends what it can in 2 s, the rest waits
   const left = spoolFiles(folder).length;
   assert.equal(recorder.accepted, 30);
   assert.equal(left, child.captured.length - 30, 'everything not accepted is on disk');
+
+  recorder.setMode({ status: 200 });
+  await replay();
+  assert.equal(new Set(recorder.eventIds).size, recorder.eventIds.length, 'an event arrived twice');
+  assert.deepEqual([...recorder.eventIds].sort(), [...child.captured].sort());
+});
+
+test('SIGTERM during a burst, through Stackwatch.init: its handler flushes, the process ends by the signal, nothing is lost', async (t) => {
+  const { recorder, folder, start, replay } = await setUp(t, {
+    mode: (_request, index) => (index < 30 ? { status: 200 } : 'hang'),
+  });
+  const child = start({ scenario: 'burst', count: 600, stackwatch: true });
+  await child.waitFor(() => child.captured.length >= 50, 'the burst');
+  child.proc.kill('SIGTERM');
+  const atSignal = child.captured.length;
+  assert.deepEqual(await child.exited, { code: null, signal: 'SIGTERM' }, 'the signal is not swallowed');
+  assert.ok(atSignal < 600, 'the signal came during the burst');
+  assert.equal(recorder.accepted, 30);
+  assert.equal(spoolFiles(folder).length, child.captured.length - 30, 'everything not accepted is on disk');
 
   recorder.setMode({ status: 200 });
   await replay();

@@ -41,22 +41,25 @@ function assertEachOnce(received, captured) {
   assert.deepEqual([...received].sort(), [...captured].sort());
 }
 
-test('an outage: 500 errors captured while the server is down all arrive when it is back, each once', async (t) => {
-  const { recorder, folder, start } = await setUp(t, { down: true });
-  const child = start({ scenario: 'capture', count: 500 });
-  await child.waitFor(() => child.captured.length === 500, '500 captures');
-  await recorder.waitFor(() => spoolFiles(folder).length === 500, '500 files in the spool');
-  await child.waitFor(() => child.stderr.includes('cannot reach'), 'a failed attempt');
-  assert.match(child.stderr, /cannot reach http:\/\/127\.0\.0\.1:\d+\/api\/1\/envelope\/ .*envelopes stay in the spool/);
-  assert.equal(recorder.requests.length, 0);
+for (const stackwatch of [false, true]) {
+  const via = stackwatch ? 'Stackwatch.init, 500 in one turn of the event loop' : '@sentry/node';
+  test(`an outage (${via}): 500 errors captured while the server is down all arrive when it is back, each once`, async (t) => {
+    const { recorder, folder, start } = await setUp(t, { down: true });
+    const child = start({ scenario: 'capture', count: 500, stackwatch });
+    await child.waitFor(() => child.captured.length === 500, '500 captures');
+    await recorder.waitFor(() => spoolFiles(folder).length === 500, '500 files in the spool');
+    await child.waitFor(() => child.stderr.includes('cannot reach'), 'a failed attempt');
+    assert.match(child.stderr, /cannot reach http:\/\/127\.0\.0\.1:\d+\/api\/1\/envelope\/ .*envelopes stay in the spool/);
+    assert.equal(recorder.requests.length, 0);
 
-  await recorder.up();
-  await recorder.waitFor(() => recorder.eventIds.length >= 500, 'the 500 events', 20_000);
-  child.tell('state');
-  await child.waitFor(() => child.state?.spooledBytes === 0, 'an empty spool');
-  assertEachOnce(recorder.eventIds, child.captured);
-  assert.deepEqual(spoolFiles(folder), []);
-});
+    await recorder.up();
+    await recorder.waitFor(() => recorder.eventIds.length >= 500, 'the 500 events', 20_000);
+    child.tell('state');
+    await child.waitFor(() => child.state?.spooledBytes === 0, 'an empty spool');
+    assertEachOnce(recorder.eventIds, child.captured);
+    assert.deepEqual(spoolFiles(folder), []);
+  });
+}
 
 test('two processes on one spool: exactly one sends, its files and the other\'s, each once', async (t) => {
   const { recorder, start } = await setUp(t);

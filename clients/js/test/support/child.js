@@ -14,6 +14,10 @@
 //   unhandled  reject a promise nobody handles (unhandled rejections in "strict" mode: reported, exit 1)
 //   burst      capture `count` errors, one per turn of the event loop; on SIGTERM: await Sentry.flush(2000), exit 0
 //   version    report the @sentry/node version and exit
+//
+// With `stackwatch: true` the process starts with @stackwatch/sdk's init instead (component "child", its signal
+// handlers on, the test's spool settings): `capture`, `flush` and `burst` then capture all `count` errors in one
+// turn of the event loop (init lifts @sentry/core's cut at 64), and `burst` relies on init's SIGTERM handler.
 
 import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
@@ -41,19 +45,27 @@ function state() {
   return transport.state();
 }
 
-Sentry.init({
+const options = {
   dsn: config.dsn,
-  transport: makeSpoolTransport(config.settings),
+  transport: makeSpoolTransport({ dsn: config.dsn, ...config.settings }),
   shutdownTimeout: config.shutdownTimeout ?? 300,
+  /** @param {any[]} defaults */
   integrations: (defaults) =>
     scenario === 'unhandled' ? [...defaults, Sentry.onUnhandledRejectionIntegration({ mode: 'strict' })] : defaults,
   ...config.sentry,
+  /** @param {any} event */
   beforeSend(event) {
     processed += 1;
     say({ captured: event.event_id });
     return event;
   },
-});
+};
+if (config.stackwatch) {
+  const Stackwatch = await import('../../src/index.js');
+  Stackwatch.init({ ...options, component: 'child', shutdownTimeoutMs: 2000 });
+} else {
+  Sentry.init(options);
+}
 
 if (scenario !== 'natural') {
   createInterface({ input: process.stdin }).on('line', (line) => {
@@ -77,6 +89,12 @@ function capture(i) {
  * @param {number} n
  */
 async function captureMany(n) {
+  if (config.stackwatch) {
+    for (let i = 0; i < n; i += 1) capture(i);
+    while (processed < n) await new Promise((resolve) => setTimeout(resolve, 1));
+    say({ done: true });
+    return;
+  }
   for (let i = 0; i < n; i += 1) {
     capture(i);
     if ((i + 1) % 50 === 0 || i + 1 === n) {
@@ -122,11 +140,13 @@ switch (scenario) {
     }, 10);
     break;
   case 'burst': {
-    process.on('SIGTERM', async () => {
-      const flushed = await Sentry.flush(2000);
-      say({ flushed, state: state() });
-      process.exit(0);
-    });
+    if (!config.stackwatch) {
+      process.on('SIGTERM', async () => {
+        const flushed = await Sentry.flush(2000);
+        say({ flushed, state: state() });
+        process.exit(0);
+      });
+    }
     let i = 0;
     const next = () => {
       capture(i);

@@ -14,6 +14,7 @@ const CHILD = new URL('./child.js', import.meta.url).pathname;
  *   flushMs?: number,
  *   shutdownTimeout?: number,
  *   sentry?: Record<string, unknown>,
+ *   stackwatch?: boolean,
  * }} ChildConfig
  */
 
