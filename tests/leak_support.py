@@ -7,6 +7,7 @@ import base64
 import json
 import secrets
 import string
+import uuid
 from typing import Any
 
 import httpx
@@ -66,6 +67,21 @@ def plant_secrets() -> tuple[dict[str, str], list[str]]:
     markers = [value for key, value in values.items() if key not in ("jwt_token", "pem_private_key")]
     markers += [token.split(".")[1], signature, *pem_lines]
     return values, markers
+
+
+def planted_scenario() -> tuple[dict[str, Any], list[str]]:
+    """A component's input for a leak scenario (fresh secrets, and the identifiers that must arrive: a workflow and
+    run ``suffix``, an ``order`` and a ``correlation`` id), and the markers that must never be seen."""
+    values, markers = plant_secrets()
+    order = f"ord-{secrets.randbelow(10**6):06d}"
+    data = {
+        "suffix": uuid.uuid4().hex[:8],
+        "order": order,
+        "correlation": str(uuid.uuid4()),
+        "secrets": values,
+        "url_with_token": f"https://api.partner.test/v1/orders/{order}?token={values['query_token']}&page=2",
+    }
+    return data, markers
 
 
 def leaked(text: str | bytes, markers: list[str]) -> list[str]:

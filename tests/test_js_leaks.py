@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import uuid
@@ -27,7 +26,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import NODE_KEY, ROOT, ServerFactory, skip_or_fail
-from tests.leak_support import everything_served, leaked, meta_rules, plant_secrets
+from tests.leak_support import everything_served, leaked, meta_rules, planted_scenario
 from tests.sdk_support import recording
 
 pytestmark = pytest.mark.slow
@@ -63,17 +62,8 @@ def run(node: str, scenario: str, spool: Path, dsn: str, data: dict[str, Any], *
 
 def test_no_secret_leaves_a_javascript_component(node: str, start_server: ServerFactory, tmp_path: Path) -> None:
     server = start_server()
-    values, markers = plant_secrets()
-    suffix = uuid.uuid4().hex[:8]
-    order = f"ord-{secrets.randbelow(10**6):06d}"
-    correlation = str(uuid.uuid4())
-    data = {
-        "suffix": suffix,
-        "order": order,
-        "correlation": correlation,
-        "secrets": values,
-        "url_with_token": f"https://api.partner.test/v1/orders/{order}?token={values['query_token']}&page=2",
-    }
+    data, markers = planted_scenario()
+    suffix, order, correlation = data["suffix"], data["order"], data["correlation"]
     spool = tmp_path / "spool"
     spool.mkdir()
     with recording(upstream=server.base_url) as recorder:

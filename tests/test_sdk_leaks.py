@@ -13,15 +13,13 @@ removed, so that a component that sent nothing at all could not pass.
 from __future__ import annotations
 
 import json
-import secrets
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import ServerFactory
-from tests.leak_support import everything_served, leaked, meta_rules, plant_secrets
+from tests.leak_support import everything_served, leaked, meta_rules, planted_scenario
 from tests.scrub_vectors import GAP_EVENTS, GAP_KEYS, GAP_STRINGS, forbidden
 from tests.sdk_support import Recorder, by_message, recording, run_component
 
@@ -30,17 +28,8 @@ pytestmark = pytest.mark.slow
 
 def test_no_secret_leaves_the_component(start_server: ServerFactory, tmp_path: Path) -> None:
     server = start_server()
-    values, markers = plant_secrets()
-    suffix = uuid.uuid4().hex[:8]
-    order = f"ord-{secrets.randbelow(10**6):06d}"
-    correlation = str(uuid.uuid4())
-    data = {
-        "suffix": suffix,
-        "order": order,
-        "correlation": correlation,
-        "secrets": values,
-        "url_with_token": f"https://api.partner.test/v1/orders/{order}?token={values['query_token']}&page=2",
-    }
+    data, markers = planted_scenario()
+    suffix, order, correlation = data["suffix"], data["order"], data["correlation"]
     with recording(upstream=server.base_url) as recorder:
         child = run_component("leaks", tmp_path / "spool", dsn=recorder.dsn(), data=data, returncode=1)
         ids = child.result["ids"]
