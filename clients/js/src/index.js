@@ -1,7 +1,178 @@
+// `@stackwatch/sdk`: @sentry/node with Stackwatch's safe defaults, the shared redaction engine, a durable spool
+// transport and MeshHook's workflow context. docs/sdk-js.md describes it; DESIGN §3.4 and §3.6 are its contracts.
+
+import * as Sentry from '@sentry/node';
+import { makeHooks, warn } from './hooks.js';
+import { makeSpoolTransport } from './transport/index.js';
+
+export { currentWorkflow, stepScope, TAG_KEYS, workflowOfError, workflowScope, wrapJobHandler } from './scope.js';
+export { ALLOWED_HEADERS, secretArguments } from './hooks.js';
+export * from './scrub/index.js';
+
+/** @typedef {import('./scope.js').WorkflowContext} WorkflowContext */
+
 /**
- * `@stackwatch/sdk`. So far it holds the redaction engine, which runs the same rules as the server and the Python
- * SDK (`scrubEvent`, `scrubText`, `keyRule`; see docs/redaction.md). `init`, the workflow scopes and the durable
- * transport come on top of it.
+ * What @sentry/node collects, as Stackwatch sets it unless the caller passes `dataCollection` itself: no user
+ * info, cookies, request bodies or query parameters; headers only from the short allow-list (the hooks enforce
+ * the same on every event, whatever the SDK attached).
+ */
+export const DATA_COLLECTION = Object.freeze({
+  userInfo: false,
+  cookies: false,
+  httpHeaders: { request: { allow: ['accept', 'content-type', 'host', 'user-agent'] }, response: false },
+  httpBodies: [],
+  urlQueryParams: false,
+  databaseQueryData: false,
+  queues: false,
+  stackFrameVariables: false,
+  genAI: { inputs: false, outputs: false },
+  mcp: { inputs: false, outputs: false },
+  graphQL: { document: true, variables: false },
+});
+
+/**
+ * @typedef {Omit<import('@sentry/node').NodeOptions, 'dsn'> & {
+ *   dsn?: string,
+ *   component: string,
+ *   spoolDir?: string,
+ *   spoolMaxBytes?: number,
+ *   scrubEmails?: boolean,
+ *   scrubIps?: boolean,
+ *   keepRequestDetails?: boolean,
+ *   keepUserDetails?: boolean,
+ *   flushOnSignals?: boolean,
+ *   shutdownTimeoutMs?: number,
+ * }} InitOptions
+ * `component` names the part of the system reporting (`api`, `orchestrator`, `http-exec`): the `component` tag.
+ * `keepRequestDetails` and `keepUserDetails` turn off the safe defaults (what is kept is still scrubbed).
+ * `flushOnSignals` (default true): SIGTERM and SIGINT flush the spool before the process ends, for at most
+ * `shutdownTimeoutMs` (default 2000).
  */
 
-export * from './scrub/index.js';
+/** @type {(() => void) | null} */
+let removeSignalHandlers = null;
+/** @type {number} */
+let shutdownTimeout = 2000;
+
+/**
+ * Start reporting: @sentry/node's `init` with the Stackwatch defaults. The DSN comes from `dsn`, else
+ * `STACKWATCH_DSN`, else `SENTRY_DSN` (without one, nothing is sent and a warning says so); the spool folder from
+ * `spoolDir`, else `STACKWATCH_SPOOL_DIR`, else a per-user folder (`$XDG_STATE_HOME/stackwatch/spool`).
+ * @param {InitOptions} options
+ * @returns {import('@sentry/node').NodeClient | undefined}
+ */
+export function init(options) {
+  if (options === null || typeof options !== 'object') throw new TypeError('init needs an options object');
+  const {
+    dsn,
+    component,
+    spoolDir,
+    spoolMaxBytes,
+    scrubEmails,
+    scrubIps,
+    keepRequestDetails,
+    keepUserDetails,
+    flushOnSignals = true,
+    shutdownTimeoutMs = 2000,
+    beforeSend,
+    beforeSendTransaction,
+    beforeBreadcrumb,
+    beforeSendLog,
+    ...sentryOptions
+  } = options;
+  if (typeof component !== 'string' || component.trim() === '') {
+    throw new TypeError("init needs a component name, e.g. init({ component: 'orchestrator' })");
+  }
+  const resolved = dsn || process.env.STACKWATCH_DSN || process.env.SENTRY_DSN || undefined;
+  if (!resolved) warn('no DSN (set STACKWATCH_DSN or pass dsn): nothing will be reported');
+  const hooks = makeHooks({
+    component,
+    scrubEmails,
+    scrubIps,
+    keepRequestDetails,
+    keepUserDetails,
+    beforeSend: /** @type {any} */ (beforeSend),
+    beforeSendTransaction: /** @type {any} */ (beforeSendTransaction),
+    beforeBreadcrumb: /** @type {any} */ (beforeBreadcrumb),
+    beforeSendLog: /** @type {any} */ (beforeSendLog),
+  });
+  const client = Sentry.init({
+    dataCollection: DATA_COLLECTION,
+    includeLocalVariables: false,
+    transport: makeSpoolTransport({ spoolDir, spoolMaxBytes }),
+    ...sentryOptions,
+    dsn: resolved,
+    beforeSend: hooks.beforeSend,
+    beforeSendTransaction: hooks.beforeSendTransaction,
+    beforeBreadcrumb: hooks.beforeBreadcrumb,
+    beforeSendLog: hooks.beforeSendLog,
+  });
+  Sentry.getGlobalScope().setTag('component', component);
+  shutdownTimeout = shutdownTimeoutMs;
+  removeSignalHandlers?.();
+  removeSignalHandlers = flushOnSignals ? installSignalHandlers() : null;
+  return client;
+}
+
+/**
+ * Flush on SIGTERM and SIGINT. When no other listener handles the signal, the default behaviour follows the
+ * flush (the signal is raised again, so the exit status says the process was terminated); with other listeners,
+ * they decide how the process ends, and the flush runs beside them (every envelope is on disk already).
+ * @returns {() => void} removes the handlers
+ */
+function installSignalHandlers() {
+  /** @type {Array<[NodeJS.Signals, () => void]>} */
+  const installed = [];
+  for (const signal of /** @type {NodeJS.Signals[]} */ (['SIGTERM', 'SIGINT'])) {
+    const onSignal = () => {
+      const alone = process.listenerCount(signal) === 1;
+      void Sentry.flush(shutdownTimeout).finally(() => {
+        if (!alone) return;
+        process.removeListener(signal, onSignal);
+        process.kill(process.pid, signal);
+      });
+    };
+    process.on(signal, onSignal);
+    installed.push([signal, onSignal]);
+  }
+  return () => {
+    for (const [signal, handler] of installed) process.removeListener(signal, handler);
+  };
+}
+
+/**
+ * Report an error now (in the current scope, so with its workflow tags); returns the event id.
+ * @param {unknown} error
+ * @param {Parameters<typeof Sentry.captureException>[1]} [hint]
+ */
+export function captureException(error, hint) {
+  return Sentry.captureException(error, hint);
+}
+
+/**
+ * Report a message; returns the event id.
+ * @param {string} message
+ * @param {Parameters<typeof Sentry.captureMessage>[1]} [level]
+ */
+export function captureMessage(message, level) {
+  return Sentry.captureMessage(message, level);
+}
+
+/**
+ * Wait until every captured event is delivered, or `timeoutMs` passed (0 or none: no limit). True when the
+ * spool is empty. Events not delivered stay in the spool for the next process.
+ * @param {number} [timeoutMs]
+ */
+export function flush(timeoutMs) {
+  return Sentry.flush(timeoutMs);
+}
+
+/**
+ * Flush, then stop reporting; removes the signal handlers.
+ * @param {number} [timeoutMs]
+ */
+export async function close(timeoutMs) {
+  removeSignalHandlers?.();
+  removeSignalHandlers = null;
+  return Sentry.close(timeoutMs);
+}
