@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+SDK := clients/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(SDK)/pyproject.toml $(SDK)/setup.py | cksum | cut -d' ' -f1)
 NODE_STAMP := tests/node/node_modules/.installed
 JS := clients/js
 JS_STAMP := $(JS)/node_modules/.installed
@@ -10,15 +11,20 @@ VENDOR := src/stackwatch/server/web/static/vendor
 
 .PHONY: run test check lint format clean bench vendor screenshots
 
-$(STAMP): pyproject.toml
+## The server depends on stackwatch-sdk (stackwatch.sdk, stackwatch.scrub), which is built from $(SDK): both are
+## installed editable in one step, so pip takes stackwatch-sdk from here and both import from src/.
+$(STAMP): pyproject.toml $(SDK)/pyproject.toml $(SDK)/setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e ./$(SDK) -e '.[test]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-## The JavaScript client (clients/js): its dev dependencies (@sentry/node, TypeScript for the JSDoc check).
-$(JS_STAMP): $(JS)/package.json $(JS)/package-lock.json
+## The JavaScript client (clients/js): its dev dependencies (@sentry/node, TypeScript for the JSDoc check), and
+## the live @sentry/node 10 and 11 its packed tarball is tested against (clients/js/test/compat).
+JS_COMPAT := $(JS)/test/compat/sentry-node-10 $(JS)/test/compat/sentry-node-11
+$(JS_STAMP): $(JS)/package.json $(JS)/package-lock.json $(JS_COMPAT:=/package-lock.json)
+	for dir in $(JS_COMPAT); do (cd $$dir && npm ci --no-audit --no-fund --loglevel=error) || exit 1; done
 	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed
 
 $(NODE_STAMP): tests/node/package.json tests/node/package-lock.json
@@ -39,14 +45,14 @@ test: check $(NODE_STAMP)
 ## ruff and mypy --strict for the Python; TypeScript's checker over the JavaScript's JSDoc types, and the shipped
 ## .d.ts files (clients/js/types, written by `npm run types` there) must be what the sources give.
 check: $(STAMP) $(JS_STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench $(SDK)
+	$(BIN)/ruff format --check src tests bench $(SDK)
 	$(BIN)/mypy
 	cd $(JS) && npm run --silent check
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests bench
-	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench $(SDK)
+	$(BIN)/ruff check --fix src tests bench $(SDK)
 
 ## Take the dashboard's screenshots in docs/screenshots again (the browser tests take them; needs Chromium).
 screenshots: $(STAMP)
@@ -57,7 +63,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.loadgen
 
 clean:
-	rm -rf $(VENV) tests/node/node_modules $(JS)/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) tests/node/node_modules $(JS)/node_modules $(JS_COMPAT:=/node_modules) .pytest_cache .mypy_cache .ruff_cache
 
 ## Fetch the vendored front-end libraries again from npm (see src/stackwatch/server/web/static/vendor/README.md).
 vendor:

@@ -48,6 +48,7 @@ class Recorder:
 
     def __init__(self, upstream: str | None = None) -> None:
         self.upstream = upstream
+        self.refusing = False  # while set: answer 503 to everything, record nothing (the server is "down")
         self.requests: list[Recorded] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -104,6 +105,11 @@ class Recorder:
             def do_POST(self) -> None:  # the http.server naming convention
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length)
+                if recorder.refusing:
+                    self.send_response(503)
+                    self.send_header("content-length", "0")
+                    self.end_headers()
+                    return
                 encoding = self.headers.get("content-encoding") or ""
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 recorder._record(Recorded(self.path, headers, body, decode_body(body, encoding, 1 << 30)))

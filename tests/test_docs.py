@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import fields
 
 import click
@@ -36,3 +37,10 @@ def test_every_command_is_documented() -> None:
 def test_readme_opens_with_the_two_commands() -> None:
     head = "\n".join((ROOT / "README.md").read_text().splitlines()[:15])
     assert "make run" in head and "make test" in head
+
+
+def test_the_sdk_distribution_and_its_install_are_documented() -> None:
+    name = tomllib.loads((ROOT / "clients" / "python" / "pyproject.toml").read_text())["project"]["name"]
+    install = (ROOT / "docs" / "sdk-python.md").read_text().split("\n## Install\n", 1)[1].split("\n## ", 1)[0]
+    assert f"pip install {name}" in install and "pip install ./clients/python" in install
+    assert (ROOT / "clients" / "python" / "README.md").is_file() and (ROOT / "clients" / "python" / "LICENSE").is_file()

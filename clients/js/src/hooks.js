@@ -13,7 +13,7 @@
 // 5. makes sure the `component` tag is set.
 // beforeSendTransaction does 2 to 5; beforeBreadcrumb filters console arguments that follow a secret-looking word
 // (`console.error('token', t)`) and runs the engine over each breadcrumb (so breadcrumbs are clean in memory too);
-// beforeSendLog scrubs the body and attributes.
+// beforeSendLog and beforeSendSpan scrub the body, name and attributes.
 
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { format } from 'node:util';
@@ -62,6 +62,7 @@ export const requestPolicy = new AsyncLocalStorage();
  *   beforeSendTransaction?: Callback,
  *   beforeBreadcrumb?: Callback,
  *   beforeSendLog?: Callback,
+ *   beforeSendSpan?: Callback,
  * }} HookOptions
  */
 
@@ -102,7 +103,11 @@ export function makeHooks(options) {
     beforeBreadcrumb: (crumb, hint) =>
       chain(options.beforeBreadcrumb, crumb, hint, 'beforeBreadcrumb', (c) => onCrumb(c, scrubOptions)),
     /** @type {(log: any) => any} */
-    beforeSendLog: (log) => chain(options.beforeSendLog, log, undefined, 'beforeSendLog', (l) => onLog(l, scrubOptions)),
+    beforeSendLog: (log) =>
+      chain(options.beforeSendLog, log, undefined, 'beforeSendLog', (l) => onFields(l, LOG_FIELDS, scrubOptions)),
+    /** @type {(span: any) => any} */
+    beforeSendSpan: (span) =>
+      chain(options.beforeSendSpan, span, undefined, 'beforeSendSpan', (x) => onFields(x, SPAN_FIELDS, scrubOptions)),
   };
 }
 
@@ -388,17 +393,24 @@ function onCrumb(crumb, options) {
   return scrubbed;
 }
 
+/** The fields of a log and of a span that hold application data (ids and timestamps are the SDK's). */
+const LOG_FIELDS = ['message', 'body', 'attributes'];
+const SPAN_FIELDS = ['name', 'description', 'data', 'attributes'];
+
 /**
- * @param {Item} log
+ * A copy of a log or a span with `fields` scrubbed (neither has `_meta` in the protocol; a field that cannot be
+ * scrubbed is dropped).
+ * @param {Item} item
+ * @param {string[]} fields
  * @param {import('./scrub/index.js').ScrubOptions} options
  * @returns {Item}
  */
-function onLog(log, options) {
+function onFields(item, fields, options) {
   /** @type {Item} */
   const part = {};
-  for (const key of ['message', 'body', 'attributes']) if (log[key] !== undefined) part[key] = log[key];
+  for (const key of fields) if (item[key] !== undefined) part[key] = item[key];
   const scrubbed = scrubSafely(part, options);
-  const out = { ...log };
+  const out = { ...item };
   for (const key of Object.keys(part)) {
     if (key in scrubbed) out[key] = scrubbed[key];
     else delete out[key];

@@ -10,6 +10,7 @@ export { ALLOWED_HEADERS, secretArguments } from './hooks.js';
 export * from './scrub/index.js';
 
 /** @typedef {import('./scope.js').WorkflowContext} WorkflowContext */
+/** @typedef {Exclude<import('@sentry/node').NodeOptions['integrations'], Function | undefined>[number]} Integration */
 
 /**
  * What @sentry/node collects, as Stackwatch sets it unless the caller passes `dataCollection` itself: no user
@@ -78,6 +79,8 @@ export function init(options) {
     beforeSendTransaction,
     beforeBreadcrumb,
     beforeSendLog,
+    beforeSendSpan,
+    integrations,
     ...sentryOptions
   } = options;
   if (typeof component !== 'string' || component.trim() === '') {
@@ -95,7 +98,11 @@ export function init(options) {
     beforeSendTransaction: /** @type {any} */ (beforeSendTransaction),
     beforeBreadcrumb: /** @type {any} */ (beforeBreadcrumb),
     beforeSendLog: /** @type {any} */ (beforeSendLog),
+    beforeSendSpan: /** @type {any} */ (beforeSendSpan),
   });
+  // @sentry/node 11 streams spans by default and ignores (with a warning) beforeSendTransaction; 10 sends
+  // transactions. Install the hook that the SDK in use reads.
+  const streaming = sentryOptions.traceLifecycle !== 'static' && Number(Sentry.SDK_VERSION.split('.')[0]) >= 11;
   const client = Sentry.init({
     dataCollection: DATA_COLLECTION,
     includeLocalVariables: false,
@@ -103,15 +110,36 @@ export function init(options) {
     ...sentryOptions,
     dsn: resolved,
     beforeSend: hooks.beforeSend,
-    beforeSendTransaction: hooks.beforeSendTransaction,
+    ...(streaming ? {} : { beforeSendTransaction: hooks.beforeSendTransaction }),
     beforeBreadcrumb: hooks.beforeBreadcrumb,
     beforeSendLog: hooks.beforeSendLog,
+    beforeSendSpan: hooks.beforeSendSpan,
+    integrations: withoutDedupe(integrations),
   });
   Sentry.getGlobalScope().setTag('component', component);
   shutdownTimeout = shutdownTimeoutMs;
   removeSignalHandlers?.();
   removeSignalHandlers = flushOnSignals ? installSignalHandlers() : null;
   return client;
+}
+
+/**
+ * @sentry/node's `Dedupe` drops an event equal (message and stack) to the one before it: two workflow runs failing
+ * the same way, or every retry of a step during an outage, would be reported once. Stackwatch groups them into one
+ * issue and counts each; an error object is still reported only once (@sentry/node marks it when captured).
+ * @param {import('@sentry/node').NodeOptions['integrations']} given
+ * @returns {(defaults: Integration[]) => Integration[]}
+ */
+function withoutDedupe(given) {
+  return (defaults) => {
+    const kept = defaults.filter((integration) => integration.name !== 'Dedupe');
+    if (typeof given === 'function') return given(kept);
+    if (Array.isArray(given)) {
+      const names = new Set(given.map((integration) => integration.name));
+      return [...kept.filter((integration) => !names.has(integration.name)), ...given];
+    }
+    return kept;
+  };
 }
 
 /**

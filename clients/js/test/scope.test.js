@@ -119,3 +119,12 @@ test('wrapJobHandler reports a failing job once, with its context, and swallows 
   });
   assert.equal(await badContext(), 'ran');
 });
+
+test('two runs failing the same way are both reported (no Dedupe), one error object only once', async () => {
+  const fail = () => Stackwatch.captureException(new Error('same failure'));
+  Stackwatch.workflowScope({ runId: 'twin-1' }, fail);
+  Stackwatch.workflowScope({ runId: 'twin-2' }, fail);
+  await Stackwatch.flush(2000);
+  const twins = memory.events().filter((e) => e.exception?.values?.at(-1)?.value === 'same failure');
+  assert.deepEqual(twins.map((e) => e.tags.run_id), ['twin-1', 'twin-2']);
+});

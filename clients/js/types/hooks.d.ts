@@ -11,6 +11,7 @@
  *   beforeSendTransaction?: Callback,
  *   beforeBreadcrumb?: Callback,
  *   beforeSendLog?: Callback,
+ *   beforeSendSpan?: Callback,
  * }} HookOptions
  */
 /**
@@ -26,6 +27,8 @@ export function makeHooks(options: HookOptions): {
     beforeBreadcrumb: Callback;
     /** @type {(log: any) => any} */
     beforeSendLog: (log: any) => any;
+    /** @type {(span: any) => any} */
+    beforeSendSpan: (span: any) => any;
 };
 /**
  * @param {string} message
@@ -78,5 +81,6 @@ export type HookOptions = {
     beforeSendTransaction?: Callback;
     beforeBreadcrumb?: Callback;
     beforeSendLog?: Callback;
+    beforeSendSpan?: Callback;
 };
 import { AsyncLocalStorage } from 'node:async_hooks';

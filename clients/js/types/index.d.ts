@@ -31,6 +31,7 @@ export function flush(timeoutMs?: number): Promise<boolean>;
 export function close(timeoutMs?: number): Promise<boolean>;
 export * from "./scrub/index.js";
 /** @typedef {import('./scope.js').WorkflowContext} WorkflowContext */
+/** @typedef {Exclude<import('@sentry/node').NodeOptions['integrations'], Function | undefined>[number]} Integration */
 /**
  * What @sentry/node collects, as Stackwatch sets it unless the caller passes `dataCollection` itself: no user
  * info, cookies, request bodies or query parameters; headers only from the short allow-list (the hooks enforce
@@ -64,6 +65,7 @@ export const DATA_COLLECTION: Readonly<{
     };
 }>;
 export type WorkflowContext = import("./scope.js").WorkflowContext;
+export type Integration = Exclude<import("@sentry/node").NodeOptions["integrations"], Function | undefined>[number];
 /**
  * `component` names the part of the system reporting (`api`, `orchestrator`, `http-exec`): the `component` tag.
  * `keepRequestDetails` and `keepUserDetails` turn off the safe defaults (what is kept is still scrubbed).

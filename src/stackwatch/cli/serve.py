@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
 import sys
@@ -22,7 +24,10 @@ from stackwatch.server.storage.filemodes import secure_data_dir
 from stackwatch.server.storage.schema import events
 
 if TYPE_CHECKING:
+    from stackwatch.demo.result import DemoResult
     from stackwatch.server.services import Services
+
+WORKLOADS = ("auto", "js", "python")
 
 
 @main.command()
@@ -152,14 +157,26 @@ def migrate(init: bool, **flags: Any) -> None:
 @main.command()
 @click.option("--dsn", help="Where to send the events [STACKWATCH_DSN; default: this server's default project]")
 @click.option(
-    "--runs", type=click.IntRange(1, 10_000), default=12, show_default=True, help="Workflow runs per component"
+    "--runs",
+    type=click.IntRange(1, 10_000),
+    default=12,
+    show_default=True,
+    help="Workflow runs (of each component, in the Python workload)",
 )
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the simulated workload and its secrets")
 @click.option("--spool-dir", help="The components' spool [STACKWATCH_SPOOL_DIR; default: a per-user folder]")
+@click.option(
+    "--workload",
+    type=click.Choice(WORKLOADS),
+    default="auto",
+    show_default=True,
+    help="js: the MeshHook example on @stackwatch/sdk (needs node, npm and a checkout); python: on stackwatch.sdk; "
+    "auto: js when it can run, else python",
+)
 @store_options
-def demo(dsn: str | None, runs: int, seed: int, spool_dir: str | None, **flags: Any) -> None:
-    """Send a simulated MeshHook workload (api, orchestrator, http-executor) through stackwatch.sdk."""
-    from stackwatch.demo import CRASHING, run_demo
+def demo(dsn: str | None, runs: int, seed: int, spool_dir: str | None, workload: str, **flags: Any) -> None:
+    """Send a simulated MeshHook workload (api, orchestrator, HTTP executor) through the Stackwatch SDKs."""
+    from stackwatch.demo import javascript
 
     dsn = dsn or os.environ.get("STACKWATCH_DSN")
     if not dsn:
@@ -168,7 +185,29 @@ def demo(dsn: str | None, runs: int, seed: int, spool_dir: str | None, **flags: 
             dsn = _default_dsn(connection, settings)
         if not dsn:
             raise click.ClickException("no DSN: pass --dsn or set STACKWATCH_DSN (the default project is gone)")
-    click.echo(f"sending {runs} workflow runs per component to {dsn.split('@')[-1]} …")
+    why_not_js = javascript.missing()
+    if workload == "js" and why_not_js:
+        raise click.ClickException(f"the JavaScript workload needs {why_not_js}")
+    if workload == "auto":
+        workload = "python" if why_not_js else "js"
+        if why_not_js:
+            click.echo(f"the JavaScript workload needs {why_not_js}: running the Python one")
+    where = dsn.split("@")[-1]
+    if workload == "js":
+        click.echo(f"sending {runs} workflow runs of the MeshHook example (JavaScript) to {where} …")
+        failed = _report_js(javascript.run_js_demo(dsn, runs=runs, seed=seed, spool_dir=spool_dir))
+    else:
+        click.echo(f"sending {runs} workflow runs per component to {where} …")
+        failed = _report_python(runs, seed, dsn, spool_dir)
+    if failed:
+        raise click.ClickException("a demo component failed; its output is above")
+    click.echo("done: the events appear in the dashboard within seconds")
+
+
+def _report_python(runs: int, seed: int, dsn: str, spool_dir: str | None) -> bool:
+    """Run the Python workload and print how each component ended; True if one failed in an unplanned way."""
+    from stackwatch.demo import CRASHING, run_demo
+
     failed = False
     for result in run_demo(dsn, runs=runs, seed=seed, spool_dir=spool_dir):
         if result.component == CRASHING:
@@ -181,9 +220,25 @@ def demo(dsn: str | None, runs: int, seed: int, spool_dir: str | None, **flags: 
         if not ok:
             failed = True
             click.echo(result.output, err=True)
-    if failed:
-        raise click.ClickException("a demo component failed; its output is above")
-    click.echo("done: the events appear in the dashboard within seconds")
+    return failed
+
+
+def _report_js(result: DemoResult) -> bool:
+    """Print how the JavaScript workload ended (its last line is a JSON summary); True if it failed."""
+    from stackwatch.demo import javascript
+
+    summary: dict[str, Any] = {}
+    with contextlib.suppress(ValueError, IndexError):
+        summary = json.loads(result.output.strip().splitlines()[-1])
+    if result.returncode != 0 or not summary:
+        click.echo(f"  {result.component:<14} exit {result.returncode}")
+        click.echo(result.output, err=True)
+        return True
+    workers = summary.get("workers", {})
+    for component in javascript.COMPONENTS:
+        click.echo(f"  {component:<14} done")
+    click.echo(f"  runs: {workers.get('completed')} completed, {workers.get('failed')} failed as planned")
+    return False
 
 
 @main.command()

@@ -1,7 +1,9 @@
 """``stackwatch demo``: a simulated MeshHook workload, so a new dashboard is never empty.
 
-Three component processes — ``api``, ``orchestrator`` and ``http-executor`` — run synthetic workflow runs through
-:mod:`stackwatch.sdk` and fail as real ones do: a webhook whose signature does not match, a target answering 5xx,
+Two workloads. The JavaScript one (:mod:`stackwatch.demo.javascript`) runs the MeshHook example of a checkout on
+``@stackwatch/sdk``, when Node.js is there. The Python one, here, runs anywhere: three component processes
+— ``api``, ``orchestrator`` and ``http-executor`` — run synthetic workflow runs through :mod:`stackwatch.sdk` and
+fail as real ones do: a webhook whose signature does not match, a target answering 5xx,
 a timeout, a transform on a malformed payload, a lost lease, and one fatal crash of the orchestrator. Secrets are
 planted in variables, URLs, messages and breadcrumbs; none of them may be visible in Stackwatch afterwards.
 """
@@ -11,21 +13,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 
+from stackwatch.demo.result import DemoResult
 from stackwatch.demo.workload import COMPONENTS, planted_secrets
 
 __all__ = ["COMPONENTS", "DemoResult", "planted_secrets", "run_demo"]
 
 # The component that ends with an unhandled fatal error, as a crashing worker would.
 CRASHING = "orchestrator"
-
-
-@dataclass(frozen=True)
-class DemoResult:
-    component: str
-    returncode: int
-    output: str
 
 
 def run_demo(
