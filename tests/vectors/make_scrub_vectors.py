@@ -800,6 +800,27 @@ neg("a zero-width no-break space is no space", "Bearer\ufeffabcdef123456")
 pos("an information separator is a space", "Bearer\x1fabcdef123456", "Bearer\x1f" + L("bearer"))
 pos("a dotless i in a parameter name", "ap\u0131_key=abc123def", "ap\u0131_key=" + L("secret_param"))
 
+# --- the result scrubs to itself: a label opens no match that the replaced text kept closed ---------------------
+# A random run glued to a setting: before, the run ends in "=" and the value, so it is no candidate; the label that
+# replaces the value must not end it either ("[" is no end of a base64 run), or scrubbing the result would change it.
+RUN = "LQGjFPewaoaZROZ6mAS4NeNngxeJZWoNyZ8Y69XSextD03iefzurQCRT5QEkSm32PLygKez7oncuaWDKeiSD3rUz34kqNDB"
+pos(
+    "a label ends no base64 run",
+    RUN + "_PASSWORD=136gA69PGNijBLPY4wiVNl ./run.sh",
+    RUN + "_PASSWORD=" + L("secret_setting") + " ./run.sh",
+)
+# An IPv6 address right behind an IBAN: "...47::1" holds none (a digit before the colons), "[Filtered:iban]::1"
+# does. What a replacement lets a rule match is replaced in the same scrub.
+cases.append(
+    {
+        "name": "a match that a replacement opens is made in the same scrub",
+        "input": "x NO9386011117947::1 y",
+        "expected": "x " + L("iban") + L("ipv6") + " y",
+        "secrets": ["NO9386011117947", "::1"],
+        "options": {"scrub_ips": True},
+    }
+)
+
 if __name__ == "__main__":
     names = [c["name"] for c in cases]
     assert len(names) == len(set(names)), "duplicate vector names"

@@ -50,6 +50,9 @@ export const DATA_COLLECTION = Object.freeze({
  * `shutdownTimeoutMs` (default 2000).
  */
 
+/** How many events @sentry/node may process at once before it drops them (its default is 64). */
+const EVENT_BUFFER = 100_000;
+
 /** @type {(() => void) | null} */
 let removeSignalHandlers = null;
 /** @type {number} */
@@ -106,8 +109,11 @@ export function init(options) {
   const client = Sentry.init({
     dataCollection: DATA_COLLECTION,
     includeLocalVariables: false,
-    transport: makeSpoolTransport({ spoolDir, spoolMaxBytes }),
+    transport: makeSpoolTransport({ dsn: resolved, spoolDir, spoolMaxBytes }),
     ...sentryOptions,
+    // @sentry/core drops events beyond 64 being processed at once (`queue_overflow`): a burst of errors, all of
+    // which the spool can take, must not be cut there.
+    transportOptions: { bufferSize: EVENT_BUFFER, ...sentryOptions.transportOptions },
     dsn: resolved,
     beforeSend: hooks.beforeSend,
     ...(streaming ? {} : { beforeSendTransaction: hooks.beforeSendTransaction }),

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import * as Sentry from '@sentry/node';
 import * as Stackwatch from '../src/index.js';
 import { makeHooks, mergeMeta, scrubSafely } from '../src/hooks.js';
+import { scrubEvent } from '../src/scrub/index.js';
 import { memoryTransport } from './support/memory.js';
 
 /** A fresh secret-shaped value that no rule knows by its value alone. */
@@ -104,9 +105,13 @@ test('the caller can drop an event, and a throwing hook drops it instead of send
 });
 
 test('scrubSafely drops a field the engine cannot handle and says so in _meta', () => {
-  const bad = { message: 'fine', extra: { get boom() { throw new Error('getter'); } } };
-  const out = scrubSafely(bad, {});
-  assert.equal(out.message, 'fine');
+  /** @type {typeof scrubEvent} */
+  const engine = (event, options) => {
+    if ('extra' in event) throw new Error('engine bug');
+    return scrubEvent(event, options);
+  };
+  const out = scrubSafely({ message: 'token=zq0123456789abcdef', extra: { a: 1 } }, {}, engine);
+  assert.equal(out.message, 'token=[Filtered:secret_param]');
   assert.equal(out.extra, undefined);
   assert.deepEqual(out._meta.extra, { '': { rem: [['!stackwatch.scrub_error', 'x']] } });
 });

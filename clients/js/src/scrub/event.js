@@ -5,7 +5,9 @@
 // The input is what JSON.parse returns. Anything else is scrubbed as JSON.stringify would see it: a value with a
 // toJSON method as what that returns (a Date as its string), another object as its own enumerable properties, and
 // undefined, functions, symbols and bigints as they are (filtered under a key rule where they are numbers). A
-// container that holds itself is `[Circular ~]` where it recurs. The input is never changed.
+// container that holds itself is `[Circular ~]` where it recurs. A property that cannot be read (a getter or a
+// proxy that throws) is left out, an array item so is null, and a client `_meta` that cannot be read is dropped:
+// scrubbing never throws for what is in the event. The input is never changed.
 
 import { ALLOWED_KEYS, CONFUSABLES, KEY_LABEL, LIST_PAIRING, PAIR_PARENTS, RULES } from './rules.js';
 import { toJavaScript } from './pattern.js';
@@ -157,6 +159,43 @@ function put(object, key, value) {
   else object[key] = value;
 }
 
+/** What read gives for a property whose getter (or proxy) throws. */
+const UNREADABLE = Symbol('unreadable');
+
+/**
+ * `container[key]`, or UNREADABLE when reading it throws.
+ * @param {any} container
+ * @param {string | number} key
+ */
+function read(container, key) {
+  try {
+    return container[key];
+  } catch {
+    return UNREADABLE;
+  }
+}
+
+/**
+ * The own enumerable keys of `object` (none when a proxy's trap throws).
+ * @param {object} object
+ */
+function keysOf(object) {
+  try {
+    return Object.keys(object);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * The length of a list (0 when a proxy's trap throws).
+ * @param {unknown[]} list
+ */
+function lengthOf(list) {
+  const length = read(list, 'length');
+  return typeof length === 'number' ? length : 0;
+}
+
 /**
  * @param {Record<string, any>} object
  * @param {string} key
@@ -204,12 +243,24 @@ export function scrubEvent(event, options) {
   const set = stringScrubber(options);
   /** @type {Record<string, any>} */
   const body = {};
-  for (const k of Object.keys(event)) if (k !== '_meta') put(body, k, event[k]);
+  let oldMeta;
+  for (const k of keysOf(event)) {
+    const value = read(event, k);
+    if (value === UNREADABLE) continue;
+    if (k === '_meta') oldMeta = value;
+    else put(body, k, value);
+  }
   /** @type {Found[]} */
   const found = [];
   const scrubbed = scrubTree(body, event, set, found);
-  const oldMeta = own(event, '_meta');
-  const merged = isObject(oldMeta) ? trustedMeta(oldMeta, set) : {};
+  let merged = {};
+  if (isObject(oldMeta)) {
+    try {
+      merged = trustedMeta(oldMeta, set);
+    } catch {
+      // A _meta that cannot be read (a getter or proxy that throws) is dropped: nothing of it is trusted.
+    }
+  }
   mergeMeta(merged, buildMeta(found));
   if (Object.keys(merged).length) scrubbed._meta = merged;
   return scrubbed;
@@ -249,10 +300,11 @@ function scrubTree(root, event, set, found) {
     open.add(given);
     stack.push([given]);
     if (!Array.isArray(dest)) {
-      const keys = Object.keys(source);
+      const keys = keysOf(source);
       for (let index = 0; index < keys.length; index += 1) {
         let k = keys[index];
-        let value = source[k];
+        let value = read(source, k);
+        if (value === UNREADABLE) continue;
         let [policy, renamed] = keyInfo(set, k);
         if (renamed !== null) {
           k = rename(renamed, source, dest, found, link, index);
@@ -273,13 +325,15 @@ function scrubTree(root, event, set, found) {
       }
     } else {
       // In a pair, the key decides like a dict key does: in its stored form, allow-listed ones exempt.
-      const pairPolicy =
-        role === MAYBE_PAIR && source.length === 2 && typeof source[0] === 'string' ? keyInfo(set, source[0])[0] : null;
+      const length = lengthOf(source);
+      const first = role === MAYBE_PAIR && length === 2 ? read(source, 0) : undefined;
+      const pairPolicy = typeof first === 'string' ? keyInfo(set, first)[0] : null;
       const keep = pairPolicy === KEEP;
       const childRole = role === UNDER_PAIR_KEY ? MAYBE_PAIR : PLAIN;
       let keyId = false; // an item of this list was an AWS access key id
-      for (let index = 0; index < source.length; index += 1) {
-        let value = source[index];
+      for (let index = 0; index < length; index += 1) {
+        let value = read(source, index);
+        if (value === UNREADABLE) value = null;
         const rule = keep ? null : inherited || (index === 1 ? pairPolicy : null);
         if (typeof value === 'object' && value !== null) {
           const form = open.has(value) ? CIRCULAR : jsonForm(value, String(index));

@@ -3,8 +3,11 @@
 // reads the file, writes out its {name} placeholders exactly as the Python loader does, and hands the rules on in
 // Python's spelling; text.js compiles them with pattern.js.
 //
-// Where the file is: the published package carries a copy at its root (the prepack script puts it there); in the
-// repository the package reads the Python package's file itself.
+// Where the file is: in the repository, the Python package's file itself; installed from the npm package (where
+// that path does not exist), the copy the package carries at its root, which `npm pack` puts there (the prepack
+// script; postpack removes it again). The repository's file comes first so that nothing can stand in for the one
+// source of the rules there: not a copy left behind by a pack that failed half-way, nor one a pack running beside
+// the tests is writing.
 
 import { existsSync, readFileSync } from 'node:fs';
 
@@ -24,11 +27,11 @@ import { existsSync, readFileSync } from 'node:fs';
  * }} Rule
  */
 
-const PACKED = new URL('../../rules.json', import.meta.url);
 const REPOSITORY = new URL('../../../../src/stackwatch/scrub/rules.json', import.meta.url);
+const PACKED = new URL('../../rules.json', import.meta.url);
 
 /** Where the rules were read from. */
-export const RULES_URL = existsSync(PACKED) ? PACKED : REPOSITORY;
+export const RULES_URL = existsSync(REPOSITORY) ? REPOSITORY : PACKED;
 
 /** @type {any} */
 const DATA = readRules(RULES_URL);
@@ -43,7 +46,7 @@ function readRules(url) {
     text = readFileSync(url, 'utf8');
   } catch (error) {
     throw new Error(
-      `@stackwatch/sdk: the redaction rules are missing (looked for ${PACKED.pathname} and ${REPOSITORY.pathname}): ${error}`,
+      `@stackwatch/sdk: the redaction rules are missing (looked for ${REPOSITORY.pathname} and ${PACKED.pathname}): ${error}`,
     );
   }
   const data = JSON.parse(text);

@@ -34,7 +34,8 @@ const MIN_CANDIDATE_LEN = 6;
 // Results of strings up to CACHE_MAX_LEN units are cached, at most CACHE_SIZE of them per combination of options.
 const CACHE_SIZE = 4096;
 const CACHE_MAX_LEN = 256;
-// Passes over a string at most (see scrubUncached); two are enough for every rule in the table.
+// Passes over a string at most (see scrubUncached): a second one rarely finds more, a third never has in the
+// property tests.
 const MAX_PASSES = 3;
 const SURROGATE = /[\uD800-\uDFFF]/;
 const SYNTAX_CHARS = '^$\\.*+?()[]{}|/';
@@ -314,14 +315,13 @@ class RuleSet {
   scrubUncached(text) {
     const first = this.pass(text);
     if (first === null) return null;
-    // A match a rule gave up to a shorter one of a rule with priority can hide a later match of its own; a second
-    // look at the result finds it, so that the result scrubs to itself.
-    let [newText, remarks, , overlapped] = first;
-    for (let n = 1; n < MAX_PASSES && overlapped; n += 1) {
+    // The result is looked at again until a pass finds nothing, so that it scrubs to itself (text.py's
+    // scrub_uncached says why one pass is not always enough).
+    let [newText, remarks] = first;
+    for (let n = 1; n < MAX_PASSES; n += 1) {
       const again = this.pass(newText);
       if (again === null) break;
       const [text2, remarks2, spans] = again;
-      overlapped = again[3];
       newText = text2;
       remarks = shifted(remarks, spans).concat(remarks2);
       remarks.sort((a, b) => a[1] - b[1]);
@@ -330,10 +330,10 @@ class RuleSet {
   }
 
   /**
-   * One pass of the rules: the new text, its remarks [rule, start, end], the replaced spans [start, end, label
-   * length], and whether a match that reached past a replacement was given up.
+   * One pass of the rules: the new text, its remarks [rule, start, end] and the replaced spans [start, end, label
+   * length]; null when nothing was found.
    * @param {string} text
-   * @returns {[string, [string, number, number][], [number, number, number][], boolean] | null}
+   * @returns {[string, [string, number, number][], [number, number, number][]] | null}
    */
   pass(text) {
     const lowered = text.toLowerCase();
@@ -348,20 +348,16 @@ class RuleSet {
     /** @type {[number, number, number][]} */
     const spans = [];
     let cursor = 0;
-    let overlapped = false;
     for (const [start, , end, name, label] of found) {
-      if (start < cursor) {
-        // Overlaps a replacement already made (earlier start, or same start and higher priority).
-        overlapped ||= end > cursor;
-        continue;
-      }
+      // A candidate that overlaps a replacement already made (earlier start, or same start and higher priority).
+      if (start < cursor) continue;
       out += text.slice(cursor, start);
       remarks.push([name, out.length, out.length + label.length]);
       out += label;
       spans.push([start, end, label.length]);
       cursor = end;
     }
-    return [out + text.slice(cursor), remarks, spans, overlapped];
+    return [out + text.slice(cursor), remarks, spans];
   }
 
   /**

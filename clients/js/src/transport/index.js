@@ -1,10 +1,28 @@
-// Provisional: @sentry/node's own transport until the durable spool transport lands here.
-import { makeNodeTransport } from '@sentry/node';
+// @stackwatch/sdk/transport: the durable spool transport for @sentry/node (docs/sdk-js-spool.md).
+//
+//     import * as Sentry from '@sentry/node';
+//     import { makeSpoolTransport } from '@stackwatch/sdk/transport';
+//     Sentry.init({ dsn, transport: makeSpoolTransport({ spoolDir: '/var/lib/app/spool' }) });
+
+import { resolveSettings } from './settings.js';
+import { SpoolTransport } from './transport.js';
+
+export { DEFAULT_MAX_BYTES, MAX_BYTES_ENV, SPOOL_DIR_ENV, resolveSpoolDir } from './settings.js';
+export { folderFor, spoolFiles } from './spool.js';
+export { SpoolTransport } from './transport.js';
+
+/** @typedef {import('./settings.js').SpoolSettings} SpoolSettings */
+/** @typedef {import('./transport.js').TransportOptions} TransportOptions */
+/** @typedef {import('./transport.js').TransportState} TransportState */
 
 /**
- * @param {{ spoolDir?: string, spoolMaxBytes?: number }} [_settings]
- * @returns {typeof makeNodeTransport}
+ * A transport factory for `@sentry/node`'s `transport` option: every envelope goes to a file in the spool before
+ * `send()` resolves, and one process per spool folder sends the files. The settings are checked here, so that a
+ * wrong one fails at `init`, with its name.
+ * @param {SpoolSettings} [settings]
+ * @returns {(options: TransportOptions) => SpoolTransport}
  */
-export function makeSpoolTransport(_settings) {
-  return makeNodeTransport;
+export function makeSpoolTransport(settings) {
+  const resolved = resolveSettings(settings);
+  return (options) => new SpoolTransport(options, resolved);
 }

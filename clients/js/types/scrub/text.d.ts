@@ -105,12 +105,12 @@ export class RuleSet {
      */
     scrubUncached(text: string): Scrubbed;
     /**
-     * One pass of the rules: the new text, its remarks [rule, start, end], the replaced spans [start, end, label
-     * length], and whether a match that reached past a replacement was given up.
+     * One pass of the rules: the new text, its remarks [rule, start, end] and the replaced spans [start, end, label
+     * length]; null when nothing was found.
      * @param {string} text
-     * @returns {[string, [string, number, number][], [number, number, number][], boolean] | null}
+     * @returns {[string, [string, number, number][], [number, number, number][]] | null}
      */
-    pass(text: string): [string, [string, number, number][], [number, number, number][], boolean] | null;
+    pass(text: string): [string, [string, number, number][], [number, number, number][]] | null;
     /**
      * The rules that may match `text`, with their priorities; empty when none would even run its pattern.
      * @param {string} text

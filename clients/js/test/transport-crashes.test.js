@@ -1,0 +1,114 @@
+// Processes that end badly — kill -9, an uncaught exception, an unhandled rejection, SIGTERM in the middle of a
+// burst — and the next process on the same spool, which sends what they left. Real @sentry/node in each child.
+
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+
+import { folderFor, spoolFiles } from '../src/transport/index.js';
+import { LOCK_NAME } from '../src/transport/lock.js';
+import { FAST, sleep, tempDir } from './support/envelopes.js';
+import { runChild, startChild } from './support/processes.js';
+import { startRecorder } from './support/recorder.js';
+
+/**
+ * @param {import('node:test').TestContext} t
+ * @param {Parameters<typeof startRecorder>[0]} [options]
+ */
+async function setUp(t, options) {
+  const recorder = await startRecorder(options);
+  const { dir, remove } = tempDir();
+  /** @type {ReturnType<typeof startChild>[]} */
+  const children = [];
+  t.after(async () => {
+    for (const child of children) child.proc.kill('SIGKILL');
+    await recorder.close();
+    remove();
+  });
+  const folder = folderFor(recorder.dsn(), dir);
+  /** @param {Omit<import('./support/processes.js').ChildConfig, 'dsn'>} config */
+  const configure = (config) => ({ dsn: recorder.dsn(), ...config, settings: { ...FAST, spoolDir: dir, ...config.settings } });
+  /** @param {Omit<import('./support/processes.js').ChildConfig, 'dsn'>} config */
+  const start = (config) => {
+    const child = startChild(configure(config));
+    children.push(child);
+    return child;
+  };
+  /** A next process on the spool: it sends what is there and exits. */
+  const replay = async () => {
+    const { code, child } = await runChild(configure({ scenario: 'replay' }));
+    assert.equal(code, 0, child.stderr);
+    return child;
+  };
+  return { recorder, folder, start, replay };
+}
+
+/**
+ * The event ids in the spool files of `folder`.
+ * @param {string} folder
+ */
+function spooledIds(folder) {
+  return spoolFiles(folder).map((name) => JSON.parse(readFileSync(join(folder, name), 'utf8').split('\n')[0]).event_id);
+}
+
+test('kill -9 one second after a capture: the next process on the spool sends it', async (t) => {
+  const { recorder, folder, start, replay } = await setUp(t, { down: true });
+  const child = start({ scenario: 'capture', count: 1 });
+  await child.waitFor(() => child.captured.length === 1, 'the capture');
+  await sleep(1000);
+  child.proc.kill('SIGKILL');
+  assert.equal((await child.exited).signal, 'SIGKILL');
+  assert.deepEqual(spooledIds(folder), child.captured);
+  assert.ok(existsSync(join(folder, LOCK_NAME)), 'the dead sender left its lock behind');
+
+  await recorder.up();
+  const next = await replay();
+  assert.equal(next.messages.at(-1).flushed, true);
+  assert.equal(next.state.sender, true, 'the next process took the dead one\'s lock over');
+  assert.deepEqual(recorder.eventIds, child.captured);
+  assert.deepEqual(spoolFiles(folder), []);
+});
+
+test('an uncaught exception and an unhandled rejection: on disk before the process exits, sent at the next start', async (t) => {
+  const { recorder, folder, start, replay } = await setUp(t, { down: true });
+  const children = [start({ scenario: 'uncaught' }), start({ scenario: 'unhandled' })];
+  const ends = await Promise.all(children.map((child) => child.exited));
+  assert.deepEqual(ends, [
+    { code: 1, signal: null },
+    { code: 1, signal: null },
+  ]);
+  const captured = children.flatMap((child) => child.captured);
+  assert.equal(captured.length, 2);
+  assert.deepEqual(spooledIds(folder).sort(), [...captured].sort());
+  assert.match(children[0].stderr, /uncaught boom/);
+
+  await recorder.up();
+  await replay();
+  assert.deepEqual(recorder.eventIds.sort(), [...captured].sort());
+  const exceptions = recorder.events.map((event) => event.exception.values[0]);
+  assert.deepEqual(exceptions.map((e) => e.value).sort(), ['uncaught boom', 'unhandled boom']);
+  assert.deepEqual(spoolFiles(folder), []);
+});
+
+test('SIGTERM during a burst: the flush sends what it can in 2 s, the rest waits on disk; nothing is lost', async (t) => {
+  // The server accepts 30 envelopes, then holds every answer: the flush cannot finish.
+  const { recorder, folder, start, replay } = await setUp(t, {
+    mode: (_request, index) => (index < 30 ? { status: 200 } : 'hang'),
+  });
+  const child = start({ scenario: 'burst', count: 600 });
+  await child.waitFor(() => child.captured.length >= 50, 'the burst');
+  child.proc.kill('SIGTERM');
+  const atSignal = child.captured.length;
+  assert.deepEqual(await child.exited, { code: 0, signal: null });
+  assert.ok(atSignal < 600, 'the signal came during the burst');
+  assert.equal(child.messages.find((m) => 'flushed' in m)?.flushed, false);
+  const left = spoolFiles(folder).length;
+  assert.equal(recorder.accepted, 30);
+  assert.equal(left, child.captured.length - 30, 'everything not accepted is on disk');
+
+  recorder.setMode({ status: 200 });
+  await replay();
+  assert.equal(new Set(recorder.eventIds).size, recorder.eventIds.length, 'an event arrived twice');
+  assert.deepEqual([...recorder.eventIds].sort(), [...child.captured].sort());
+});
