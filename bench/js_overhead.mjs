@@ -5,6 +5,7 @@
  *
  *     node bench/js_overhead.mjs                      # 500 captures per child, 3 rounds, ~2 min
  *     node bench/js_overhead.mjs --captures 200 --rounds 1 --json > js.json
+ *     node bench/js_overhead.mjs --aa                 # both arms plain @sentry/node: the machine's noise
  *
  * Needs only `cd clients/js && npm ci`: both SDKs are loaded by path from clients/js (see bench/README.md).
  *
@@ -34,7 +35,9 @@ import { RecordingServer, closedPort } from './js_recording_server.mjs';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CHILD = path.join(ROOT, 'bench', 'js_overhead_child.mjs');
 const CLIENT = path.join(ROOT, 'clients', 'js');
-const ARMS = /** @type {const} */ (['sentry', 'stackwatch']);
+const ARMS = ['sentry', 'stackwatch'];
+/** With --aa: both arms plain @sentry/node, to see how far apart two identical arms come out on this machine. */
+const AA_ARMS = ['sentry', 'sentry-again'];
 const MODES = /** @type {const} */ (['up', 'down', 'slow']);
 const BAR_P99_RATIO = 1.3;
 const SLOW_ANSWER_MS = 2000;
@@ -46,7 +49,6 @@ const REPLAY_MS = 20_000;
 const REPLAY_STALL_MS = 5_000;
 const CHILD_TIMEOUT_MS = 60_000;
 
-/** @typedef {(typeof ARMS)[number]} Arm */
 /** @typedef {(typeof MODES)[number]} Mode */
 /** @typedef {{ [key: string]: number }} Counts */
 
@@ -97,7 +99,7 @@ async function runChild(args, whileRunning) {
 
 /**
  * One (arm, mode) of one round: its server, its child, for the Stackwatch arm the replay of its spool.
- * @param {Arm} arm @param {Mode} mode @param {number} project the run's project id in its DSN
+ * @param {string} arm @param {Mode} mode @param {number} project the run's project id in its DSN
  * @param {string} workdir @param {{ [key: string]: any }} config
  */
 async function runPair(arm, mode, project, workdir, config) {
@@ -158,11 +160,11 @@ function median(values) {
   return ordered.length % 2 ? ordered[middle] : (ordered[middle - 1] + ordered[middle]) / 2;
 }
 
-/** @param {any[]} runs */
-function aggregate(runs) {
+/** @param {any[]} runs @param {string[]} arms */
+function aggregate(runs, arms) {
   const rows = [];
   for (const mode of MODES) {
-    for (const arm of ARMS) {
+    for (const arm of arms) {
       const mine = runs.filter((run) => run.arm === arm && run.mode === mode);
       const pick = (/** @type {(run: any) => number} */ get) => median(mine.map(get));
       const range = (/** @type {(run: any) => number} */ get) => [
@@ -207,12 +209,12 @@ function ratio(a, b) {
   return Math.round((a / b) * 100) / 100;
 }
 
-/** @param {any[]} rows */
-function verdict(rows) {
+/** @param {any[]} rows @param {string[]} arms */
+function verdict(rows, arms) {
   /** @type {{ [mode: string]: { [key: string]: number | boolean } }} */
   const modes = {};
   for (const mode of MODES) {
-    const [plain, ours] = ARMS.map((arm) => rows.find((row) => row.arm === arm && row.mode === mode));
+    const [plain, ours] = arms.map((arm) => rows.find((row) => row.arm === arm && row.mode === mode));
     const p99 = ratio(ours.p99_us, plain.p99_us);
     modes[mode] = {
       p50: ratio(ours.p50_us, plain.p50_us),
@@ -224,7 +226,7 @@ function verdict(rows) {
       pass: p99 <= BAR_P99_RATIO && ours.lost === 0,
     };
   }
-  const bar = `stackwatch p99 <= ${BAR_P99_RATIO} x plain and lost = 0, every mode`;
+  const bar = `${arms[1]} p99 <= ${BAR_P99_RATIO} x ${arms[0]} and ${arms[1]} lost = 0, every mode`;
   return { bar, modes, pass: Object.values(modes).every((m) => m.pass) };
 }
 
@@ -244,7 +246,7 @@ function table(report) {
         `${discards} |`,
     );
   }
-  lines.push('', 'stackwatch / plain (median of rounds):');
+  lines.push('', `${report.config.arms[1]} / ${report.config.arms[0]} (median of rounds):`);
   for (const [mode, m] of Object.entries(report.verdict.modes)) {
     const cpu = `(cpu p50 ${m.cpu_p50}x, p99 ${m.cpu_p99}x; all-in mean ${m.all_in_mean}x)`;
     lines.push(`  ${mode.padEnd(5)} p50 ${m.p50}x  p99 ${m.p99}x  ${cpu}  lost ${m.lost}  ${m.pass ? 'PASS' : 'FAIL'}`);
@@ -265,11 +267,11 @@ async function harness(config) {
   try {
     for (let round = 1; round <= config.rounds; round += 1) {
       for (const mode of MODES) {
-        for (const arm of round % 2 ? ARMS : [...ARMS].reverse()) {
+        for (const arm of round % 2 ? config.arms : [...config.arms].reverse()) {
           const run = await runPair(arm, mode, (project += 1), workdir, config);
           runs.push({ round, ...run });
           process.stderr.write(
-            `  round ${round} ${mode.padEnd(4)} ${arm.padEnd(10)} ` +
+            `  round ${round} ${mode.padEnd(4)} ${arm.padEnd(12)} ` +
               `loop p50/p99 ${run.loop_us.p50}/${run.loop_us.p99} µs, ` +
               `received ${run.received}/${run.captured} (${run.wall_s} s, other cores ${run.other_processes_cores})\n`,
           );
@@ -279,7 +281,7 @@ async function harness(config) {
   } finally {
     rmSync(workdir, { recursive: true, force: true });
   }
-  const rows = aggregate(runs);
+  const rows = aggregate(runs, config.arms);
   const manifest = JSON.parse(readFileSync(path.join(CLIENT, 'node_modules/@sentry/node/package.json'), 'utf8'));
   return {
     benchmark: 'stackwatch-js-sdk-overhead',
@@ -297,10 +299,11 @@ async function harness(config) {
       rounds: config.rounds,
       slow_answer_ms: SLOW_ANSWER_MS,
       flush_ms: FLUSH_MS,
+      arms: config.arms,
     },
     wall_s: Math.round((performance.now() - started) / 100) / 10,
     rows,
-    verdict: verdict(rows),
+    verdict: verdict(rows, config.arms),
     runs,
   };
 }
@@ -313,6 +316,7 @@ async function main() {
       warmup: { type: 'string', default: '20' },
       'pace-ms': { type: 'string', default: '2' },
       json: { type: 'boolean', default: false },
+      aa: { type: 'boolean', default: false },
     },
   });
   const captures = Number(values.captures);
@@ -325,7 +329,8 @@ async function main() {
     throw new Error('--captures must be 1-20000, --rounds 1-20, --warmup 0-1000, --pace-ms 0.1-100');
   }
   const childArgs = ['--captures', String(captures), '--warmup', String(warmup), '--pace-ms', String(paceMs)];
-  const report = await harness({ captures, rounds, warmup, paceMs, childArgs });
+  const arms = values.aa ? AA_ARMS : ARMS;
+  const report = await harness({ captures, rounds, warmup, paceMs, childArgs, arms });
   if (values.json) {
     process.stderr.write(`${table(report)}\n`);
     process.stdout.write(`${JSON.stringify(report)}\n`);
