@@ -164,6 +164,8 @@ test('X-Sentry-Rate-Limits applies per category: errors wait, sessions go, trans
   const first = eventId();
   transport.send(errorEnvelope(first));
   await recorder.waitFor(() => recorder.requests.length === 1, 'the 429');
+  // The recorder has answered; wait until the transport has read the answer too.
+  await recorder.waitFor(() => transport.limits.remaining('transaction') > 0, 'the limits known');
   const limited = recorder.requests[0].time;
   transport.send(sessionEnvelope());
   transport.send(transactionEnvelope());
@@ -196,6 +198,8 @@ for (const status of [400, 413]) {
     const transport = open();
     transport.send(errorEnvelope());
     await recorder.waitFor(() => recorder.requests.length === 1, 'the refusal');
+    // The loss is counted when the transport reads the answer, with the warning: the flush reports what is counted.
+    await recorder.waitFor(() => warnings.length === 1, 'the refusal read');
     assert.equal(await transport.flush(5000), true);
     assert.deepEqual(spoolFiles(folder), []);
     assert.deepEqual(recorder.eventIds, []);

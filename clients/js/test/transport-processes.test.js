@@ -9,6 +9,8 @@ import { FAST, tempDir } from './support/envelopes.js';
 import { runChild, startChild } from './support/processes.js';
 import { startRecorder } from './support/recorder.js';
 
+/** @typedef {ReturnType<typeof startChild>} Child */
+
 /**
  * @param {import('node:test').TestContext} t
  * @param {Parameters<typeof startRecorder>[0]} [options]
@@ -39,6 +41,46 @@ async function setUp(t, options) {
 function assertEachOnce(received, captured) {
   assert.equal(new Set(received).size, received.length, 'an event arrived twice');
   assert.deepEqual([...received].sort(), [...captured].sort());
+}
+
+/**
+ * The next message of `child` that has `key`, from those after the `skip` first (by default: those so far).
+ * @param {Child} child
+ * @param {string} key
+ * @param {number} [skip]
+ */
+async function answer(child, key, skip = child.messages.length) {
+  await child.waitFor((messages) => messages.slice(skip).some((m) => key in m), `its "${key}"`);
+  return child.messages.slice(skip).find((m) => key in m);
+}
+
+/**
+ * Ask `child` for its "state" or "sender" until `predicate` holds for the answer (for at most 10 s).
+ * @param {Child} child
+ * @param {'state' | 'sender'} what
+ * @param {(value: any) => boolean} predicate
+ * @param {string} description
+ */
+async function askUntil(child, what, predicate, description) {
+  const deadline = performance.now() + 10_000;
+  for (;;) {
+    const skip = child.messages.length;
+    child.tell(what);
+    if (predicate((await answer(child, what, skip))[what])) return;
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${description}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/**
+ * Tell `child` to capture `n` errors; resolves when the transport has them (in the spool, or sent already).
+ * @param {Child} child
+ * @param {number} n
+ */
+async function capture(child, n) {
+  const skip = child.messages.length;
+  child.tell(`capture ${n}`);
+  await answer(child, 'spooled', skip);
 }
 
 for (const stackwatch of [false, true]) {
@@ -76,6 +118,53 @@ test('two processes on one spool: exactly one sends, its files and the other\'s,
   assert.equal(other.sent, 0, 'the other process only wrote files');
   assert.equal(sender.sent, recorder.accepted);
   assertEachOnce(recorder.eventIds, children.flatMap((child) => child.captured));
+});
+
+test('the sender exits while another process flushes: that one takes the lock at once and sends every file, each once', async (t) => {
+  const { recorder, folder, start } = await setUp(t, { mode: { status: 503 } });
+  // The sender: a 503 holds its files back for at least 15 s, so they are still in the spool when it exits.
+  const holder = start({ scenario: 'capture', count: 0, settings: { retryBaseSeconds: 30, retryMaxSeconds: 30 } });
+  await askUntil(holder, 'state', (state) => state.sender, 'the holder holding the lock');
+  // The other tries the lock at its start and fails; it would try again only in 60 s unless a flush hurries it.
+  const other = start({ scenario: 'capture', count: 0, settings: { lockRetrySeconds: 60 } });
+  await askUntil(other, 'sender', (sender) => !sender.running && sender.next.seconds === 60, 'a failed lock attempt');
+  await capture(holder, 3);
+  await recorder.waitFor(() => recorder.requests.some((request) => request.status === 503), 'a refused attempt');
+  await capture(other, 3);
+  assert.equal(spoolFiles(folder).length, 6);
+
+  recorder.setMode({ status: 200 });
+  const skip = other.messages.length;
+  other.tell('flush 8000');
+  // Its flush has tried the lock (the holder lives): it is to try again soon, not in lockRetrySeconds.
+  await askUntil(other, 'sender', (sender) => !sender.running && sender.next.seconds < 60, 'a lock attempt of the flush');
+  holder.tell('exit');
+  assert.deepEqual(await holder.exited, { code: 0, signal: null });
+  const { flushed, state } = await answer(other, 'flushed', skip);
+  assert.equal(flushed, true, 'the flush saw every file sent');
+  assert.equal(state.sender, true);
+  assertEachOnce(recorder.eventIds, [...holder.captured, ...other.captured]);
+  assert.deepEqual(spoolFiles(folder), []);
+});
+
+test("the sender's flush waits for another process's files: it sends them then, not at its next listing", async (t) => {
+  const { recorder, folder, start } = await setUp(t);
+  // The sender lists the folder for other processes' files only every 60 s, and recounts it as rarely.
+  const holder = start({ scenario: 'capture', count: 0, settings: { pollIntervalSeconds: 60, rescanSeconds: 60 } });
+  await askUntil(holder, 'state', (state) => state.sender, 'the holder holding the lock');
+  await askUntil(holder, 'sender', (sender) => !sender.running && sender.next.seconds === 60, 'its first listing done');
+  const other = start({ scenario: 'capture', count: 0 });
+  await capture(other, 3);
+  assert.equal(spoolFiles(folder).length, 3);
+  await capture(holder, 2);
+
+  holder.tell('flush 5000');
+  assert.equal((await answer(holder, 'flushed')).flushed, true, "the sender's flush saw the other's files sent");
+  other.tell('flush 5000');
+  assert.equal((await answer(other, 'flushed')).flushed, true);
+  assertEachOnce(recorder.eventIds, [...holder.captured, ...other.captured]);
+  assert.equal(recorder.eventIds.length, 5);
+  assert.deepEqual(spoolFiles(folder), []);
 });
 
 test('a process whose event loop runs empty sends what it captured before it ends (exitFlushSeconds)', async (t) => {

@@ -232,6 +232,25 @@ test('the sender lock: one holder; released on request; a dead holder\'s lock is
   assert.equal(JSON.parse(readFileSync(join(dir, LOCK_NAME), 'utf8')).token, a.me.token);
 });
 
+test('the sender lock: released (as at exit) during an attempt, it leaves no file of that attempt behind', async (t) => {
+  const { dir, remove } = tempDir();
+  t.after(remove);
+  const a = new SenderLock(dir, TIMINGS);
+  const b = new SenderLock(dir, TIMINGS);
+  t.after(() => a.release());
+  assert.equal(await a.tryAcquire(), true);
+  const attempt = b.tryAcquire();
+  const temp = join(dir, `.tmp-lock-${process.pid}-${b.me.token}`);
+  // Synchronously, as an exit listener runs: nothing else of this process happens after it.
+  const deadline = performance.now() + 5000;
+  while (!existsSync(temp) && performance.now() < deadline);
+  assert.ok(existsSync(temp), 'the attempt wrote its file');
+  b.release();
+  assert.equal(existsSync(temp), false);
+  assert.equal(await attempt, false);
+  assert.equal(JSON.parse(readFileSync(join(dir, LOCK_NAME), 'utf8')).token, a.me.token, 'the holder keeps its lock');
+});
+
 test('the sender lock: one not refreshed for staleLockSeconds is taken over; its holder notices', async (t) => {
   const { dir, remove } = tempDir();
   t.after(remove);

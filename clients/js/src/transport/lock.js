@@ -95,6 +95,10 @@ export class SenderLock {
     this.timer = undefined;
     /** @type {Promise<void> | undefined} */
     this.beating = undefined;
+    // The lock written aside while an attempt is in progress (a flush makes one every 50 ms): an exit in that moment
+    // removes it, rather than leave it to the recount's ten-minute rule for temporary files.
+    /** @type {string | null} */
+    this.temp = null;
   }
 
   /** Become (or stay) the sender. Never throws: an unreadable folder counts as "not the sender". */
@@ -114,8 +118,9 @@ export class SenderLock {
   /** Write the lock if there is none; false when it exists. */
   async create() {
     const temp = join(this.folder, `.tmp-lock-${this.me.pid}-${this.me.token}`);
-    await writeFile(temp, this.text, { mode: 0o600 });
+    this.temp = temp;
     try {
+      await writeFile(temp, this.text, { mode: 0o600 });
       await link(temp, this.path);
       return true;
     } catch (error) {
@@ -123,6 +128,7 @@ export class SenderLock {
       throw error;
     } finally {
       await unlink(temp).catch(() => {});
+      this.temp = null;
     }
   }
 
@@ -190,11 +196,17 @@ export class SenderLock {
     this.timer = undefined;
   }
 
-  /** Give the lock up (synchronous, so that it also works in an `exit` listener). */
+  /**
+   * Give the lock up (synchronous, so that it also works in an `exit` listener). The file goes whenever it names this
+   * transport, held or not: an exit may come between creating it and knowing it (an attempt in progress).
+   */
   release() {
-    const held = this.held;
     this.lose();
-    if (!held) return;
+    try {
+      if (this.temp !== null) unlinkSync(this.temp);
+    } catch {
+      // not written yet, or gone already
+    }
     try {
       if (readFileSync(this.path, 'utf8') === this.text) unlinkSync(this.path);
     } catch {

@@ -9,12 +9,20 @@ import { parseRetryAfter } from './limits.js';
 
 /** @typedef {import('./spool.js').Store} Store */
 /** @typedef {import('./limits.js').Answer} Answer */
-/** @typedef {{ seconds: number, wakeable: boolean, notBefore?: number }} Next */
+/**
+ * What the sender waits for until its next step: `seconds`, unless a capture wakes it (`wakeable`), and no earlier
+ * than `notBefore`; `lock` when it waits to try the sender lock again (a flush hurries that, a capture does not).
+ * @typedef {{ seconds: number, wakeable: boolean, notBefore?: number, lock?: boolean }} Next
+ */
 
 // Everything left is rate limited: a new file (a client report, say) may be sendable before the limit ends, so a
 // capture wakes the sender, but it lists the folder no more than twice a second however fast files come.
 const HELD_BACK_RELIST_SECONDS = 0.5;
 const FAILURE_PAUSE_SECONDS = 1;
+// While a flush waits in a process that is not the sender, how often it tries the lock: the holder may exit (and
+// remove the lock) at any moment, and then this process must send, its files and the others', before the flush
+// times out. Each try is a few small file operations, for the length of a flush only.
+const FLUSH_LOCK_RETRY_SECONDS = 0.05;
 
 /**
  * What the sender needs of its transport.
@@ -50,6 +58,7 @@ export class Sender {
     this.sent = 0;
     /** @type {Array<() => void>} */
     this.waiting = [];
+    this.flushes = 0;
   }
 
   start() {
@@ -69,6 +78,26 @@ export class Sender {
       return;
     }
     if (this.next.wakeable) this.schedule({ ...this.next, seconds: 0 });
+  }
+
+  /**
+   * A flush waits for the folder's files: until flushEnded(), every step lists the folder afresh (the files other
+   * processes wrote count, and the regular listing may be up to pollIntervalSeconds away), and a process that is not
+   * the sender tries the lock every FLUSH_LOCK_RETRY_SECONDS instead of every lockRetrySeconds. Go now, unless
+   * pausing after a failure.
+   */
+  flushStarted() {
+    this.flushes += 1;
+    if (this.stopped) return;
+    if (this.running) {
+      this.wakeRequested = true; // a lock wait that ends this step is short already
+      return;
+    }
+    if (this.next.wakeable || this.next.lock) this.schedule({ ...this.next, seconds: 0 });
+  }
+
+  flushEnded() {
+    this.flushes -= 1;
   }
 
   /** @param {Next} next */
@@ -105,9 +134,11 @@ export class Sender {
       this.lockedStore.unlock(); // fell back to memory: let another process send the files
       this.lockedStore = null;
     }
+    const flushing = this.flushes > 0;
     if (!(await store.tryLock())) {
       this.lockedStore = null;
-      return { seconds: settings.lockRetrySeconds, wakeable: false };
+      const retry = flushing ? Math.min(settings.lockRetrySeconds, FLUSH_LOCK_RETRY_SECONDS) : settings.lockRetrySeconds;
+      return { seconds: retry, wakeable: false, lock: true };
     }
     this.lockedStore = store;
     const started = now();
@@ -119,7 +150,7 @@ export class Sender {
       this.lastRefresh = started;
       await store.refresh();
     }
-    const names = await store.pending();
+    const names = await store.pending(flushing);
     if (names.length === 0) return { seconds: settings.pollIntervalSeconds, wakeable: true };
     const { pause, heldBack } = await this.sendBatch(store, names);
     if (pause > 0) return { seconds: pause, wakeable: false };

@@ -287,7 +287,10 @@ export class DiskSpool {
   async pending(fresh = false) {
     const now = performance.now();
     if (!fresh && now - this.listedAt < this.listMs) return [...this.sizes.keys()].sort();
-    this.listedAt = now;
+    // Only a regular listing restarts the `listSeconds` count. A fresh one is for its caller alone: a flush lists
+    // every 50 ms, and when its listings counted too, the sender never listed while a flush waited, and never saw
+    // the other processes' files that the flush was waiting for.
+    if (!fresh) this.listedAt = now;
     return (await readdirAsync(this.folder)).filter(isEnvelopeName).sort();
   }
 

@@ -134,13 +134,17 @@ export class SpoolTransport {
       if (names.length === 0) return true;
       const mark = names[names.length - 1];
       const deadline = timeout && timeout > 0 ? performance.now() + timeout : Infinity;
-      this.sender.wake();
-      for (;;) {
-        const remaining = deadline - performance.now();
-        if (remaining <= 0) return false;
-        await this.sender.progress(Math.min(FLUSH_POLL_MS, remaining));
-        const left = await this.store.pending(true);
-        if (left.length === 0 || left[0] > mark) return true;
+      this.sender.flushStarted();
+      try {
+        for (;;) {
+          const remaining = deadline - performance.now();
+          if (remaining <= 0) return false;
+          await this.sender.progress(Math.min(FLUSH_POLL_MS, remaining));
+          const left = await this.store.pending(true);
+          if (left.length === 0 || left[0] > mark) return true;
+        }
+      } finally {
+        this.sender.flushEnded();
       }
     } catch (error) {
       this.warnOnce('flush', `flush failed (${errorText(error)})`);
@@ -263,8 +267,12 @@ function onBeforeExit() {
 }
 
 function onExit() {
-  // Synchronous: give up the sender locks so that the next process sends at once.
-  for (const transport of OPEN) transport.store.unlock();
+  // Synchronous: give up the sender locks so that the next process sends at once (one whose flush waits tries the
+  // lock every 50 ms). The sender's own store may differ from the transport's after a fallback to memory.
+  for (const transport of OPEN) {
+    transport.sender.stop();
+    transport.store.unlock();
+  }
 }
 
 /**

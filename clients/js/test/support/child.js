@@ -2,7 +2,10 @@
 // JSON in argv[2]: { dsn, settings, scenario, count?, flushMs?, shutdownTimeout?, sentry? (more init options) }. It reports on stdout, one JSON
 // object a line: {"captured": <event id>} from beforeSend for every event handed to the transport, {"done": true}
 // when its scenario has captured everything, {"state": ...} (the transport's state) when asked or before a planned
-// exit. It reads commands from stdin, one a line: "state", "exit".
+// exit. It reads commands from stdin, one a line: "state", "exit", "capture <n>" (n more errors, then {"spooled": n}
+// once the transport has them all), "flush <ms>" (await Sentry.flush(ms), then {"flushed", "state"}), "sender"
+// ({"sender": {"running", "next"}}: whether the sender loop is in a step and what it waits for until the next, so
+// that a test knows that a lock attempt or a listing is behind).
 //
 // Scenarios:
 //   capture    capture `count` errors, then wait for commands (the parent kills it or says "exit")
@@ -68,12 +71,19 @@ if (config.stackwatch) {
 }
 
 if (scenario !== 'natural') {
-  createInterface({ input: process.stdin }).on('line', (line) => {
-    if (line === 'state') say({ state: state() });
-    if (line === 'exit') {
+  createInterface({ input: process.stdin }).on('line', async (line) => {
+    const [command, arg] = line.split(' ');
+    if (command === 'state') say({ state: state() });
+    if (command === 'exit') {
       say({ state: state() });
       process.exit(0);
     }
+    if (command === 'sender') {
+      const { running, next } = /** @type {any} */ (Sentry.getClient()?.getTransport()).sender;
+      say({ sender: { running, next } });
+    }
+    if (command === 'capture') await spoolMany(Number(arg));
+    if (command === 'flush') say({ flushed: await Sentry.flush(Number(arg)), state: state() });
   });
 }
 
@@ -87,21 +97,35 @@ function capture(i) {
  * transportOptions.bufferSize) and drops the rest as queue_overflow before any transport sees them, so a steady
  * stream of errors is what the spool gets in practice, not 500 in one turn of the event loop.
  * @param {number} n
+ * @param {boolean} [done] whether to say {"done": true} at the end
  */
-async function captureMany(n) {
+async function captureMany(n, done = true) {
+  const base = processed;
   if (config.stackwatch) {
-    for (let i = 0; i < n; i += 1) capture(i);
-    while (processed < n) await new Promise((resolve) => setTimeout(resolve, 1));
-    say({ done: true });
+    for (let i = 0; i < n; i += 1) capture(base + i);
+    while (processed < base + n) await new Promise((resolve) => setTimeout(resolve, 1));
+    if (done) say({ done: true });
     return;
   }
   for (let i = 0; i < n; i += 1) {
-    capture(i);
+    capture(base + i);
     if ((i + 1) % 50 === 0 || i + 1 === n) {
-      while (processed < i + 1) await new Promise((resolve) => setTimeout(resolve, 1));
+      while (processed < base + i + 1) await new Promise((resolve) => setTimeout(resolve, 1));
     }
   }
-  say({ done: true });
+  if (done) say({ done: true });
+}
+
+/**
+ * Capture `n` errors and say {"spooled": n} once the transport has them all (beforeSend runs before it does).
+ * @param {number} n
+ */
+async function spoolMany(n) {
+  const transport = /** @type {any} */ (Sentry.getClient()?.getTransport());
+  const target = transport.captures + n;
+  await captureMany(n, false);
+  while (transport.captures < target) await new Promise((resolve) => setTimeout(resolve, 1));
+  say({ spooled: n });
 }
 
 async function flushAndExit() {

@@ -20,6 +20,8 @@ export class SenderLock {
     timer: NodeJS.Timeout | undefined;
     /** @type {Promise<void> | undefined} */
     beating: Promise<void> | undefined;
+    /** @type {string | null} */
+    temp: string | null;
     /** Become (or stay) the sender. Never throws: an unreadable folder counts as "not the sender". */
     tryAcquire(): Promise<boolean>;
     /** Write the lock if there is none; false when it exists. */
@@ -39,7 +41,10 @@ export class SenderLock {
     /** Refresh the lock's mtime while it still names this transport; notice when it does not. */
     beat(): Promise<void>;
     lose(): void;
-    /** Give the lock up (synchronous, so that it also works in an `exit` listener). */
+    /**
+     * Give the lock up (synchronous, so that it also works in an `exit` listener). The file goes whenever it names this
+     * transport, held or not: an exit may come between creating it and knowing it (an attempt in progress).
+     */
     release(): void;
 }
 export type Holder = {

@@ -31,11 +31,20 @@ export class Sender {
     sent: number;
     /** @type {Array<() => void>} */
     waiting: Array<() => void>;
+    flushes: number;
     start(): void;
     /** Whether this transport sends its folder's files now. */
     get isSender(): boolean;
     /** A capture happened: go now, unless pausing after a failure or waiting for the lock. */
     wake(): void;
+    /**
+     * A flush waits for the folder's files: until flushEnded(), every step lists the folder afresh (the files other
+     * processes wrote count, and the regular listing may be up to pollIntervalSeconds away), and a process that is not
+     * the sender tries the lock every FLUSH_LOCK_RETRY_SECONDS instead of every lockRetrySeconds. Go now, unless
+     * pausing after a failure.
+     */
+    flushStarted(): void;
+    flushEnded(): void;
     /** @param {Next} next */
     schedule(next: Next): void;
     run(): Promise<void>;
@@ -81,10 +90,15 @@ export class Sender {
 }
 export type Store = import("./spool.js").Store;
 export type Answer = import("./limits.js").Answer;
+/**
+ * What the sender waits for until its next step: `seconds`, unless a capture wakes it (`wakeable`), and no earlier
+ * than `notBefore`; `lock` when it waits to try the sender lock again (a flush hurries that, a capture does not).
+ */
 export type Next = {
     seconds: number;
     wakeable: boolean;
     notBefore?: number;
+    lock?: boolean;
 };
 /**
  * What the sender needs of its transport.
