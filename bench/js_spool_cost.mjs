@@ -19,6 +19,7 @@
 // The next capture starts only when the previous one has been answered, so the two paths never overlap. `--warmup`
 // captures come first and are not counted. Output: a table on stderr, one JSON line on stdout.
 
+import { performance } from 'node:perf_hooks';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
