@@ -2,7 +2,7 @@
 // burst — and the next process on the same spool, which sends what they left. Real @sentry/node in each child.
 
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
@@ -133,4 +133,25 @@ test('SIGTERM during a burst, through Stackwatch.init: its handler flushes, the 
   await replay();
   assert.equal(new Set(recorder.eventIds).size, recorder.eventIds.length, 'an event arrived twice');
   assert.deepEqual([...recorder.eventIds].sort(), [...child.captured].sort());
+});
+
+test('process.exit(0) in the same turn as the last send(): every envelope is on disk, and the next process sends it', async (t) => {
+  const { recorder, folder, start, replay } = await setUp(t, { down: true });
+  const count = 40;
+  const child = start({ scenario: 'exit', count });
+  assert.deepEqual(await child.exited, { code: 0, signal: null });
+  assert.equal(child.captured.length, count);
+  assert.equal(child.state.durable, true);
+  assert.deepEqual(spooledIds(folder).sort(), [...child.captured].sort());
+  assert.deepEqual(
+    readdirSync(folder).filter((name) => name.startsWith('.tmp-exit-')),
+    [],
+    'the exit-time writes left no temporary file',
+  );
+
+  await recorder.up();
+  await replay();
+  assert.equal(new Set(recorder.eventIds).size, recorder.eventIds.length, 'an event arrived twice');
+  assert.deepEqual([...recorder.eventIds].sort(), [...child.captured].sort());
+  assert.deepEqual(spoolFiles(folder), []);
 });

@@ -37,17 +37,16 @@ async function setUp(t, recorderOptions) {
   return { recorder, dir, folder, open };
 }
 
-test('an envelope is in its file when send() returns, and is sent from there', async (t) => {
+test('an envelope is in its file when send() resolves, and is sent from there', async (t) => {
   const { recorder, folder, open } = await setUp(t, { down: true });
   captureWarnings(t);
   const transport = open();
   const id = eventId();
-  const sending = transport.send(errorEnvelope(id));
+  assert.deepEqual(await transport.send(errorEnvelope(id)), {});
   const files = spoolFiles(folder);
   assert.equal(files.length, 1);
   assert.match(files[0], /^\d{20}-\d+-000000_error\.envelope$/);
   assert.ok(readFileSync(join(folder, files[0]), 'utf8').includes(id));
-  assert.deepEqual(await sending, {});
   assert.equal(readFileSync(join(folder, '.dsn'), 'utf8'), recorder.dsn() + '\n');
 
   await recorder.up();
@@ -63,7 +62,7 @@ test('fsync: true writes the same files (each flushed to the disk with its folde
   captureWarnings(t);
   const transport = open({ fsync: true });
   const id = eventId();
-  transport.send(errorEnvelope(id));
+  await transport.send(errorEnvelope(id));
   assert.equal(spoolFiles(folder).length, 1);
   assert.ok(readFileSync(join(folder, spoolFiles(folder)[0]), 'utf8').includes(id));
   await recorder.up();
@@ -217,7 +216,7 @@ test('over spoolMaxBytes the oldest envelopes are deleted, and counted in a clie
   const bound = 6 * size - 1;
   const transport = open({ spoolMaxBytes: bound });
   const ids = Array.from({ length: 12 }, () => eventId());
-  for (const id of ids) transport.send(errorEnvelope(id));
+  await Promise.all(ids.map((id) => transport.send(errorEnvelope(id))));
   const files = spoolFiles(folder);
   assert.equal(files.length, 5);
   assert.equal(transport.state().spooledBytes, 5 * size);
@@ -258,11 +257,11 @@ test('a spool folder that stops being writable: the transport falls back to memo
   const warnings = captureWarnings(t);
   const transport = open();
   const first = eventId();
-  transport.send(errorEnvelope(first));
+  await transport.send(errorEnvelope(first));
   rmSync(folder, { recursive: true });
   writeFileSync(folder, ''); // the folder's path is now a file: nothing can be written under it
   const second = eventId();
-  transport.send(errorEnvelope(second));
+  assert.deepEqual(await transport.send(errorEnvelope(second)), {}, 'a failed write does not reject');
   assert.equal(transport.state().durable, false);
   await recorder.up();
   assert.equal(await transport.flush(5000), true);

@@ -29,10 +29,10 @@ export class MemorySpool {
   /**
    * @param {Buffer} data
    * @param {Quantity[]} quantities
-   * @returns {Quantity[]}
+   * @returns {import('./spool.js').WriteResult}
    */
   write(data, quantities) {
-    if (data.length > this.maxBytes) return quantities;
+    if (data.length > this.maxBytes) return { lost: quantities, done: Promise.resolve(null) };
     const name = `${String(this.seq++).padStart(12, '0')}_${encodeCategories(quantities)}${ENVELOPE_SUFFIX}`;
     /** @type {Quantity[]} */
     const lost = [];
@@ -45,8 +45,10 @@ export class MemorySpool {
     }
     this.items.set(name, data);
     this.total += data.length;
-    return lost;
+    return { lost, done: Promise.resolve(null) };
   }
+
+  async settled() {}
 
   /** @param {boolean} [_fresh] */
   async pending(_fresh) {

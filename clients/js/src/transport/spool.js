@@ -11,9 +11,12 @@
 // and the data categories it holds (with their quantities, `attachment=2048`) can be read without opening it, which
 // the size bound's loss accounting and the rate-limit checks need.
 //
-// `write` is synchronous on purpose: an envelope is complete and in place before `send()` returns, so it survives
-// an `exit` listener, `process.exit()` and `kill -9` alike; it costs an open, a write, a close and a rename. All the
-// sender's file work (listing, reading, deleting, recounting) is asynchronous.
+// `write` names the file, makes room and counts it at once, then writes it on libuv's threadpool (to `.tmp-<name>`,
+// renamed to `<name>` when complete); its promise resolves when the file is in place. Until then the bytes stay in
+// memory (`writing`), and the sender does not see the name. When the process exits before a write completed, an
+// `exit` listener writes what is outstanding synchronously (to `.tmp-exit-<name>`, renamed to the same `<name>`: of
+// the two renames, whichever comes last replaces a complete file with the same complete file). All the sender's file
+// work (listing, reading, deleting, recounting) is asynchronous too.
 
 import { createHash } from 'node:crypto';
 import {
@@ -25,13 +28,16 @@ import {
   readdir,
   readdirSync,
   readFile,
+  rename,
   renameSync,
   stat,
   unlink,
   unlinkSync,
+  writeFile,
   writeFileSync,
   writeSync,
 } from 'node:fs';
+import { open as openAsync } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -54,8 +60,26 @@ const readdirAsync = promisify(readdir);
 const readFileAsync = promisify(readFile);
 const statAsync = promisify(stat);
 const unlinkAsync = promisify(unlink);
+const renameAsync = promisify(rename);
+const writeFileAsync = promisify(writeFile);
+// The temporary name of an envelope written synchronously at exit, while its asynchronous write may still run.
+const EXIT_TEMP_PREFIX = `${TEMP_PREFIX}exit-`;
+/** @type {Set<DiskSpool>} every spool with writes not yet complete, for the exit listener */
+const OUTSTANDING = new Set();
 
 /** @typedef {import('./envelope.js').Quantity} Quantity */
+
+/**
+ * What `Store.write` gives back: the pairs of what was evicted to make room (or of this envelope, when it could
+ * never fit), and a promise that resolves when the envelope is stored — with null, or with the error that kept it
+ * from its file (it is then no longer counted: the caller stores it elsewhere). The promise never rejects.
+ * @typedef {{ lost: Quantity[], done: Promise<unknown> }} WriteResult
+ */
+
+/**
+ * An envelope being written: its bytes until the file is in place.
+ * @typedef {{ name: string, data: Buffer, cancelled: boolean, renaming: boolean }} Outstanding
+ */
 
 /**
  * Where pending envelopes wait: a folder (DiskSpool) or, as a fallback, memory (MemorySpool).
@@ -64,7 +88,8 @@ const unlinkAsync = promisify(unlink);
  *   maxBytes: number,
  *   inFlight: string | null,
  *   readonly totalBytes: number,
- *   write(data: Buffer, quantities: Quantity[]): Quantity[],
+ *   write(data: Buffer, quantities: Quantity[]): WriteResult,
+ *   settled(): Promise<void>,
  *   pending(fresh?: boolean): Promise<string[]>,
  *   read(name: string): Promise<Buffer | null>,
  *   remove(name: string): Promise<void>,
@@ -141,6 +166,10 @@ export class DiskSpool {
     /** @type {Map<string, Buffer>} */
     this.recent = new Map();
     this.recentBytes = 0;
+    /** @type {Map<string, Outstanding>} envelopes whose files are not in place yet: counted, not yet pending */
+    this.writing = new Map();
+    /** @type {Set<Promise<unknown>>} */
+    this.writes = new Set();
     // sizes is what this process believes is stored; heap orders its names for eviction and may hold names
     // already removed (skipped when popped, dropped when a refresh rebuilds it).
     /** @type {Map<string, number>} */
@@ -167,21 +196,115 @@ export class DiskSpool {
   }
 
   /**
-   * Store an envelope, synchronously; return the pairs of what was evicted to make room (or of this envelope, when
-   * it could never fit). Throws when the file cannot be written.
+   * Store an envelope: counted (and room made for it) at once, its file written asynchronously (see WriteResult).
    * @param {Buffer} data
    * @param {Quantity[]} quantities
-   * @returns {Quantity[]}
+   * @returns {WriteResult}
    */
   write(data, quantities) {
-    if (data.length > this.maxBytes) return quantities;
+    if (data.length > this.maxBytes) return { lost: quantities, done: Promise.resolve(null) };
     const seq = String(this.seq++).padStart(6, '0');
     const name = `${String(nowNs()).padStart(20, '0')}-${process.pid}-${seq}_${encodeCategories(quantities)}${ENVELOPE_SUFFIX}`;
     const lost = this.makeRoom(data.length);
-    this.writeAtomically(name, data);
+    /** @type {Outstanding} */
+    const entry = { name, data, cancelled: false, renaming: false };
+    this.writing.set(name, entry);
+    OUTSTANDING.add(this);
     this.add(name, data.length);
-    this.remember(name, data);
-    return lost;
+    const done = this.writeAsync(entry).then(
+      () => {
+        this.finished(entry);
+        if (!entry.cancelled) this.remember(name, data);
+        return null;
+      },
+      (error) => {
+        this.finished(entry);
+        if (entry.cancelled) return null;
+        this.drop(name);
+        return error;
+      },
+    );
+    this.writes.add(done);
+    done.then(() => this.writes.delete(done));
+    return { lost, done };
+  }
+
+  /**
+   * The asynchronous twin of writeAtomically, on libuv's threadpool. An entry evicted meanwhile (cancelled) is not
+   * renamed into place, or is deleted again if it was.
+   * @param {Outstanding} entry
+   */
+  async writeAsync(entry) {
+    const temp = join(this.folder, TEMP_PREFIX + entry.name);
+    const target = join(this.folder, entry.name);
+    try {
+      if (this.fsync) {
+        const handle = await openAsync(temp, 'wx', 0o600);
+        try {
+          await handle.writeFile(entry.data);
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+      } else {
+        await writeFileAsync(temp, entry.data, { flag: 'wx', mode: 0o600 });
+      }
+      if (entry.cancelled) throw new Error('evicted');
+      entry.renaming = true;
+      await renameAsync(temp, target);
+    } catch (error) {
+      await unlinkAsync(temp).catch(() => {});
+      throw error;
+    }
+    if (entry.cancelled) {
+      await unlinkAsync(target).catch(() => {});
+      return;
+    }
+    if (this.fsync) await fsyncDirectoryAsync(this.folder);
+  }
+
+  /** @param {Outstanding} entry */
+  finished(entry) {
+    if (this.writing.get(entry.name) === entry) this.writing.delete(entry.name);
+    if (this.writing.size === 0) OUTSTANDING.delete(this);
+  }
+
+  /**
+   * No longer count `name` (its file could not be written).
+   * @param {string} name
+   */
+  drop(name) {
+    const size = this.sizes.get(name);
+    if (size !== undefined) {
+      this.sizes.delete(name);
+      this.total -= size;
+    }
+    if (this.scanning) this.removedInScan.add(name);
+  }
+
+  /** Resolves when every write started so far has completed (or failed). */
+  async settled() {
+    while (this.writes.size > 0) await Promise.all([...this.writes]);
+  }
+
+  /**
+   * Write every envelope whose asynchronous write has not completed, synchronously: for an `exit` listener, after
+   * which no callback runs. Each goes to a temporary name of its own, renamed to the envelope's name; an
+   * asynchronous rename of the same envelope at the same moment replaces one complete file with another.
+   */
+  writeOutstanding() {
+    for (const entry of this.writing.values()) {
+      if (entry.cancelled) continue;
+      // Renamed already, its callback not run yet: the file is complete.
+      if (entry.renaming && existsSync(join(this.folder, entry.name))) continue;
+      try {
+        this.writeAtomically(entry.name, entry.data, EXIT_TEMP_PREFIX);
+      } catch {
+        // the folder cannot be written: what memory held is lost with the process, as in the fallback
+      }
+    }
+    this.writing.clear();
+    OUTSTANDING.delete(this);
   }
 
   /**
@@ -208,9 +331,10 @@ export class DiskSpool {
   /**
    * @param {string} name
    * @param {Buffer} data
+   * @param {string} [prefix] of the temporary name
    */
-  writeAtomically(name, data) {
-    const temp = join(this.folder, TEMP_PREFIX + name);
+  writeAtomically(name, data, prefix = TEMP_PREFIX) {
+    const temp = join(this.folder, prefix + name);
     try {
       if (this.fsync) {
         const fd = openSync(temp, 'wx', 0o600);
@@ -267,6 +391,14 @@ export class DiskSpool {
       this.total -= victim;
       this.forget(name);
       if (this.scanning) this.removedInScan.add(name);
+      const outstanding = this.writing.get(name);
+      if (outstanding !== undefined) {
+        // Not in place yet: its write leaves no file behind (see writeAsync).
+        outstanding.cancelled = true;
+        this.writing.delete(name);
+        lost.push(...decodeCategories(name));
+        continue;
+      }
       try {
         unlinkSync(join(this.folder, name));
       } catch {
@@ -286,12 +418,15 @@ export class DiskSpool {
    */
   async pending(fresh = false) {
     const now = performance.now();
-    if (!fresh && now - this.listedAt < this.listMs) return [...this.sizes.keys()].sort();
+    if (!fresh && now - this.listedAt < this.listMs) {
+      return [...this.sizes.keys()].filter((name) => !this.writing.has(name)).sort();
+    }
     // Only a regular listing restarts the `listSeconds` count. A fresh one is for its caller alone: a flush lists
     // every 50 ms, and when its listings counted too, the sender never listed while a flush waited, and never saw
     // the other processes' files that the flush was waiting for.
     if (!fresh) this.listedAt = now;
-    return (await readdirAsync(this.folder)).filter(isEnvelopeName).sort();
+    // A name whose rename is done but whose write has not reported back yet is left for the next listing.
+    return (await readdirAsync(this.folder)).filter((name) => isEnvelopeName(name) && !this.writing.has(name)).sort();
   }
 
   /** @param {string} name */
@@ -334,6 +469,8 @@ export class DiskSpool {
     }
     for (const [name, size] of this.addedInScan) if (!found.has(name)) found.set(name, size);
     for (const name of this.removedInScan) found.delete(name);
+    // Writes started before the scan whose files were not in place when it listed the folder.
+    for (const [name, entry] of this.writing) if (!found.has(name)) found.set(name, entry.data.length);
     this.sizes = found;
     this.heap = new Heap([...found.keys()].sort());
     this.total = 0;
@@ -377,6 +514,21 @@ function fsyncDirectory(folder) {
   } finally {
     closeSync(fd);
   }
+}
+
+/** @param {string} folder */
+async function fsyncDirectoryAsync(folder) {
+  const handle = await openAsync(folder, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** For an `exit` listener: write every spool's outstanding envelopes synchronously (see writeOutstanding). */
+export function writeAllOutstanding() {
+  for (const spool of [...OUTSTANDING]) spool.writeOutstanding();
 }
 
 /**

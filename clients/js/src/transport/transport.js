@@ -1,8 +1,9 @@
 // The spool transport: a Sentry transport (`send`, `flush`) that puts every envelope in the spool before `send()`
 // resolves and sends from there (sender.js). @sentry/core's own transport keeps up to 64 requests in memory and
 // drops the rest while the server is away; whatever is queued dies with the process. This one writes each envelope
-// to a file synchronously (the file is complete and in place when `send()` returns, even if the process exits in
-// the same tick), never waits for the network, and never throws or rejects into the application.
+// to a file off the event loop (the file is complete and in place when `send()` resolves; if the process exits
+// first, an `exit` listener writes it synchronously), never waits for the network, and never throws or rejects into
+// the application.
 
 import { Delivery } from './delivery.js';
 import { categoryOf, fromSentry, HELD_CATEGORIES, itemQuantities, serialize } from './envelope.js';
@@ -10,7 +11,7 @@ import { Backoff, RateLimits } from './limits.js';
 import { LostEvents } from './losses.js';
 import { MemorySpool } from './memory.js';
 import { Sender } from './sender.js';
-import { DiskSpool, folderFor } from './spool.js';
+import { DiskSpool, folderFor, writeAllOutstanding } from './spool.js';
 
 /** @typedef {import('./envelope.js').SentryEnvelope} SentryEnvelope */
 /** @typedef {import('./envelope.js').Item} Item */
@@ -100,7 +101,8 @@ export class SpoolTransport {
   // --- the Sentry Transport interface ---------------------------------------------------------------------------
 
   /**
-   * Put `envelope` in the spool. Resolves at once; never rejects, never touches the network.
+   * Put `envelope` in the spool. Resolves once its file is in place (or it is in memory, after a fallback); never
+   * rejects, never touches the network.
    * @param {SentryEnvelope} envelope
    * @returns {PromiseLike<TransportResponse>}
    */
@@ -110,8 +112,7 @@ export class SpoolTransport {
       const kept = items.filter((item) => this.keepUnderRateLimits(item));
       if (kept.length > 0) {
         this.captures += 1;
-        this.write(serialize({ headers, items: kept }), kept.flatMap(itemQuantities));
-        this.sender.wake();
+        return this.write(serialize({ headers, items: kept }), kept.flatMap(itemQuantities)).then(() => ({}));
       }
     } catch (error) {
       this.warnOnce('capture', `could not spool an envelope (${errorText(error)})`);
@@ -129,6 +130,7 @@ export class SpoolTransport {
   async flush(timeout) {
     try {
       this.writeClientReport();
+      await this.store.settled(); // every envelope sent before this call has its file
       const store = this.store;
       const names = await store.pending(true);
       if (names.length === 0) return true;
@@ -201,27 +203,43 @@ export class SpoolTransport {
   writeClientReport() {
     if (!this.settings.sendClientReports) return;
     const report = this.lost.takeReport();
-    if (report !== undefined) {
-      this.write(report, [['internal', 1]]);
-      this.sender.wake();
-    }
+    if (report !== undefined) this.write(report, [['internal', 1]]);
   }
 
   /**
+   * Store an envelope; resolves when it is stored (its file in place, or in memory after a fallback), and wakes the
+   * sender then. Never rejects.
+   * @param {Buffer} data
+   * @param {Quantity[]} quantities
+   * @returns {Promise<void>}
+   */
+  write(data, quantities) {
+    const store = this.store;
+    const { lost, done } = store.write(data, quantities);
+    this.countLost('queue_overflow', lost);
+    return done.then(
+      (error) => {
+        if (error) this.fallBack(store, error, data, quantities);
+        this.sender.wake();
+      },
+      (error) => this.warnOnce('capture', `could not spool an envelope (${errorText(error)})`),
+    );
+  }
+
+  /**
+   * The file of an envelope could not be written: from now on, envelopes are kept in memory.
+   * @param {Store} failed the store that could not write it
+   * @param {unknown} error
    * @param {Buffer} data
    * @param {Quantity[]} quantities
    */
-  write(data, quantities) {
-    let lost;
-    try {
-      lost = this.store.write(data, quantities);
-    } catch (error) {
-      if (!this.store.durable) throw error;
+  fallBack(failed, error, data, quantities) {
+    if (this.store === failed) {
       this.warnOnce('fallback', `cannot write to the spool folder ${this.folder} (${errorText(error)})`);
       this.store = new MemorySpool({ maxBytes: this.settings.memoryMaxBytes });
-      lost = this.store.write(data, quantities);
     }
-    this.countLost('queue_overflow', lost);
+    // Written at once (MemorySpool), so nothing is left to wait for.
+    this.countLost('queue_overflow', this.store.write(data, quantities).lost);
   }
 
   /**
@@ -269,6 +287,8 @@ function onBeforeExit() {
 function onExit() {
   // Synchronous: give up the sender locks so that the next process sends at once (one whose flush waits tries the
   // lock every 50 ms). The sender's own store may differ from the transport's after a fallback to memory.
+  // First, synchronously, the envelopes whose asynchronous writes have not completed: no callback runs after this.
+  writeAllOutstanding();
   for (const transport of OPEN) {
     transport.sender.stop();
     transport.store.unlock();

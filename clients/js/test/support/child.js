@@ -16,6 +16,8 @@
 //   uncaught   throw from a timer: @sentry/node's handler reports it and exits 1
 //   unhandled  reject a promise nobody handles (unhandled rejections in "strict" mode: reported, exit 1)
 //   burst      capture `count` errors, one per turn of the event loop; on SIGTERM: await Sentry.flush(2000), exit 0
+//   exit       capture `count` errors (in one turn, so at most 64) and call process.exit(0) in the same turn, as soon
+//              as the transport's send() has been called for the last of them (no await: its file is not written yet)
 //   version    report the @sentry/node version and exit
 //
 // With `stackwatch: true` the process starts with @stackwatch/sdk's init instead (component "child", its signal
@@ -48,9 +50,33 @@ function state() {
   return transport.state();
 }
 
+/**
+ * For the `exit` scenario: a transport whose `count`-th send() is followed, in the same turn, by process.exit(0).
+ * @param {ReturnType<typeof makeSpoolTransport>} factory
+ * @returns {ReturnType<typeof makeSpoolTransport>}
+ */
+function exitAfterSends(factory) {
+  return (options) => {
+    const transport = factory(options);
+    const send = transport.send.bind(transport);
+    let sends = 0;
+    transport.send = (envelope) => {
+      const result = send(envelope);
+      sends += 1;
+      if (sends === count) {
+        say({ state: transport.state() });
+        process.exit(0);
+      }
+      return result;
+    };
+    return transport;
+  };
+}
+
+const spoolTransport = makeSpoolTransport({ dsn: config.dsn, ...config.settings });
 const options = {
   dsn: config.dsn,
-  transport: makeSpoolTransport({ dsn: config.dsn, ...config.settings }),
+  transport: scenario === 'exit' ? exitAfterSends(spoolTransport) : spoolTransport,
   shutdownTimeout: config.shutdownTimeout ?? 300,
   /** @param {any[]} defaults */
   integrations: (defaults) =>
@@ -183,6 +209,9 @@ switch (scenario) {
     setInterval(() => {}, 1000);
     break;
   }
+  case 'exit':
+    for (let i = 0; i < count; i += 1) capture(i);
+    break;
   case 'version':
     say({ version: Sentry.SDK_VERSION });
     process.exit(0);

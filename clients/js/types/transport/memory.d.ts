@@ -18,9 +18,10 @@ export class MemorySpool implements Store {
     /**
      * @param {Buffer} data
      * @param {Quantity[]} quantities
-     * @returns {Quantity[]}
+     * @returns {import('./spool.js').WriteResult}
      */
-    write(data: Buffer, quantities: Quantity[]): Quantity[];
+    write(data: Buffer, quantities: Quantity[]): import("./spool.js").WriteResult;
+    settled(): Promise<void>;
     /** @param {boolean} [_fresh] */
     pending(_fresh?: boolean): Promise<string[]>;
     /** @param {string} name */

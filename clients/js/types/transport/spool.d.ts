@@ -1,12 +1,23 @@
 /** @typedef {import('./envelope.js').Quantity} Quantity */
 /**
+ * What `Store.write` gives back: the pairs of what was evicted to make room (or of this envelope, when it could
+ * never fit), and a promise that resolves when the envelope is stored — with null, or with the error that kept it
+ * from its file (it is then no longer counted: the caller stores it elsewhere). The promise never rejects.
+ * @typedef {{ lost: Quantity[], done: Promise<unknown> }} WriteResult
+ */
+/**
+ * An envelope being written: its bytes until the file is in place.
+ * @typedef {{ name: string, data: Buffer, cancelled: boolean, renaming: boolean }} Outstanding
+ */
+/**
  * Where pending envelopes wait: a folder (DiskSpool) or, as a fallback, memory (MemorySpool).
  * @typedef {{
  *   durable: boolean,
  *   maxBytes: number,
  *   inFlight: string | null,
  *   readonly totalBytes: number,
- *   write(data: Buffer, quantities: Quantity[]): Quantity[],
+ *   write(data: Buffer, quantities: Quantity[]): WriteResult,
+ *   settled(): Promise<void>,
  *   pending(fresh?: boolean): Promise<string[]>,
  *   read(name: string): Promise<Buffer | null>,
  *   remove(name: string): Promise<void>,
@@ -28,6 +39,8 @@ export function folderFor(dsn: string, spoolDir?: string): string;
  * @returns {string[]}
  */
 export function spoolFiles(folder: string): string[];
+/** For an `exit` listener: write every spool's outstanding envelopes synchronously (see writeOutstanding). */
+export function writeAllOutstanding(): void;
 /**
  * The DSN without a secret key (`https://public:secret@host/1` → `https://public@host/1`).
  * @param {string} dsn
@@ -70,6 +83,10 @@ export class DiskSpool implements Store {
     /** @type {Map<string, Buffer>} */
     recent: Map<string, Buffer>;
     recentBytes: number;
+    /** @type {Map<string, Outstanding>} envelopes whose files are not in place yet: counted, not yet pending */
+    writing: Map<string, Outstanding>;
+    /** @type {Set<Promise<unknown>>} */
+    writes: Set<Promise<unknown>>;
     /** @type {Map<string, number>} */
     sizes: Map<string, number>;
     heap: Heap;
@@ -82,13 +99,33 @@ export class DiskSpool implements Store {
     lock: SenderLock;
     get totalBytes(): number;
     /**
-     * Store an envelope, synchronously; return the pairs of what was evicted to make room (or of this envelope, when
-     * it could never fit). Throws when the file cannot be written.
+     * Store an envelope: counted (and room made for it) at once, its file written asynchronously (see WriteResult).
      * @param {Buffer} data
      * @param {Quantity[]} quantities
-     * @returns {Quantity[]}
+     * @returns {WriteResult}
      */
-    write(data: Buffer, quantities: Quantity[]): Quantity[];
+    write(data: Buffer, quantities: Quantity[]): WriteResult;
+    /**
+     * The asynchronous twin of writeAtomically, on libuv's threadpool. An entry evicted meanwhile (cancelled) is not
+     * renamed into place, or is deleted again if it was.
+     * @param {Outstanding} entry
+     */
+    writeAsync(entry: Outstanding): Promise<void>;
+    /** @param {Outstanding} entry */
+    finished(entry: Outstanding): void;
+    /**
+     * No longer count `name` (its file could not be written).
+     * @param {string} name
+     */
+    drop(name: string): void;
+    /** Resolves when every write started so far has completed (or failed). */
+    settled(): Promise<void>;
+    /**
+     * Write every envelope whose asynchronous write has not completed, synchronously: for an `exit` listener, after
+     * which no callback runs. Each goes to a temporary name of its own, renamed to the envelope's name; an
+     * asynchronous rename of the same envelope at the same moment replaces one complete file with another.
+     */
+    writeOutstanding(): void;
     /**
      * @param {string} name
      * @param {Buffer} data
@@ -102,8 +139,9 @@ export class DiskSpool implements Store {
     /**
      * @param {string} name
      * @param {Buffer} data
+     * @param {string} [prefix] of the temporary name
      */
-    writeAtomically(name: string, data: Buffer): void;
+    writeAtomically(name: string, data: Buffer, prefix?: string): void;
     /**
      * @param {string} name
      * @param {number} size
@@ -134,6 +172,24 @@ export class DiskSpool implements Store {
 }
 export type Quantity = import("./envelope.js").Quantity;
 /**
+ * What `Store.write` gives back: the pairs of what was evicted to make room (or of this envelope, when it could
+ * never fit), and a promise that resolves when the envelope is stored — with null, or with the error that kept it
+ * from its file (it is then no longer counted: the caller stores it elsewhere). The promise never rejects.
+ */
+export type WriteResult = {
+    lost: Quantity[];
+    done: Promise<unknown>;
+};
+/**
+ * An envelope being written: its bytes until the file is in place.
+ */
+export type Outstanding = {
+    name: string;
+    data: Buffer;
+    cancelled: boolean;
+    renaming: boolean;
+};
+/**
  * Where pending envelopes wait: a folder (DiskSpool) or, as a fallback, memory (MemorySpool).
  */
 export type Store = {
@@ -141,7 +197,8 @@ export type Store = {
     maxBytes: number;
     inFlight: string | null;
     readonly totalBytes: number;
-    write(data: Buffer, quantities: Quantity[]): Quantity[];
+    write(data: Buffer, quantities: Quantity[]): WriteResult;
+    settled(): Promise<void>;
     pending(fresh?: boolean): Promise<string[]>;
     read(name: string): Promise<Buffer | null>;
     remove(name: string): Promise<void>;

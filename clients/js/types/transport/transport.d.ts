@@ -29,7 +29,8 @@ export class SpoolTransport {
     /** @returns {Store} */
     openStore(): Store;
     /**
-     * Put `envelope` in the spool. Resolves at once; never rejects, never touches the network.
+     * Put `envelope` in the spool. Resolves once its file is in place (or it is in memory, after a fallback); never
+     * rejects, never touches the network.
      * @param {SentryEnvelope} envelope
      * @returns {PromiseLike<TransportResponse>}
      */
@@ -64,10 +65,21 @@ export class SpoolTransport {
     countLost(reason: string, pairs: Iterable<Quantity>): void;
     writeClientReport(): void;
     /**
+     * Store an envelope; resolves when it is stored (its file in place, or in memory after a fallback), and wakes the
+     * sender then. Never rejects.
+     * @param {Buffer} data
+     * @param {Quantity[]} quantities
+     * @returns {Promise<void>}
+     */
+    write(data: Buffer, quantities: Quantity[]): Promise<void>;
+    /**
+     * The file of an envelope could not be written: from now on, envelopes are kept in memory.
+     * @param {Store} failed the store that could not write it
+     * @param {unknown} error
      * @param {Buffer} data
      * @param {Quantity[]} quantities
      */
-    write(data: Buffer, quantities: Quantity[]): void;
+    fallBack(failed: Store, error: unknown, data: Buffer, quantities: Quantity[]): void;
     /**
      * @param {string} key
      * @param {string} message
