@@ -6,43 +6,12 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
-import { folderFor, spoolFiles } from '../src/transport/index.js';
+import { spoolFiles } from '../src/transport/index.js';
 import { LOCK_NAME } from '../src/transport/lock.js';
-import { FAST, sleep, tempDir } from './support/envelopes.js';
-import { runChild, startChild } from './support/processes.js';
-import { startRecorder } from './support/recorder.js';
+import { sleep } from './support/envelopes.js';
+import { spoolSetUp } from './support/processes.js';
 
-/**
- * @param {import('node:test').TestContext} t
- * @param {Parameters<typeof startRecorder>[0]} [options]
- */
-async function setUp(t, options) {
-  const recorder = await startRecorder(options);
-  const { dir, remove } = tempDir();
-  /** @type {ReturnType<typeof startChild>[]} */
-  const children = [];
-  t.after(async () => {
-    for (const child of children) child.proc.kill('SIGKILL');
-    await recorder.close();
-    remove();
-  });
-  const folder = folderFor(recorder.dsn(), dir);
-  /** @param {Omit<import('./support/processes.js').ChildConfig, 'dsn'>} config */
-  const configure = (config) => ({ dsn: recorder.dsn(), ...config, settings: { ...FAST, spoolDir: dir, ...config.settings } });
-  /** @param {Omit<import('./support/processes.js').ChildConfig, 'dsn'>} config */
-  const start = (config) => {
-    const child = startChild(configure(config));
-    children.push(child);
-    return child;
-  };
-  /** A next process on the spool: it sends what is there and exits. */
-  const replay = async () => {
-    const { code, child } = await runChild(configure({ scenario: 'replay' }));
-    assert.equal(code, 0, child.stderr);
-    return child;
-  };
-  return { recorder, folder, start, replay };
-}
+const setUp = spoolSetUp;
 
 /**
  * The event ids in the spool files of `folder`.

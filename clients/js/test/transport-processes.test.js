@@ -4,35 +4,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { folderFor, spoolFiles } from '../src/transport/index.js';
-import { FAST, tempDir } from './support/envelopes.js';
-import { runChild, startChild } from './support/processes.js';
-import { startRecorder } from './support/recorder.js';
+import { spoolFiles } from '../src/transport/index.js';
+import { FAST } from './support/envelopes.js';
+import { runChild, spoolSetUp, startChild } from './support/processes.js';
 
 /** @typedef {ReturnType<typeof startChild>} Child */
 
-/**
- * @param {import('node:test').TestContext} t
- * @param {Parameters<typeof startRecorder>[0]} [options]
- */
-async function setUp(t, options) {
-  const recorder = await startRecorder(options);
-  const { dir, remove } = tempDir();
-  /** @type {ReturnType<typeof startChild>[]} */
-  const children = [];
-  t.after(async () => {
-    for (const child of children) child.proc.kill('SIGKILL');
-    await recorder.close();
-    remove();
-  });
-  /** @param {Omit<import('./support/processes.js').ChildConfig, 'dsn'>} config */
-  const start = (config) => {
-    const child = startChild({ dsn: recorder.dsn(), ...config, settings: { ...FAST, spoolDir: dir, ...config.settings } });
-    children.push(child);
-    return child;
-  };
-  return { recorder, dir, folder: folderFor(recorder.dsn(), dir), start };
-}
+const setUp = spoolSetUp;
 
 /**
  * @param {string[]} received

@@ -1,7 +1,12 @@
 // Starting test/support/child.js and following what it says.
 
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+
+import { folderFor } from '../../src/transport/index.js';
+import { FAST, tempDir } from './envelopes.js';
+import { startRecorder } from './recorder.js';
 
 const CHILD = new URL('./child.js', import.meta.url).pathname;
 
@@ -101,4 +106,37 @@ export async function runChild(config, timeoutMs = 20_000) {
   const end = await child.exited;
   clearTimeout(timer);
   return { ...end, child };
+}
+
+/**
+ * A recording server, a temporary spool directory and the children started on them (killed, and the directory
+ * removed, when the test ends). `start` starts a child on the spool with the FAST settings; `replay` runs a next
+ * process on it that sends what is there and exits.
+ * @param {import('node:test').TestContext} t
+ * @param {Parameters<typeof startRecorder>[0]} [options]
+ */
+export async function spoolSetUp(t, options) {
+  const recorder = await startRecorder(options);
+  const { dir, remove } = tempDir();
+  /** @type {ReturnType<typeof startChild>[]} */
+  const children = [];
+  t.after(async () => {
+    for (const child of children) child.proc.kill('SIGKILL');
+    await recorder.close();
+    remove();
+  });
+  /** @param {Omit<ChildConfig, 'dsn'>} config */
+  const configure = (config) => ({ dsn: recorder.dsn(), ...config, settings: { ...FAST, spoolDir: dir, ...config.settings } });
+  /** @param {Omit<ChildConfig, 'dsn'>} config */
+  const start = (config) => {
+    const child = startChild(configure(config));
+    children.push(child);
+    return child;
+  };
+  const replay = async () => {
+    const { code, child } = await runChild(configure({ scenario: 'replay' }));
+    assert.equal(code, 0, child.stderr);
+    return child;
+  };
+  return { recorder, dir, folder: folderFor(recorder.dsn(), dir), start, replay };
 }
