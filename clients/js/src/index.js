@@ -7,6 +7,10 @@ import { makeSpoolTransport } from './transport/index.js';
 
 export { currentWorkflow, stepScope, TAG_KEYS, workflowOfError, workflowScope, wrapJobHandler } from './scope.js';
 export { ALLOWED_HEADERS, secretArguments } from './hooks.js';
+// @sentry/node's own: a capture goes through the current scope (so with its workflow tags), the hooks and the spool;
+// `flush(timeoutMs)` resolves true once the spool is empty (0 or none: no limit); what is not delivered stays in
+// the spool for the next process.
+export { captureException, captureMessage, flush } from '@sentry/node';
 export * from './scrub/index.js';
 
 /** @typedef {import('./scope.js').WorkflowContext} WorkflowContext */
@@ -151,7 +155,8 @@ function withoutDedupe(given) {
 /**
  * Flush on SIGTERM and SIGINT. When no other listener handles the signal, the default behaviour follows the
  * flush (the signal is raised again, so the exit status says the process was terminated); with other listeners,
- * they decide how the process ends, and the flush runs beside them (every envelope is on disk already).
+ * they decide how the process ends, and the flush runs beside them (the spool's exit listener writes whatever is
+ * not on disk yet).
  * @returns {() => void} removes the handlers
  */
 function installSignalHandlers() {
@@ -172,33 +177,6 @@ function installSignalHandlers() {
   return () => {
     for (const [signal, handler] of installed) process.removeListener(signal, handler);
   };
-}
-
-/**
- * Report an error now (in the current scope, so with its workflow tags); returns the event id.
- * @param {unknown} error
- * @param {Parameters<typeof Sentry.captureException>[1]} [hint]
- */
-export function captureException(error, hint) {
-  return Sentry.captureException(error, hint);
-}
-
-/**
- * Report a message; returns the event id.
- * @param {string} message
- * @param {Parameters<typeof Sentry.captureMessage>[1]} [level]
- */
-export function captureMessage(message, level) {
-  return Sentry.captureMessage(message, level);
-}
-
-/**
- * Wait until every captured event is delivered, or `timeoutMs` passed (0 or none: no limit). True when the
- * spool is empty. Events not delivered stay in the spool for the next process.
- * @param {number} [timeoutMs]
- */
-export function flush(timeoutMs) {
-  return Sentry.flush(timeoutMs);
 }
 
 /**

@@ -17,7 +17,7 @@ import { after, before, test } from 'node:test';
 
 import { EXAMPLE, buildWeb, ensureInstalled } from '../../../examples/meshhook/scripts/prepare.mjs';
 import { startWeb } from '../../../examples/meshhook/scripts/web.mjs';
-import { startRecorder } from './support/envelope-recorder.js';
+import { startRecorder } from './support/recorder.js';
 
 const REQUIRED = (process.env.STACKWATCH_TEST_REQUIRE ?? '').split(/[\s,]+/).includes('node');
 const INSTALL_TIMEOUT_MS = 300_000;
@@ -90,7 +90,7 @@ test(API_TEST, { skip, timeout: TEST_TIMEOUT_MS }, async () => {
   const spoolDir = join(spoolRoot, 'api');
   const secret = () => randomBytes(16).toString('hex');
   const secrets = { token: secret(), cookie: secret(), authorization: secret(), body: secret(), signature: secret() };
-  const web = await startWeb(componentEnv(recorder.dsn, spoolDir));
+  const web = await startWeb(componentEnv(recorder.dsn(), spoolDir));
   /** @type {{ code: number | null, signal: NodeJS.Signals | null }} */
   let stopped;
   try {
@@ -112,13 +112,13 @@ test(API_TEST, { skip, timeout: TEST_TIMEOUT_MS }, async () => {
     const ok = await fetch(`${web.url}/api/workflows/wf_lead_sync`, { headers: { authorization: 'Bearer x' } });
     assert.equal(ok.status, 200);
     await ok.arrayBuffer();
-    await recorder.waitFor((events) => events.length >= 2);
+    await recorder.waitFor(() => recorder.events.length >= 2, 'the two events', 30_000);
   } finally {
     stopped = await web.stop(); // SIGTERM: whatever is still buffered is flushed now
   }
   try {
     assert.ok(stopped.code === 0 || stopped.signal === 'SIGTERM', `the API stopped with ${JSON.stringify(stopped)}`);
-    const events = recorder.events();
+    const events = recorder.events;
     assert.equal(events.length, 2, `one event per failed request: ${JSON.stringify(events.map(chain))}`);
     for (const event of events) assert.equal(event.tags?.component, 'api');
     const routeOf = (/** @type {any} */ e) => e.tags?.route ?? e.transaction;
@@ -148,7 +148,7 @@ const WORKERS_TEST = 'the workers report each failed run once, with its workflow
 test(WORKERS_TEST, { skip, timeout: TEST_TIMEOUT_MS }, async () => {
   const recorder = await startRecorder();
   const demo = spawn(process.execPath, [join(EXAMPLE, 'workers', 'demo.mjs'), '--runs', '15', '--duration', '60'], {
-    env: componentEnv(recorder.dsn, join(spoolRoot, 'workers')),
+    env: componentEnv(recorder.dsn(), join(spoolRoot, 'workers')),
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   /** @type {Buffer[]} */
@@ -166,7 +166,7 @@ test(WORKERS_TEST, { skip, timeout: TEST_TIMEOUT_MS }, async () => {
     // 15 runs over the five workflows: 4 complete, 11 fail (see examples/meshhook/README.md)
     assert.deepEqual([summary.completed, summary.failed], [4, 11]);
 
-    const events = recorder.events();
+    const events = recorder.events;
     assert.equal(events.length, summary.failed, `one event per failed run: ${JSON.stringify(events.map(chain))}`);
     assert.equal(new Set(events.map((e) => e.event_id)).size, events.length, 'an event was sent twice');
     assert.equal(new Set(events.map((e) => e.tags?.run_id)).size, events.length, 'a run was reported twice');

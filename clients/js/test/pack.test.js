@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { after, test } from 'node:test';
-import { startRecorder } from './support/envelope-recorder.js';
+import { startRecorder } from './support/recorder.js';
 
 const PACKAGE = fileURLToPath(new URL('..', import.meta.url));
 const RULES = fileURLToPath(new URL('../../../src/stackwatch/scrub/rules.json', import.meta.url));
@@ -103,7 +103,7 @@ for (const major of ['10', '11']) {
     const secret = `zq${randomBytes(10).toString('hex')}`;
     try {
       // Asynchronously: the recorder answers from this process's event loop.
-      const { stdout } = await promisify(execFile)(process.execPath, [probe, recorder.dsn, join(TMP, `spool-${major}`)], {
+      const { stdout } = await promisify(execFile)(process.execPath, [probe, recorder.dsn(), join(TMP, `spool-${major}`)], {
         cwd: project, encoding: 'utf8', timeout: 60_000, env: { ...process.env, PROBE_SECRET: secret },
       });
       const out = JSON.parse(stdout);
@@ -116,7 +116,7 @@ for (const major of ['10', '11']) {
       assert.ok(existsSync(join(installed, 'types', 'index.d.ts')));
       assert.ok(!existsSync(join(installed, 'test')));
       assert.equal(out.flushed, true);
-      const events = recorder.events();
+      const events = recorder.events;
       assert.equal(events.length, 1);
       assert.equal(events[0].tags.component, 'compat');
       assert.equal(events[0].tags.run_id, 'run-c');

@@ -2,24 +2,17 @@
 // burst — and the next process on the same spool, which sends what they left. Real @sentry/node in each child.
 
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { spoolFiles } from '../src/transport/index.js';
 import { LOCK_NAME } from '../src/transport/lock.js';
-import { sleep } from './support/envelopes.js';
+import { sleep, spooledIds } from './support/envelopes.js';
 import { spoolSetUp } from './support/processes.js';
 
 const setUp = spoolSetUp;
 
-/**
- * The event ids in the spool files of `folder`.
- * @param {string} folder
- */
-function spooledIds(folder) {
-  return spoolFiles(folder).map((name) => JSON.parse(readFileSync(join(folder, name), 'utf8').split('\n')[0]).event_id);
-}
 
 for (const stackwatch of [false, true]) {
   const via = stackwatch ? 'Stackwatch.init' : '@sentry/node';

@@ -22,7 +22,7 @@ import { Backoff, parseRateLimits, parseRetryAfter, RateLimits } from '../src/tr
 import { LOCK_NAME, SenderLock } from '../src/transport/lock.js';
 import { resolveSettings } from '../src/transport/settings.js';
 import { dsnFromUrl } from '../src/transport/transport.js';
-import { errorEnvelope, eventId, openTransport, sleep, tempDir } from './support/envelopes.js';
+import { errorEnvelope, eventId, offlineSpool, sleep, spooledIds, tempDir } from './support/envelopes.js';
 
 test('the package exports what docs/sdk-js-spool.md describes, and nothing else', () => {
   assert.deepEqual(Object.keys(transport).sort(), [
@@ -275,14 +275,7 @@ test('the sender lock: one not refreshed for staleLockSeconds is taken over; its
 
 for (const fsync of [false, true]) {
   test(`send() (fsync ${fsync}): the file is written off the event loop, and in place when send() resolves`, async (t) => {
-    const { dir, remove } = tempDir();
-    // Nothing listens on port 1: the files stay where they are.
-    const spool = openTransport('http://127.0.0.1:1/api/1/envelope/?sentry_key=k', { spoolDir: dir, fsync });
-    t.after(() => {
-      spool.stop();
-      remove();
-    });
-    const folder = /** @type {string} */ (spool.state().folder);
+    const { spool, folder } = offlineSpool(t, { fsync });
     const ids = [eventId(), eventId(), eventId()];
     const sent = ids.map((id) => spool.send(errorEnvelope(id)));
     assert.deepEqual(transport.spoolFiles(folder), [], 'send() returned before any file was written');
@@ -290,9 +283,7 @@ for (const fsync of [false, true]) {
     const before = spool.state().spooledBytes;
     for (const [i, promise] of sent.entries()) {
       assert.deepEqual(await promise, {});
-      const files = transport.spoolFiles(folder);
-      const written = files.map((name) => JSON.parse(readFileSync(join(folder, name), 'utf8').split('\n')[0]).event_id);
-      assert.ok(written.includes(ids[i]), `envelope ${i} is on disk when its send() resolves`);
+      assert.ok(spooledIds(folder).includes(ids[i]), `envelope ${i} is on disk when its send() resolves`);
     }
     assert.equal(transport.spoolFiles(folder).length, 3);
     assert.deepEqual(readdirSync(folder).filter((name) => name.startsWith('.tmp-') && name.endsWith('.envelope')), []);
@@ -301,28 +292,15 @@ for (const fsync of [false, true]) {
 }
 
 test('the size bound counts envelopes still being written: evicting one leaves no file of it', async (t) => {
-  const { dir, remove } = tempDir();
   const size = serialize(fromSentry(errorEnvelope())).length;
-  const spool = openTransport('http://127.0.0.1:1/api/1/envelope/?sentry_key=k', {
-    spoolDir: dir,
-    spoolMaxBytes: 2 * size + 10,
-    sendClientReports: false,
-  });
-  t.after(() => {
-    spool.stop();
-    remove();
-  });
-  const folder = /** @type {string} */ (spool.state().folder);
+  const { spool, folder } = offlineSpool(t, { spoolMaxBytes: 2 * size + 10, sendClientReports: false });
   const ids = [eventId(), eventId(), eventId()];
   // In one turn: the third makes room by evicting the first, whose write has not completed.
   const sent = ids.map((id) => spool.send(errorEnvelope(id)));
   assert.equal(spool.state().spooledBytes, 2 * size);
   await Promise.all(sent);
   await sleep(50); // the evicted write's own clean-up
-  const written = transport
-    .spoolFiles(folder)
-    .map((name) => JSON.parse(readFileSync(join(folder, name), 'utf8').split('\n')[0]).event_id);
-  assert.deepEqual(written, ids.slice(1));
+  assert.deepEqual(spooledIds(folder), ids.slice(1));
   assert.deepEqual(readdirSync(folder).filter((name) => name.startsWith('.tmp-') && name.endsWith('.envelope')), []);
   assert.equal(spool.state().spooledBytes, 2 * size);
 });

@@ -7,24 +7,6 @@
  */
 export function init(options: InitOptions): import("@sentry/node").NodeClient | undefined;
 /**
- * Report an error now (in the current scope, so with its workflow tags); returns the event id.
- * @param {unknown} error
- * @param {Parameters<typeof Sentry.captureException>[1]} [hint]
- */
-export function captureException(error: unknown, hint?: Parameters<typeof Sentry.captureException>[1]): string;
-/**
- * Report a message; returns the event id.
- * @param {string} message
- * @param {Parameters<typeof Sentry.captureMessage>[1]} [level]
- */
-export function captureMessage(message: string, level?: Parameters<typeof Sentry.captureMessage>[1]): string;
-/**
- * Wait until every captured event is delivered, or `timeoutMs` passed (0 or none: no limit). True when the
- * spool is empty. Events not delivered stay in the spool for the next process.
- * @param {number} [timeoutMs]
- */
-export function flush(timeoutMs?: number): Promise<boolean>;
-/**
  * Flush, then stop reporting; removes the signal handlers.
  * @param {number} [timeoutMs]
  */
@@ -84,6 +66,6 @@ export type InitOptions = Omit<import("@sentry/node").NodeOptions, "dsn"> & {
     flushOnSignals?: boolean;
     shutdownTimeoutMs?: number;
 };
-import * as Sentry from '@sentry/node';
 export { currentWorkflow, stepScope, TAG_KEYS, workflowOfError, workflowScope, wrapJobHandler } from "./scope.js";
 export { ALLOWED_HEADERS, secretArguments } from "./hooks.js";
+export { captureException, captureMessage, flush } from "@sentry/node";

@@ -2,11 +2,11 @@
 // with short timings, for the tests that drive the transport in their own process.
 
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { makeSpoolTransport } from '../../src/transport/index.js';
+import { makeSpoolTransport, spoolFiles } from '../../src/transport/index.js';
 
 /** @typedef {import('../../src/transport/envelope.js').SentryEnvelope} SentryEnvelope */
 
@@ -69,6 +69,30 @@ export function tempDir() {
  */
 export function openTransport(url, settings) {
   return makeSpoolTransport({ ...FAST, ...settings })({ url, recordDroppedEvent: () => {} });
+}
+
+/**
+ * A spool transport in a new directory whose server never answers (nothing listens on port 1), so its files stay
+ * where they are; stopped and removed when the test ends.
+ * @param {import('node:test').TestContext} t
+ * @param {import('../../src/transport/index.js').SpoolSettings} [settings]
+ */
+export function offlineSpool(t, settings) {
+  const { dir, remove } = tempDir();
+  const spool = openTransport('http://127.0.0.1:1/api/1/envelope/?sentry_key=k', { spoolDir: dir, ...settings });
+  t.after(() => {
+    spool.stop();
+    remove();
+  });
+  return { spool, dir, folder: /** @type {string} */ (spool.state().folder) };
+}
+
+/**
+ * The event ids in the spool files of `folder`, oldest first.
+ * @param {string} folder
+ */
+export function spooledIds(folder) {
+  return spoolFiles(folder).map((name) => JSON.parse(readFileSync(join(folder, name), 'utf8').split('\n')[0]).event_id);
 }
 
 /** @param {number} ms */

@@ -1,10 +1,10 @@
-// A local HTTP server on 127.0.0.1 that plays a Sentry envelope endpoint and records every request it gets, for the
-// transport tests to assert on. It answers as its mode says: 200 (the default), a status with headers, or never
+// A local HTTP server on 127.0.0.1 that plays a Sentry envelope endpoint and records every request it gets (its raw
+// and decoded bytes, and the envelope read from them), for the tests to assert on. It answers as its mode says: 200 (the default), a status with headers, or never
 // (hang); and it can go down (stop listening) and come up again on the same port. Its envelope reader is its own
 // (not the transport's), so that a mistake in one is not hidden by the same mistake in the other.
 
 import { createServer } from 'node:http';
-import { gunzipSync } from 'node:zlib';
+import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 
 /**
  * @typedef {{
@@ -12,6 +12,8 @@ import { gunzipSync } from 'node:zlib';
  *   path: string,
  *   headers: import('node:http').IncomingHttpHeaders,
  *   status: number | null,
+ *   raw: Buffer,
+ *   body: Buffer,
  *   envelope: Envelope | null,
  * }} Request
  * @typedef {{ headers: Record<string, any>, items: Array<{ headers: Record<string, any>, payload: any }> }} Envelope
@@ -37,13 +39,13 @@ export async function startRecorder({ mode = { status: 200 }, down = false } = {
     const chunks = [];
     req.on('data', (chunk) => chunks.push(chunk));
     req.on('end', () => {
+      const raw = Buffer.concat(chunks);
       /** @type {Request} */
-      const request = { time: performance.now(), path: req.url ?? '', headers: req.headers, status: null, envelope: null };
+      const request = { time: performance.now(), path: req.url ?? '', headers: req.headers, status: null, raw, body: raw, envelope: null };
       requests.push(request);
       try {
-        let body = Buffer.concat(chunks);
-        if (req.headers['content-encoding'] === 'gzip') body = gunzipSync(body);
-        request.envelope = readEnvelope(body);
+        request.body = decode(raw, req.headers['content-encoding']);
+        request.envelope = readEnvelope(request.body);
       } catch {
         request.envelope = null;
       }
@@ -114,6 +116,8 @@ export async function startRecorder({ mode = { status: 200 }, down = false } = {
     get discarded() {
       return itemsOf('client_report').flatMap((report) => report.discarded_events);
     },
+    /** Everything received, raw and decoded, as one buffer (to look for what must not be there). */
+    bytes: () => Buffer.concat(requests.flatMap((r) => [r.raw, Buffer.from('\n'), r.body, Buffer.from('\n')])),
     /** @param {Mode} next */
     setMode(next) {
       current = next;
@@ -140,6 +144,27 @@ export async function startRecorder({ mode = { status: 200 }, down = false } = {
 }
 
 /**
+ * The body as sent, without its Content-Encoding.
+ * @param {Buffer} raw
+ * @param {string | undefined} encoding
+ */
+function decode(raw, encoding) {
+  switch ((encoding ?? '').trim().toLowerCase()) {
+    case '':
+    case 'identity':
+      return raw;
+    case 'gzip':
+      return gunzipSync(raw);
+    case 'deflate':
+      return inflateSync(raw);
+    case 'br':
+      return brotliDecompressSync(raw);
+    default:
+      throw new Error(`the recorder cannot decode Content-Encoding ${encoding}`);
+  }
+}
+
+/**
  * @param {import('node:http').Server} server
  * @param {number} port
  */
@@ -156,6 +181,8 @@ function listen(server, port) {
 }
 
 /**
+ * Read an envelope: a header line, then items of a header line and a payload of `length` bytes (or up to the next
+ * newline); JSON payloads parsed, others kept as bytes.
  * @param {Buffer} body
  * @returns {Envelope}
  */
