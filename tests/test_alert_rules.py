@@ -12,7 +12,16 @@ from sqlalchemy import delete, func, insert, select, update
 
 from stackwatch.server.alerts import manage
 from stackwatch.server.storage.db import now
-from stackwatch.server.storage.schema import alert_channels, alert_outbox, alert_rules, alert_throttle, events, issues
+from stackwatch.server.storage.schema import (
+    alert_channels,
+    alert_outbox,
+    alert_rules,
+    alert_throttle,
+    events,
+    issue_impact,
+    issue_minutes,
+    issues,
+)
 from tests import support
 from tests.conftest import Stack
 
@@ -118,9 +127,31 @@ def test_event_frequency_counts_only_the_window(stack: Stack, channel: int) -> N
     rule(stack, channel, trigger="event_frequency", threshold=3, window_minutes=5)
     send(stack, event(), event(), event())
     with stack.services.engine.begin() as connection:  # those three arrived ten minutes ago
-        connection.execute(update(events).values(received_at=events.c.received_at - 600))
+        connection.execute(update(issue_minutes).values(minute=issue_minutes.c.minute - 10))
     send(stack, event())
     assert outbox(stack) == []
+
+
+def test_event_frequency_counts_events_retention_removed(stack: Stack, channel: int) -> None:
+    """Windows are counted from the digest's per-minute counts, not from the event rows retention may delete."""
+    rule(stack, channel, trigger="event_frequency", threshold=3, window_minutes=5)
+    send(stack, event(), event(), event())
+    with stack.services.engine.begin() as connection:
+        connection.execute(delete(events))
+    send(stack, event())
+    assert [n["reason"] for n in outbox(stack)] == ["4 events in the last 5 minutes"]
+
+
+def test_impact_counts_only_values_seen_in_the_window(stack: Stack, channel: int) -> None:
+    rule(stack, channel, trigger="impact", impact_kind="users", threshold=1, window_minutes=10)
+    send(stack, event(user={"id": "u1"}))
+    with stack.services.engine.begin() as connection:  # u1 was last seen an hour ago
+        connection.execute(update(issue_impact).values(last_seen=issue_impact.c.last_seen - 3600))
+        connection.execute(delete(events))
+    send(stack, event(user={"id": "u2"}))
+    assert outbox(stack) == []
+    send(stack, event(user={"id": "u1"}))  # seen again: both in the window now
+    assert [n["reason"] for n in outbox(stack)] == ["2 users affected in the last 10 minutes"]
 
 
 @pytest.mark.parametrize(

@@ -113,10 +113,10 @@ def crash_on_tags(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make the digest fail after it has written issues, impact, events and hourly counts of a batch."""
     real = store.upsert_add
 
-    def failing(connection: Any, table: Any, *args: Any, **kwargs: Any) -> None:
+    def failing(connection: Any, table: Any, *args: Any, **kwargs: Any) -> list[Any]:
         if table is issue_tags:
             raise Crash("the process died here")
-        real(connection, table, *args, **kwargs)
+        return real(connection, table, *args, **kwargs)
 
     monkeypatch.setattr(store, "upsert_add", failing)
 

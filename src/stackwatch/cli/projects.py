@@ -34,27 +34,67 @@ def project_create(name: str, **flags: Any) -> None:
 @click.option("--scrub-emails/--no-scrub-emails", default=None, help="Redact email addresses in new events")
 @click.option("--scrub-ips/--no-scrub-ips", default=None, help="Redact IP addresses in new events")
 @click.option("--collect-ips/--no-collect-ips", default=None, help="Fill in the sender's IP for user {{auto}}")
+@click.option(
+    "--retention-days",
+    metavar="N|default",
+    help="Days events are kept (1-36500); 'default' for STACKWATCH_RETENTION_DAYS",
+)
+@click.option(
+    "--max-events",
+    metavar="N|default",
+    help="Events stored at most (0: no count limit); 'default' for STACKWATCH_RETENTION_MAX_EVENTS",
+)
 @store_options
 def project_update(
-    slug: str, scrub_emails: bool | None, scrub_ips: bool | None, collect_ips: bool | None, **flags: Any
+    slug: str,
+    scrub_emails: bool | None,
+    scrub_ips: bool | None,
+    collect_ips: bool | None,
+    retention_days: str | None,
+    max_events: str | None,
+    **flags: Any,
 ) -> None:
-    """Change a project's privacy settings; they apply to events digested from then on."""
-    changes = {
+    """Change a project's privacy settings (they apply to events digested from then on) and retention limits
+    (from the worker's next pass)."""
+    changes: dict[str, bool | int | None] = {
         name: value
         for name, value in (("scrub_emails", scrub_emails), ("scrub_ips", scrub_ips), ("collect_ips", collect_ips))
         if value is not None
     }
+    for name, text in (("retention_days", retention_days), ("max_events", max_events)):
+        if text is not None:
+            changes[name] = _limit(name, text)
     if not changes:
-        raise click.UsageError("nothing to change: give --scrub-emails, --scrub-ips or --collect-ips (or --no-…)")
+        raise click.UsageError(
+            "nothing to change: give --scrub-emails, --scrub-ips, --collect-ips (or --no-…), --retention-days "
+            "or --max-events"
+        )
     settings = settings_from(**flags)
     with transaction(settings) as connection:
-        if not accounts.update_project(connection, slug, **changes):
+        try:
+            found = accounts.update_project(connection, slug, **changes)
+        except accounts.AccountError as error:
+            raise click.UsageError(str(error)) from None
+        if not found:
             raise click.ClickException(f"no project {slug!r}")
         row = connection.execute(select(projects).where(projects.c.slug == slug)).one()
+    days = row.retention_days or settings.retention_days
+    cap = settings.retention_max_events if row.max_events is None else row.max_events
     click.echo(
         f"project {slug}: scrub_emails={_on(row.scrub_emails)} scrub_ips={_on(row.scrub_ips)} "
-        f"collect_ips={_on(row.collect_ips)}"
+        f"collect_ips={_on(row.collect_ips)} retention_days={days}{'' if row.retention_days else ' (default)'} "
+        f"max_events={cap or 'unlimited'}{'' if row.max_events is not None else ' (default)'}"
     )
+
+
+def _limit(name: str, text: str) -> int | None:
+    if text.strip().lower() == "default":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        option = "--" + name.replace("_", "-")
+        raise click.UsageError(f"{option}: expected an integer or 'default', got {text!r}") from None
 
 
 @project.command("add-member")

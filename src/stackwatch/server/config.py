@@ -67,6 +67,11 @@ class Settings:
     meshhook_run_url: str = ""
     # Raw data at rest: days an envelope the digest could not store stays in the quarantine (sealed).
     quarantine_days: int = 14
+    # Retention (server/retention.py): days an event is kept, events stored per project at most (0 = no count
+    # limit), and seconds between the worker's pruning passes. Projects may set their own days and count.
+    retention_days: int = 90
+    retention_max_events: int = 100_000
+    retention_interval: int = 60
     # HTTP: what a request's head may hold, how long a request may take to arrive, how long an idle connection
     # stays open (enforced in server/protocol.py, where the bytes arrive).
     max_header_bytes: int = 64 * 1024
@@ -242,6 +247,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "alerts_allow_private_targets": _boolean,
     "meshhook_run_url": _meshhook_run_url,
     "quarantine_days": _int_in(1, 3650),
+    "retention_days": _int_in(1, 36_500),
+    "retention_max_events": _int_in(0, 10**9),
+    "retention_interval": _int_in(1, 86_400),
     "max_header_bytes": lambda text: _size_at_least(1024, text),
     "max_header_line_bytes": lambda text: _size_at_least(1024, text),
     "max_headers": _int_in(10, 10_000),

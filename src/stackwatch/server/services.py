@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from stackwatch.server.alerts.dispatcher import Dispatcher
 from stackwatch.server.config import Settings
 from stackwatch.server.digest.worker import Digester
+from stackwatch.server.retention import Limits, Retention
 from stackwatch.server.storage import db
 from stackwatch.server.storage.inbox import Inbox, open_inbox
 from stackwatch.server.storage.sealing import Sealer
@@ -46,6 +47,11 @@ def open_services(settings: Settings, *, migrate: bool = True) -> Services:
         identity_key=settings.secret_key.encode(),
         base_url=settings.base_url,
         quarantine_days=settings.quarantine_days,
+        retention=Retention(
+            engine,
+            Limits(settings.retention_days, settings.retention_max_events),
+            interval=settings.retention_interval,
+        ),
     )
     dispatcher = Dispatcher(engine, settings)
     # A batch that wrote notifications wakes the dispatcher of this process at once.

@@ -21,7 +21,15 @@ from sqlalchemy import Connection, bindparam, func, insert, select, update
 from stackwatch.server.alerts.message import Notification
 from stackwatch.server.alerts.store import IMPACT_KINDS, Rule, level_rank, load_rules
 from stackwatch.server.digest.normalize import NormalizedEvent
-from stackwatch.server.storage.schema import alert_channels, alert_outbox, alert_throttle, events, issues, projects
+from stackwatch.server.storage.schema import (
+    alert_channels,
+    alert_outbox,
+    alert_throttle,
+    issue_impact,
+    issue_minutes,
+    issues,
+    projects,
+)
 from stackwatch.server.storage.upsert import insert_ignore
 
 __all__ = ["evaluate_batch", "matches"]
@@ -149,16 +157,26 @@ def _trigger(
     window = max(1, rule.window_minutes or 1)
     threshold = rule.threshold or 0
     since = now - window * 60
-    condition = (events.c.issue_id == issue_id, events.c.received_at >= since)
+    # Counted from what the digest keeps per issue, never from event rows, which retention may have thinned.
     if rule.trigger == "event_frequency":
-        seen = connection.execute(select(func.count()).select_from(events).where(*condition)).scalar_one()
+        # Whole minutes: the one ``since`` falls in counts whole, so the window is up to a minute longer.
+        seen = connection.execute(
+            select(func.coalesce(func.sum(issue_minutes.c.count), 0)).where(
+                issue_minutes.c.issue_id == issue_id, issue_minutes.c.minute >= int(since // 60)
+            )
+        ).scalar_one()
         if seen <= threshold:
             return None
         return f"{seen} events in the last {window} minutes", len(matched), matched[-1]
     if rule.trigger == "impact":
         kind = rule.impact_kind or "users"
-        column = events.c[IMPACT_KINDS.get(kind, "user_key")]
-        seen = connection.execute(select(func.count(column.distinct())).where(*condition)).scalar_one()
+        seen = connection.execute(
+            select(func.count()).where(
+                issue_impact.c.issue_id == issue_id,
+                issue_impact.c.kind == IMPACT_KINDS.get(kind, "user"),
+                issue_impact.c.last_seen >= since,
+            )
+        ).scalar_one()
         if seen <= threshold:
             return None
         return f"{seen} {kind} affected in the last {window} minutes", len(matched), matched[-1]

@@ -27,7 +27,8 @@ DEFAULT_COOLDOWN_MINUTES = 30
 DEFAULT_HOURLY_CAP = 20
 FILTER_KEYS = ("environment", "release", "component", "workflow_id", "level", "tags")
 # impact trigger kind → the events column whose distinct values are counted
-IMPACT_KINDS = {"users": "user_key", "runs": "run_id", "workflows": "workflow_id"}
+# An impact rule's kind (plural, as in the API) and the issue_impact kind it counts.
+IMPACT_KINDS = {"users": "user", "runs": "run", "workflows": "workflow"}
 _RANK = {level: len(LEVELS) - i for i, level in enumerate(LEVELS)}  # fatal highest
 
 

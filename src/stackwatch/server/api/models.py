@@ -36,16 +36,27 @@ class Project(BaseModel):
     collect_ips: bool
     scrub_emails: bool
     scrub_ips: bool
+    # The project's own retention settings (null: the server's) and the limits in force.
+    retention_days: int | None
+    max_events: int | None
+    effective_retention_days: int
+    effective_max_events: int
+    # Events stored now, and the bytes of their compressed payloads and attachments.
+    stored_events: int
+    stored_bytes: int
 
 
 class ProjectUpdate(BaseModel):
-    """Privacy settings; each applies to events digested after the change."""
+    """Privacy settings apply to events digested after the change; retention settings (null: back to the
+    server's) from the worker's next pass."""
 
     model_config = ConfigDict(extra="forbid")
 
     collect_ips: bool | None = None
     scrub_emails: bool | None = None
     scrub_ips: bool | None = None
+    retention_days: int | None = None
+    max_events: int | None = None
 
 
 class Issue(BaseModel):

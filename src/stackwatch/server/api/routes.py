@@ -24,8 +24,16 @@ from stackwatch.server.api.models import (
 )
 from stackwatch.server.api.params import IssueId, event_project
 from stackwatch.server.config import Settings
+from stackwatch.server.retention import stored_totals
 from stackwatch.server.storage import throttle
-from stackwatch.server.storage.accounts import dsn, find_token, touch_token, update_project
+from stackwatch.server.storage.accounts import (
+    RETENTION_BOUNDS,
+    AccountError,
+    dsn,
+    find_token,
+    touch_token,
+    update_project,
+)
 from stackwatch.server.storage.db import now
 from stackwatch.server.storage.schema import events, issues, project_keys, projects
 
@@ -107,6 +115,7 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
                     .order_by(project_keys.c.id.desc())
                 ).all()
             )
+            stored = stored_totals(connection, [row.id for row in rows])
         return [
             {
                 "id": row.id,
@@ -116,6 +125,12 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
                 "collect_ips": row.collect_ips,
                 "scrub_emails": row.scrub_emails,
                 "scrub_ips": row.scrub_ips,
+                "retention_days": row.retention_days,
+                "max_events": row.max_events,
+                "effective_retention_days": row.retention_days or settings.retention_days,
+                "effective_max_events": settings.retention_max_events if row.max_events is None else row.max_events,
+                "stored_events": stored[row.id][0],
+                "stored_bytes": stored[row.id][1],
             }
             for row in rows
         ]
@@ -126,11 +141,20 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
 
     @router.patch("/projects/{slug}", response_model=Project)
     def patch_project(slug: str, change: ProjectUpdate, request: Request) -> dict[str, Any]:
-        values = change.model_dump(exclude_none=True)
+        # A null privacy setting changes nothing; a null retention setting means "the server's" again.
+        values = {
+            name: value
+            for name, value in change.model_dump(exclude_unset=True).items()
+            if value is not None or name in RETENTION_BOUNDS
+        }
         with engine.connect() as connection:
             connection = connection.execution_options(sqlite_write=True)
             with connection.begin():
-                if not update_project(connection, slug, **values):
+                try:
+                    found = update_project(connection, slug, **values)
+                except AccountError as error:
+                    raise HTTPException(422, str(error)) from None
+                if not found:
                     raise HTTPException(404, f"no project {slug!r}")
         return project_rows(request, slug)[0]
 

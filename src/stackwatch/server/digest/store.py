@@ -23,6 +23,7 @@ from stackwatch.server.storage.schema import (
     events,
     issue_hourly,
     issue_impact,
+    issue_minutes,
     issue_tags,
     issues,
     project_hourly,
@@ -135,23 +136,41 @@ def _new_issue(record: EventRecord) -> dict[str, Any]:
 
 
 def _impact(connection: Connection, records: list[tuple[int, EventRecord]]) -> Counter[tuple[int, str]]:
-    """Insert the distinct users, workflows, runs and tenants seen; count those new to each issue."""
+    """Count the events of each distinct user, workflow, run and tenant seen, with when it was last seen; count
+    the values new to each issue.
+
+    A value is new when its row's count is this batch's alone: a stored row has counted at least one event before.
+    """
     rows: dict[tuple[int, str, str], dict[str, Any]] = {}
     for issue_id, record in records:
-        workflow = record.event.workflow
+        event, workflow = record.event, record.event.workflow
         for kind, value in (
-            ("user", record.event.user_key),
+            ("user", event.user_key),
             ("workflow", workflow["workflow_id"]),
             ("run", workflow["run_id"]),
             ("tenant", workflow["tenant"]),
         ):
             text = clean(value, 320)
             if text:
-                rows[(issue_id, kind, text)] = {"issue_id": issue_id, "kind": kind, "value": text}
-    inserted = insert_ignore(
-        connection, issue_impact, list(rows.values()), ["issue_id", "kind", "value"], ["issue_id", "kind"]
+                row = rows.setdefault(
+                    (issue_id, kind, text),
+                    {"issue_id": issue_id, "kind": kind, "value": text, "count": 0, "last_seen": 0.0},
+                )
+                row["count"] += 1
+                row["last_seen"] = max(row["last_seen"], event.received_at)
+    ordered = [rows[key] for key in sorted(rows)]  # a fixed order of row locks across concurrent workers
+    written = upsert_add(
+        connection,
+        issue_impact,
+        ordered,
+        ["issue_id", "kind", "value"],
+        ["count"],
+        ["last_seen"],
+        returning=["issue_id", "kind", "value", "count"],
     )
-    return Counter((row.issue_id, row.kind) for row in inserted)
+    return Counter(
+        (row.issue_id, row.kind) for row in written if row.count == rows[(row.issue_id, row.kind, row.value)]["count"]
+    )
 
 
 def _issue_update() -> Update:
@@ -176,6 +195,8 @@ def _issue_update() -> Update:
             status=case((resolved, "unresolved"), else_=issues.c.status),
             regressed_at=case((resolved, bindparam("b_now")), else_=issues.c.regressed_at),
             resolved_at=case((resolved, None), else_=issues.c.resolved_at),
+            stored_events=issues.c.stored_events + bindparam("b_n"),
+            stored_bytes=issues.c.stored_bytes + bindparam("b_bytes"),
             **{column: issues.c[column] + bindparam(f"b_{column}") for column in IMPACT_KINDS.values()},
         )
     )
@@ -186,7 +207,10 @@ _UPDATE_ISSUES = _issue_update()
 
 
 def _update_issues(
-    connection: Connection, records: list[tuple[int, EventRecord]], new_impact: Counter[tuple[int, str]]
+    connection: Connection,
+    records: list[tuple[int, EventRecord]],
+    new_impact: Counter[tuple[int, str]],
+    payload_bytes: Counter[int],
 ) -> None:
     latest: dict[int, EventRecord] = {}
     stats: dict[int, dict[str, Any]] = {}
@@ -213,6 +237,7 @@ def _update_issues(
                 "b_release": clean(record.event.release, 250),
                 "b_unhandled": entry["unhandled"],
                 "b_now": record.event.received_at,
+                "b_bytes": payload_bytes[issue_id],
                 **{f"b_{column}": new_impact[(issue_id, kind)] for kind, column in IMPACT_KINDS.items()},
             }
         )
@@ -239,8 +264,12 @@ def _tag_rows(records: list[tuple[int, EventRecord]]) -> list[dict[str, Any]]:
     return list(rows.values())
 
 
-def _event_rows(records: list[tuple[int, EventRecord]], compressor: zstandard.ZstdCompressor) -> list[dict[str, Any]]:
+def _event_rows(
+    records: list[tuple[int, EventRecord]], compressor: zstandard.ZstdCompressor, pin: set[int]
+) -> list[dict[str, Any]]:
+    """The events' rows; the first event in the batch of each issue in ``pin`` is pinned (see schema.events)."""
     rows = []
+    pinned: set[int] = set()
     for issue_id, record in records:
         event, workflow = record.event, record.event.workflow
         event.data["grouping"] = {"hash": record.grouping_hash, "version": record.grouping_version}
@@ -263,8 +292,11 @@ def _event_rows(records: list[tuple[int, EventRecord]], compressor: zstandard.Zs
                 "tenant": clean(workflow["tenant"], 200),
                 "user_key": clean(event.user_key, 320),
                 "payload": compressor.compress(orjson.dumps(event.data, option=orjson.OPT_NON_STR_KEYS)),
+                "pinned": issue_id in pin and issue_id not in pinned,
             }
         )
+        if issue_id in pin:
+            pinned.add(issue_id)
     return rows
 
 
@@ -324,8 +356,20 @@ def write_batch(connection: Connection, batch: ParsedBatch, compressor: zstandar
     result.regressions = sorted(row.id for key, row in found.items() if key in keys and row.status == "resolved")
     result.new_issues = _create_issues(connection, records, found)
     with_issue = [(found[(r.event.project_id, r.grouping_hash)].id, r) for r in records]
-    _update_issues(connection, with_issue, _impact(connection, with_issue))
-    connection.execute(insert(events), _event_rows(with_issue, compressor))
+    event_rows = _event_rows(with_issue, compressor, {*result.new_issues, *result.regressions})
+    payload_bytes: Counter[int] = Counter()
+    for row in event_rows:
+        payload_bytes[row["issue_id"]] += len(row["payload"])
+    _update_issues(connection, with_issue, _impact(connection, with_issue), payload_bytes)
+    connection.execute(insert(events), event_rows)
+    by_minute = Counter((issue_id, int(r.event.received_at // 60)) for issue_id, r in with_issue)
+    upsert_add(
+        connection,
+        issue_minutes,
+        [{"issue_id": i, "minute": m, "count": n} for (i, m), n in sorted(by_minute.items())],
+        ["issue_id", "minute"],
+        ["count"],
+    )
     hourly: Counter[tuple[int, int]] = Counter((issue_id, hour_of(r.event.timestamp)) for issue_id, r in with_issue)
     upsert_add(
         connection,

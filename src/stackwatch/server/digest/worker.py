@@ -26,6 +26,7 @@ from stackwatch.server.alerts.evaluate import evaluate_batch
 from stackwatch.server.digest.items import ProjectPolicy, parse_rows
 from stackwatch.server.digest.store import BatchResult, write_batch
 from stackwatch.server.metrics import record_counters
+from stackwatch.server.retention import Retention
 from stackwatch.server.storage import quarantine
 from stackwatch.server.storage.inbox import Inbox, InboxRow
 from stackwatch.server.storage.schema import projects
@@ -37,6 +38,8 @@ log = logging.getLogger("stackwatch.digest")
 Listener = Callable[[BatchResult], None]
 
 _DAY = 86_400.0
+_RETENTION_BUSY = 0.05  # seconds of retention work after a batch, under load
+_RETENTION_IDLE = 0.5  # and when the inbox is empty
 _QUARANTINE_SWEEP = 60.0  # seconds between sweeps of the quarantine (expiry, sealing what an old version left)
 
 
@@ -64,7 +67,9 @@ class Digester:
         identity_key: bytes = b"",
         base_url: str = "",
         quarantine_days: int = 14,
+        retention: Retention | None = None,
     ):
+        self.retention = retention
         self._engine = engine
         self._quarantine_days = quarantine_days
         self._swept = 0.0
@@ -146,10 +151,12 @@ class Digester:
         self._inbox.after_commit(rows)
 
     def tidy(self, *, idle: bool) -> None:
-        """Housekeeping between batches: the inbox's (a WAL checkpoint on SQLite), and now and then the
-        quarantine's: envelopes older than ``quarantine_days`` are deleted, plaintext ones left by an older
-        version sealed."""
+        """Housekeeping between batches: the inbox's (a WAL checkpoint on SQLite), retention's (a slice of the
+        pass under way: longer when idle, short between batches under load), and now and then the quarantine's:
+        envelopes older than ``quarantine_days`` are deleted, plaintext ones left by an older version sealed."""
         self._inbox.tidy(idle=idle)
+        if self.retention is not None:
+            self.retention.step(_RETENTION_IDLE if idle else _RETENTION_BUSY)
         if time.monotonic() - self._swept < _QUARANTINE_SWEEP:
             return
         self._swept = time.monotonic()

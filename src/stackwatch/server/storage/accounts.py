@@ -98,17 +98,29 @@ def create_project(connection: Connection, name: str, *, public_key: str | None 
     return ProjectInfo(project_id, slug, name, public_key)
 
 
-PROJECT_SETTINGS = ("collect_ips", "scrub_emails", "scrub_ips")
+PROJECT_SETTINGS = ("collect_ips", "scrub_emails", "scrub_ips", "retention_days", "max_events")
+# Retention settings: NULL means the server-wide setting; the bounds are those of STACKWATCH_RETENTION_*.
+RETENTION_BOUNDS = {"retention_days": (1, 36_500), "max_events": (0, 10**9)}
 
 
-def update_project(connection: Connection, slug: str, **settings: bool) -> bool:
-    """Change a project's privacy settings (see ``PROJECT_SETTINGS``); ``False`` when there is no such project.
+def update_project(connection: Connection, slug: str, **settings: bool | int | None) -> bool:
+    """Change a project's settings (see ``PROJECT_SETTINGS``); ``False`` when there is no such project.
 
-    They apply to events digested from then on; what is stored already is not rewritten.
+    Privacy settings apply to events digested from then on; what is stored already is not rewritten. Retention
+    settings (``None``: back to the server-wide one) apply from the worker's next pass.
     """
     unknown = set(settings) - set(PROJECT_SETTINGS)
     if unknown:
         raise AccountError(f"unknown project setting: {', '.join(sorted(unknown))}")
+    for name, value in settings.items():
+        if name in RETENTION_BOUNDS:
+            low, high = RETENTION_BOUNDS[name]
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high
+            ):
+                raise AccountError(f"{name} must be an integer from {low:,} to {high:,}, or null for the server's")
+        elif not isinstance(value, bool):
+            raise AccountError(f"{name} must be true or false")
     exists = connection.execute(select(projects.c.id).where(projects.c.slug == slug)).first() is not None
     if exists and settings:
         connection.execute(update(projects).where(projects.c.slug == slug).values(**settings))

@@ -45,6 +45,7 @@ __all__ = [
     "inbox",
     "issue_hourly",
     "issue_impact",
+    "issue_minutes",
     "issue_tags",
     "issues",
     "metadata",
@@ -85,6 +86,10 @@ projects = Table(
     # Redaction of emails and IP addresses is off by default: both are often what one debugs with.
     Column("scrub_emails", Boolean, nullable=False, server_default=false()),
     Column("scrub_ips", Boolean, nullable=False, server_default=false()),
+    # Retention (server/retention.py): days an event is kept and events stored at most; NULL means the server-wide
+    # STACKWATCH_RETENTION_DAYS and STACKWATCH_RETENTION_MAX_EVENTS.
+    Column("retention_days", Integer, nullable=True),
+    Column("max_events", Integer, nullable=True),
 )
 
 project_keys = Table(
@@ -177,6 +182,10 @@ issues = Table(
     Column("workflow_count", Integer, nullable=False, default=0),
     Column("run_count", Integer, nullable=False, default=0),
     Column("tenant_count", Integer, nullable=False, default=0),
+    # Events of the issue still stored and the bytes of their payloads: kept by the digest (+) and the retention
+    # pass (-) in their transactions, so a project's stored events are a sum over its issues, not a count of rows.
+    Column("stored_events", BigInteger, nullable=False, server_default="0"),
+    Column("stored_bytes", BigInteger, nullable=False, server_default="0"),
     UniqueConstraint("project_id", "grouping_hash"),
     Index(None, "project_id", "status", "last_seen"),
     Index(None, "project_id", "last_seen"),
@@ -204,12 +213,15 @@ events = Table(
     Column("user_key", String(320), nullable=True),
     # The normalized event as JSON, zstd-compressed.
     Column("payload", LargeBinary, nullable=False),
+    # Never thinned out by the count limit: the issue's first event and the first event of each regression.
+    Column("pinned", Boolean, nullable=False, server_default=false()),
     UniqueConstraint("project_id", "event_id"),
     Index(None, "issue_id", "id"),
     Index(None, "run_id"),
     Index(None, "event_id"),
-    # Alert rules count an issue's events (and distinct users, runs, workflows) in the last minutes.
-    Index(None, "issue_id", "received_at"),
+    # Retention: an issue's events that may be thinned out, by age (and all of them by age, ``pinned IN (0, 1)``);
+    # covering on SQLite, where the rowid is part of every index.
+    Index(None, "issue_id", "pinned", "received_at"),
 )
 
 issue_hourly = Table(
@@ -245,13 +257,30 @@ issue_tags = Table(
 )
 
 # One row per distinct (issue, kind, value): kind is user, workflow, run or tenant. The issue's *_count
-# columns are kept equal to the number of rows of each kind (incremented by the rows each batch inserts).
+# columns are kept equal to the number of rows of each kind (incremented by the rows each batch inserts,
+# decremented by the retention pass when it forgets values not seen within the age limit). ``count`` is the
+# events with that value, ``last_seen`` the latest receive time: alert rules count distinct values in a window
+# from it, whatever events are still stored.
 issue_impact = Table(
     "issue_impact",
     metadata,
     Column("issue_id", BigId, ForeignKey("issues.id", ondelete="CASCADE"), primary_key=True),
     Column("kind", String(16), primary_key=True),
     Column("value", String(320), primary_key=True),
+    Column("count", BigInteger, nullable=False, server_default="1"),
+    Column("last_seen", Double, nullable=False, server_default="0"),
+    Index(None, "issue_id", "kind", "last_seen"),
+)
+
+# An issue's events per minute of receive time over the last day: what alert rules' event windows count, exact
+# whatever events are still stored. The retention pass deletes minutes older than a day.
+issue_minutes = Table(
+    "issue_minutes",
+    metadata,
+    Column("issue_id", BigId, ForeignKey("issues.id", ondelete="CASCADE"), primary_key=True),
+    Column("minute", BigInteger, primary_key=True),
+    Column("count", BigInteger, nullable=False),
+    Index(None, "minute"),
 )
 
 attachments = Table(

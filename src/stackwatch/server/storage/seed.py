@@ -32,6 +32,7 @@ from stackwatch.server.storage.schema import (
     events,
     issue_hourly,
     issue_impact,
+    issue_minutes,
     issue_tags,
     issues,
     project_hourly,
@@ -249,7 +250,9 @@ class _Generator:
         rows: list[dict[str, Any]] = []
         hourly: Counter[int] = Counter()
         facets: dict[tuple[str, str], list[float]] = {}
-        impact: dict[str, set[str]] = {"user": set(), "workflow": set(), "run": set(), "tenant": set()}
+        # Per kind and value: events with it and the latest receive time (events come in timestamp order).
+        impact: dict[str, dict[str, list[float]]] = {"user": {}, "workflow": {}, "run": {}, "tenant": {}}
+        minutes: Counter[int] = Counter()
         releases = []
         for stamp, environment in zip(stamps, environments, strict=True):
             row, tags = self.event(issue, stamp, environment)
@@ -266,11 +269,19 @@ class _Generator:
                 entry = facets.setdefault(item, [0, 0.0])
                 entry[0] += 1
                 entry[1] = stamp  # events come in timestamp order: the last one seen is the latest
-            impact["workflow"].add(row["workflow_id"])
-            impact["run"].add(row["run_id"])
-            impact["tenant"].add(row["tenant"])
-            if row["user_key"]:
-                impact["user"].add(row["user_key"])
+            for kind, value in (
+                ("workflow", row["workflow_id"]),
+                ("run", row["run_id"]),
+                ("tenant", row["tenant"]),
+                ("user", row["user_key"]),
+            ):
+                if value:
+                    seen = impact[kind].setdefault(value, [0, 0.0])
+                    seen[0] += 1
+                    seen[1] = max(seen[1], row["received_at"])
+            if row["received_at"] >= self.now - 86_400:  # alert windows reach back a day at most
+                minutes[int(row["received_at"] // 60)] += 1
+        rows[0]["pinned"] = True  # the issue's first event
         resolved_at = None
         if issue.status == "resolved":
             resolved_at = min(self.now, stamps[-1] + rng.uniform(600, 86_400))
@@ -280,7 +291,12 @@ class _Generator:
                 {"issue_id": issue.id, "key": key, "value": value, "count": int(n), "last_seen": seen}
                 for (key, value), (n, seen) in facets.items()
             ],
-            "impact": [{"issue_id": issue.id, "kind": k, "value": v} for k, values in impact.items() for v in values],
+            "impact": [
+                {"issue_id": issue.id, "kind": k, "value": v, "count": int(n), "last_seen": seen}
+                for k, values in impact.items()
+                for v, (n, seen) in values.items()
+            ],
+            "minutes": [{"issue_id": issue.id, "minute": m, "count": n} for m, n in minutes.items()],
             "update": {
                 "b_id": issue.id,
                 "b_n": count,
@@ -289,6 +305,7 @@ class _Generator:
                 "b_first_release": releases[0],
                 "b_last_release": releases[-1],
                 "b_resolved_at": resolved_at,
+                "b_bytes": sum(len(row["payload"]) for row in rows),
                 **{f"b_{kind}": len(values) for kind, values in impact.items()},
             },
         }
@@ -348,6 +365,7 @@ class _Generator:
             "tenant": tenant,
             "user_key": f"id:{user_id}" if user_id else None,
             "payload": self.compressor.compress(orjson.dumps(data)),
+            "pinned": False,
         }
         return row, tags
 
@@ -357,6 +375,8 @@ _UPDATE_ISSUES = (
     .where(issues.c.id == bindparam("b_id"))
     .values(
         event_count=bindparam("b_n"),
+        stored_events=bindparam("b_n"),
+        stored_bytes=bindparam("b_bytes"),
         first_seen=bindparam("b_first"),
         last_seen=bindparam("b_last"),
         first_release=bindparam("b_first_release"),
@@ -380,7 +400,7 @@ class _Writer:
 
     def __init__(self, engine: Engine, chunk: int):
         self.engine, self.chunk = engine, chunk
-        tables = (events, issue_hourly, project_hourly, issue_tags, issue_impact)
+        tables = (events, issue_hourly, project_hourly, issue_tags, issue_impact, issue_minutes)
         self.buffers: dict[Table, list[dict[str, Any]]] = {table: [] for table in tables}
         self.written: Counter[str] = Counter()
 
@@ -447,6 +467,7 @@ def seed_project(
         writer.add(issue_hourly, derived["hourly"])
         writer.add(issue_tags, derived["tags"])
         writer.add(issue_impact, derived["impact"])
+        writer.add(issue_minutes, derived["minutes"])
         updates.append(derived["update"])
         if (done + count) // report_every > done // report_every:
             progress(f"events: {done + count:,}/{options.events:,} ({time.monotonic() - started:.1f} s)")

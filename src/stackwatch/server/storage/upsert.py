@@ -36,16 +36,17 @@ def upsert_add(
     greatest: Sequence[str] = (),
     *,
     ceiling: int | None = None,
-) -> None:
+    returning: Sequence[str] = (),
+) -> list[Any]:
     """Insert rows; on a key conflict add the new values of ``add`` columns to the stored ones and keep the
-    larger value of each ``greatest`` column.
+    larger value of each ``greatest`` column. Returns the ``returning`` columns of every row written, as it now is.
 
     With ``ceiling``, each sum stops there instead of overflowing: PostgreSQL refuses a ``BIGINT`` sum past
     2^63 - 1 and SQLite silently turns it into a floating-point number. The new values must be at most ``ceiling``
     (the caller clamps them), so ``ceiling - new`` cannot overflow either.
     """
     if not rows:
-        return
+        return []
     statement = _insert(connection, table)
     excluded = statement.excluded
     updates: dict[str, ColumnElement[Any]] = {name: table.c[name] + excluded[name] for name in add}
@@ -55,7 +56,11 @@ def upsert_add(
             updates[name] = stop
     for name in greatest:
         updates[name] = case((table.c[name] < excluded[name], excluded[name]), else_=table.c[name])
-    connection.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=updates), list(rows))
+    upsert = statement.on_conflict_do_update(index_elements=list(keys), set_=updates)
+    if not returning:
+        connection.execute(upsert, list(rows))
+        return []
+    return list(connection.execute(upsert.returning(*(table.c[name] for name in returning)), list(rows)))
 
 
 def insert_ignore(
