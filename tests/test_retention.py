@@ -260,7 +260,7 @@ def test_sqlite_prune_keeps_the_write_lock_short(stack: Stack) -> None:
         support.send_ok(stack, support.exception_event(value=str(i)))
     stack.digest()
     pruner = Retention(stack.services.engine, Limits(90, 1), chunk=5)
-    steps = pruner._run()  # noqa: SLF001 - one unit at a time
+    steps = pruner.units()  # one unit at a time
     next(steps)
     path = stack.settings.database_url.removeprefix("sqlite:///")
     other = sqlite3.connect(path, timeout=0, isolation_level=None)  # a writer between two units never waits

@@ -205,7 +205,7 @@ class Retention:
                 return False
             self._started = time.monotonic()
             self.report = PruneReport()
-            self._pass = self._run()
+            self._pass = self.units()
         deadline = time.monotonic() + budget
         for _ in self._pass:
             if time.monotonic() >= deadline:
@@ -232,7 +232,8 @@ class Retention:
 
     # --- the pass ---------------------------------------------------------------------------------------------
 
-    def _run(self) -> Iterator[None]:
+    def units(self) -> Iterator[None]:
+        """A whole pass, as units of work: each ``next`` commits one short transaction (or a few reads)."""
         now = self._clock()
         with self._engine.connect() as connection:
             rows = connection.execute(
