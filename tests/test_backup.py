@@ -174,30 +174,29 @@ def test_a_backup_taken_while_serving_restores_the_same_issues_and_digests_its_i
     assert set(stream.acknowledged[:before]) <= set(during) <= set(stream.acknowledged)
 
 
-def test_the_copy_finishes_and_is_one_snapshot_while_the_source_is_written(tmp_path: Path) -> None:
-    """A copy in steps restarts at every write by another connection unless its source holds a read
-    transaction; with one it ends, and holds the rows as they were when it began."""
-    source_path = tmp_path / "source.sqlite3"
-    writer = sqlite3.connect(source_path, isolation_level=None)
-    writer.execute("PRAGMA journal_mode=WAL")
-    writer.execute("CREATE TABLE rows (id INTEGER PRIMARY KEY, body BLOB)")
-    writer.executemany("INSERT INTO rows (body) VALUES (randomblob(4000))", [()] * 500)
-    source = sqlite3.connect(source_path, isolation_level=None)
-    source.execute("BEGIN")
-    assert source.execute("SELECT count(*) FROM rows").fetchone()[0] == 500
-    steps: list[int] = []
+def test_the_copy_finishes_and_is_one_snapshot_while_the_server_writes(installed: Path, tmp_path: Path) -> None:
+    """A copy in steps restarts at every write by another connection unless it reads from one snapshot; from
+    one, it ends, and holds both files as they were when it began."""
+    database, inbox = installed / "stackwatch.sqlite3", installed / "stackwatch-inbox.sqlite3"
+    writers = [sqlite3.connect(path, isolation_level=None) for path in (database, inbox)]
+    steps: list[str] = []
 
-    def write_between_steps(_what: str, done: int, total: int) -> None:
-        steps.append(done)
+    def write_between_steps(what: str, done: int, total: int) -> None:
+        steps.append(what)
         assert len(steps) < 1000, "the copy keeps restarting"
-        writer.execute("INSERT INTO rows (body) VALUES (randomblob(4000))")
+        writers[0].execute("INSERT INTO digest_state (name, value) VALUES (?, 0)", (f"marker-{len(steps)}",))
+        writers[1].execute("INSERT INTO inbox (project_id, received_at, body) VALUES (1, 0, x'00')")
 
-    backup.copy_database(source, tmp_path / "copy.sqlite3", step_pages=20, progress=write_between_steps)
-    assert len(steps) > 10  # it was copied in steps, with writes between them
-    with sqlite3.connect(tmp_path / "copy.sqlite3") as copy:
-        assert copy.execute("SELECT count(*) FROM rows").fetchone()[0] == 500
+    manifest = backup.take_backup(
+        installed, f"sqlite:///{database}", tmp_path / "copy", progress=write_between_steps, step_pages=4
+    )
+    assert steps.count("database") > 10 and "inbox" in steps  # copied in steps, written between them
+    with sqlite3.connect(tmp_path / "copy" / backup.DATABASE_FILE) as copy:
+        assert copy.execute("SELECT count(*) FROM digest_state WHERE name LIKE 'marker-%'").fetchone()[0] == 0
         assert copy.execute("PRAGMA journal_mode").fetchone()[0] == "delete"  # one self-contained file
-    assert writer.execute("SELECT count(*) FROM rows").fetchone()[0] == 500 + len(steps)
+    with sqlite3.connect(tmp_path / "copy" / backup.INBOX_FILE) as copy:
+        assert copy.execute("SELECT count(*) FROM inbox").fetchone()[0] == 1 == manifest["inbox_backlog"]
+    assert writers[1].execute("SELECT count(*) FROM inbox").fetchone()[0] == 1 + len(steps)
 
 
 # --- the commands' refusals --------------------------------------------------------------------------------------
