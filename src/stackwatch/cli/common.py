@@ -19,6 +19,7 @@ from stackwatch.server.storage import accounts, datadir, db
 
 __all__ = [
     "compact",
+    "configuration",
     "database_errors",
     "init_option",
     "key_values",
@@ -63,6 +64,11 @@ def settings_from(*, server: bool = False, init: bool = False, **flags: Any) -> 
     except datadir.DataDirError as exc:
         raise click.ClickException(str(exc)) from None
     return _load_settings(flags, server=True) if server else settings
+
+
+def configuration(**flags: Any) -> Settings:
+    """The validated settings, checking and creating nothing (``restore`` must find the data directory as it is)."""
+    return _load_settings(flags, server=False)
 
 
 def _load_settings(flags: dict[str, Any], *, server: bool) -> Settings:

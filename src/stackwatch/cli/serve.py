@@ -19,7 +19,7 @@ from stackwatch import __version__
 from stackwatch.cli import common
 from stackwatch.cli.common import main, open_engine, safe_url, settings_from, store_options, transaction
 from stackwatch.server.config import ROLES, Settings
-from stackwatch.server.storage import accounts, db
+from stackwatch.server.storage import accounts, datadir, db, running
 from stackwatch.server.storage.filemodes import secure_data_dir
 from stackwatch.server.storage.schema import events
 
@@ -48,6 +48,10 @@ def serve(demo: bool, init: bool, **flags: Any) -> None:
     settings = settings_from(server=True, init=init, **flags)
     logs.configure(settings.log_level)  # uvicorn's handlers get the redacting filter in Server
     secure_data_dir(settings.data_dir)  # 0700, its files 0600, and umask 077 for what the server makes there
+    try:
+        running.hold_shared(settings.data_dir)  # `stackwatch restore` refuses while any server holds it
+    except datadir.DataDirError as exc:
+        raise click.ClickException(str(exc)) from None
     with transaction(settings, init=init) as connection:  # creates and migrates the database on first start
         first = accounts.ensure_defaults(connection)
         dsn = _default_dsn(connection, settings)

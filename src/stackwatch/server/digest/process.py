@@ -40,6 +40,7 @@ def _child_main(settings: Settings, parent: int) -> None:
     from stackwatch.server import logs
     from stackwatch.server.digest.worker import DigestWorker
     from stackwatch.server.services import open_services
+    from stackwatch.server.storage import datadir, running
 
     # The handler only flips a flag: a handler that took a lock (``Event.set``) could interrupt the main thread
     # while it holds that very lock, and deadlock.
@@ -51,6 +52,10 @@ def _child_main(settings: Settings, parent: int) -> None:
     with contextlib.suppress(OSError):
         os.nice(_DIGEST_NICENESS)
     logs.configure(settings.log_level)  # its own: a spawned child starts without the server's logging
+    # A spawned child inherits no descriptor, so it takes its own share of the server's lock: a digest that
+    # outlives a killed server for a moment still counts as running for `stackwatch restore`.
+    with contextlib.suppress(datadir.DataDirError):
+        running.hold_shared(settings.data_dir)
     services = open_services(settings, migrate=False)
     # No in-process wake-up from ingest here: poll often, an idle poll is one indexed read.
     worker = DigestWorker(services.digester, services.inbox, poll_interval=0.05)
