@@ -67,6 +67,9 @@ class Settings:
     meshhook_run_url: str = ""
     # Raw data at rest: days an envelope the digest could not store stays in the quarantine (sealed).
     quarantine_days: int = 14
+    # Disk: megabytes the store may take (SQLite files, or the PostgreSQL database); 0 = no limit. At 90 % the
+    # retention pass evicts more eagerly, at 100 % ingest answers 429 (server/storage/disk.py).
+    max_disk_mb: int = 0
     # HTTP: what a request's head may hold, how long a request may take to arrive, how long an idle connection
     # stays open (enforced in server/protocol.py, where the bytes arrive).
     max_header_bytes: int = 64 * 1024
@@ -242,6 +245,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "alerts_allow_private_targets": _boolean,
     "meshhook_run_url": _meshhook_run_url,
     "quarantine_days": _int_in(1, 3650),
+    "max_disk_mb": _int_in(0, 10**9),
     "max_header_bytes": lambda text: _size_at_least(1024, text),
     "max_header_line_bytes": lambda text: _size_at_least(1024, text),
     "max_headers": _int_in(10, 10_000),

@@ -13,6 +13,7 @@ from stackwatch.server.alerts.dispatcher import Dispatcher
 from stackwatch.server.config import Settings
 from stackwatch.server.digest.worker import Digester
 from stackwatch.server.storage import db
+from stackwatch.server.storage.disk import DiskUsage
 from stackwatch.server.storage.inbox import Inbox, open_inbox
 from stackwatch.server.storage.sealing import Sealer
 
@@ -26,6 +27,7 @@ class Services:
     inbox: Inbox
     digester: Digester
     dispatcher: Dispatcher
+    disk: DiskUsage  # this process's measure of the store against STACKWATCH_MAX_DISK_MB
 
     def close(self) -> None:
         self.inbox.close()
@@ -50,4 +52,5 @@ def open_services(settings: Settings, *, migrate: bool = True) -> Services:
     dispatcher = Dispatcher(engine, settings)
     # A batch that wrote notifications wakes the dispatcher of this process at once.
     digester.listeners.append(lambda result: dispatcher.wakeup.set() if result.notifications else None)
-    return Services(settings, engine, inbox, digester, dispatcher)
+    disk = DiskUsage(settings.database_url, engine, settings.max_disk_mb * 1024 * 1024)
+    return Services(settings, engine, inbox, digester, dispatcher, disk)

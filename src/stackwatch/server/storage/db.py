@@ -59,6 +59,10 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # Free pages can then be given back to the disk in short steps (storage/disk.py). It takes effect only
+        # in a file without tables yet, and before WAL mode writes its first page: on a new file. In any other
+        # it is the mode that a later VACUUM converts the file to.
+        cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA busy_timeout=30000")
@@ -90,3 +94,8 @@ def migrate(engine: Engine) -> None:
                 connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7316001)")
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+    path = sqlite_path(engine.url.render_as_string(hide_password=False))
+    if path is not None:
+        from stackwatch.server.storage import disk
+
+        disk.ensure_incremental(engine, path, "database")
