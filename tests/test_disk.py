@@ -93,7 +93,9 @@ def test_a_large_file_is_left_with_a_warning_and_converted_by_the_command(
     assert path is not None
     raw = services.engine.raw_connection()
     try:
-        raw.driver_connection.executescript("PRAGMA auto_vacuum=NONE; VACUUM;")  # as an older version left it
+        driver = raw.driver_connection
+        assert driver is not None
+        driver.executescript("PRAGMA auto_vacuum=NONE; VACUUM;")  # as an older version left it
     finally:
         raw.close()
     assert mode(path) == 0
@@ -183,8 +185,8 @@ def test_usage_is_the_files_or_the_database_and_is_cached(settings: Settings, se
         assert measured == sum(p.stat().st_size for p in disk.store_files(settings.database_url) if p.exists())
         assert not monitor.blocking
     else:
-        with psycopg.connect(settings.database_url) as connection:
-            row = connection.execute("SELECT pg_database_size(current_database())").fetchone()
+        with psycopg.connect(settings.database_url) as pg:
+            row = pg.execute("SELECT pg_database_size(current_database())").fetchone()
         assert row is not None and measured == row[0]
         assert monitor.blocking
     assert measured > 0

@@ -59,10 +59,11 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        # Free pages can then be given back to the disk in short steps (storage/disk.py). It takes effect only
-        # in a file without tables yet, and before WAL mode writes its first page: on a new file. In any other
-        # it is the mode that a later VACUUM converts the file to.
-        cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        # A new file gets incremental auto-vacuum, so that free pages can be given back to the disk in short
+        # steps (storage/disk.py): set before WAL mode writes the first page, which fixes the mode. Only then:
+        # setting it writes a transaction each time, even when the mode is already that one.
+        if cursor.execute("PRAGMA page_count").fetchone()[0] == 0:
+            cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA busy_timeout=30000")
