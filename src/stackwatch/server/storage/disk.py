@@ -41,11 +41,12 @@ __all__ = [
 log = logging.getLogger("stackwatch.disk")
 
 # A file made with ``auto_vacuum=NONE`` is converted at start (a VACUUM: the whole file rewritten under an
-# exclusive lock, ~1 s per 100 MB here, and as much free disk again) only below this size; above it, the
+# exclusive lock, ~0.8 s per 100 MB here, and as much free disk again) only below this size; above it, the
 # operator runs ``stackwatch db vacuum`` at a moment of their choosing.
 CONVERT_MAX_BYTES = 512 * 1024 * 1024
 # Pages freed per write transaction. 256 pages (1 MB at SQLite's default page size) hold the write lock for a
-# few milliseconds (bench/disk_reclaim.py): an ingest commit waiting behind one step is not noticeably slower.
+# few milliseconds (3 ms median, 10 ms longest: bench/disk_reclaim.py): an ingest commit waiting behind one step
+# is not noticeably slower.
 RECLAIM_STEP = 256
 # Fractions of STACKWATCH_MAX_DISK_MB: from RETENTION_PRESSURE on, the retention pass evicts more eagerly; from
 # REFUSE_PRESSURE on, ingest answers 429 until the usage is below it again.
