@@ -273,3 +273,14 @@ def test_sqlite_prune_keeps_the_write_lock_short(stack: Stack) -> None:
     for _ in steps:
         pass
     assert len(stored_ids(stack)) == 2  # the first (pinned) and the latest
+
+
+def test_disk_pressure_thins_a_project_without_a_count_limit(stack: Stack) -> None:
+    set_limits(stack, max_events=0)
+    sent = [support.send_ok(stack, support.exception_event(value=str(i))) for i in range(40)]
+    stack.digest()
+    Retention(stack.services.engine, Limits(90, 0)).run_pass()
+    assert len(stored_ids(stack)) == 40  # no pressure, no count limit: nothing goes
+    Retention(stack.services.engine, Limits(90, 0), pressure=lambda: 1.0).run_pass()
+    kept = stored_ids(stack)
+    assert len(kept) == 32 and sent[0] in kept and sent[-1] in kept  # 80 % of the limit is aimed at

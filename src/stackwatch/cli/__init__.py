@@ -5,7 +5,7 @@ create and migrate the database when it does not exist yet. One module per comma
 registers their commands on :data:`main`.
 """
 
-from stackwatch.cli import accounts, alerts, backup, projects, quarantine, serve  # noqa: F401 - registers the commands
+from stackwatch.cli import accounts, alerts, backup, database, projects, quarantine, serve  # noqa: F401 - registers the commands
 from stackwatch.cli.common import main
 
 __all__ = ["main"]

@@ -69,7 +69,7 @@ def create_app(settings: Settings, services: Services | None = None, *, run_work
     app.add_exception_handler(OperationalError, database_unavailable)
     app.add_exception_handler(PoolTimeoutError, database_unavailable)
     if settings.runs_ingest:
-        for route in Ingest(settings, KeyCache(services.engine), services.inbox).routes():
+        for route in Ingest(settings, KeyCache(services.engine), services.inbox, disk=services.disk).routes():
             app.router.routes.append(route)
     if settings.runs_web:
         app.include_router(build_router(services.engine, settings))
@@ -93,7 +93,13 @@ def _health_routes(app: FastAPI, services: Services) -> None:
     @app.get("/metrics", include_in_schema=False)
     def metrics(_request: Request) -> Response:
         backlog = float(services.inbox.backlog())
-        gauges = {"stackwatch_inbox_backlog": ("Envelopes accepted and not yet digested.", backlog)}
+        gauges = {
+            "stackwatch_inbox_backlog": ("Envelopes accepted and not yet digested.", backlog),
+            "stackwatch_disk_bytes": ("Bytes the store takes on disk (as last measured).", services.disk.current()),
+        }
+        if services.disk.limit_bytes > 0:
+            help_text = "STACKWATCH_MAX_DISK_MB in bytes: ingest answers 429 at it."
+            gauges["stackwatch_disk_limit_bytes"] = (help_text, services.disk.limit_bytes)
         with services.engine.connect() as connection:
             stored = database_counters(connection)
             gauges.update(alert_gauges(connection, UNHEALTHY_AFTER))

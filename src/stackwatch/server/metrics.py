@@ -59,7 +59,9 @@ class Metrics:
             label_text = ",".join(f'{key}="{val}"' for key, val in labels)
             lines.append(f"{name}{{{label_text}}} {value}" if label_text else f"{name} {value}")
         for name, (help_text, gauge) in sorted(gauges.items()):
-            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {gauge:g}"]
+            # Whole numbers in full: ``:g`` would write a byte count as 3.14573e+06.
+            shown = str(int(gauge)) if float(gauge).is_integer() else f"{gauge:g}"
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {shown}"]
         return "\n".join(lines) + "\n"
 
 

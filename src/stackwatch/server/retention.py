@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, select, update
 
 from stackwatch.server.digest.items import hour_of
+from stackwatch.server.storage.disk import RETENTION_PRESSURE
 from stackwatch.server.storage.schema import (
     attachments,
     client_report_counts,
@@ -59,7 +60,7 @@ IMPACT_KINDS = {"user": "user_count", "workflow": "workflow_count", "run": "run_
 # Facet and impact values are forgotten by age at most this often: finding them reads an issue's rows of them.
 FACET_PRUNE_INTERVAL = 3600.0
 # Disk pressure (used / STACKWATCH_MAX_DISK_MB) from which the count limits tighten, and the level they aim at.
-PRESSURE_TIGHTEN = 0.9
+PRESSURE_TIGHTEN = RETENTION_PRESSURE
 PRESSURE_TARGET = 0.8
 _FACET_ISSUES = 50  # issues whose old values are forgotten per transaction
 _RETENTION_LOCK = 7316002  # PostgreSQL advisory lock: one worker prunes at a time

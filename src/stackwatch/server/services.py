@@ -14,6 +14,7 @@ from stackwatch.server.config import Settings
 from stackwatch.server.digest.worker import Digester
 from stackwatch.server.retention import Limits, Retention
 from stackwatch.server.storage import db
+from stackwatch.server.storage.disk import DiskUsage
 from stackwatch.server.storage.inbox import Inbox, open_inbox
 from stackwatch.server.storage.sealing import Sealer
 
@@ -27,6 +28,7 @@ class Services:
     inbox: Inbox
     digester: Digester
     dispatcher: Dispatcher
+    disk: DiskUsage  # this process's measure of the store against STACKWATCH_MAX_DISK_MB
 
     def close(self) -> None:
         self.inbox.close()
@@ -39,6 +41,7 @@ def open_services(settings: Settings, *, migrate: bool = True) -> Services:
         db.migrate(engine)
     sealer = Sealer(settings.secret_key)
     inbox = open_inbox(engine, settings.database_url, sealer=sealer, synchronous=settings.sqlite_synchronous)
+    disk = DiskUsage(settings.database_url, engine, settings.max_disk_mb * 1024 * 1024)
     digester = Digester(
         engine,
         inbox,
@@ -51,9 +54,10 @@ def open_services(settings: Settings, *, migrate: bool = True) -> Services:
             engine,
             Limits(settings.retention_days, settings.retention_max_events),
             interval=settings.retention_interval,
+            pressure=disk.pressure,  # near STACKWATCH_MAX_DISK_MB, the count limits tighten
         ),
     )
     dispatcher = Dispatcher(engine, settings)
     # A batch that wrote notifications wakes the dispatcher of this process at once.
     digester.listeners.append(lambda result: dispatcher.wakeup.set() if result.notifications else None)
-    return Services(settings, engine, inbox, digester, dispatcher)
+    return Services(settings, engine, inbox, digester, dispatcher, disk)

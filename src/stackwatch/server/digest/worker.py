@@ -27,7 +27,7 @@ from stackwatch.server.digest.items import ProjectPolicy, parse_rows
 from stackwatch.server.digest.store import BatchResult, write_batch
 from stackwatch.server.metrics import record_counters
 from stackwatch.server.retention import Retention
-from stackwatch.server.storage import quarantine
+from stackwatch.server.storage import disk, quarantine
 from stackwatch.server.storage.inbox import Inbox, InboxRow
 from stackwatch.server.storage.schema import projects
 
@@ -41,6 +41,14 @@ _DAY = 86_400.0
 _RETENTION_BUSY = 0.05  # seconds of retention work after a batch, under load
 _RETENTION_IDLE = 0.5  # and when the inbox is empty
 _QUARANTINE_SWEEP = 60.0  # seconds between sweeps of the quarantine (expiry, sealing what an old version left)
+# The main SQLite file's free pages (left by deleted rows: retention, deleted issues, the quarantine's expiry)
+# are looked at every few seconds. Up to _RECLAIM_KEEP of them (8 MB) are kept for the next rows; beyond that
+# they go back to the disk, at most _RECLAIM_TURN (busy) or _RECLAIM_TURN_IDLE pages per look, in steps that
+# each hold the write lock for a few milliseconds (storage/disk.py): a batch waits for one step at most.
+_RECLAIM_CHECK = 5.0
+_RECLAIM_KEEP = 2048
+_RECLAIM_TURN = 1024
+_RECLAIM_TURN_IDLE = 8192
 
 
 def _policies(connection: Connection, project_ids: set[int]) -> dict[int, ProjectPolicy]:
@@ -73,6 +81,7 @@ class Digester:
         self._engine = engine
         self._quarantine_days = quarantine_days
         self._swept = 0.0
+        self._reclaim_due = 0.0
         self._identity_key = identity_key
         self._base_url = base_url
         self._inbox = inbox
@@ -153,10 +162,12 @@ class Digester:
     def tidy(self, *, idle: bool) -> None:
         """Housekeeping between batches: the inbox's (a WAL checkpoint on SQLite), retention's (a slice of the
         pass under way: longer when idle, short between batches under load), and now and then the quarantine's:
-        envelopes older than ``quarantine_days`` are deleted, plaintext ones left by an older version sealed."""
+        envelopes older than ``quarantine_days`` are deleted, plaintext ones left by an older version sealed. On
+        SQLite, free pages of the main file beyond a few MB go back to the disk."""
         self._inbox.tidy(idle=idle)
         if self.retention is not None:
             self.retention.step(_RETENTION_IDLE if idle else _RETENTION_BUSY)
+        self._reclaim(idle=idle)
         if time.monotonic() - self._swept < _QUARANTINE_SWEEP:
             return
         self._swept = time.monotonic()
@@ -171,6 +182,20 @@ class Digester:
             )
         if sealed:
             log.info("sealed %d quarantined envelopes that an older version had kept as sent", sealed)
+
+    def _reclaim(self, *, idle: bool) -> None:
+        if self._engine.dialect.name != "sqlite" or time.monotonic() < self._reclaim_due:
+            return
+        self._reclaim_due = time.monotonic() + _RECLAIM_CHECK
+        turn = _RECLAIM_TURN_IDLE if idle else _RECLAIM_TURN
+        with self._engine.connect() as connection:
+            free = disk.free_pages(connection)
+            if free <= _RECLAIM_KEEP:
+                return
+            freed = disk.reclaim(connection, min(free - _RECLAIM_KEEP, turn))
+        log.debug("gave %d free pages of the database back to the disk", freed)
+        if freed >= turn:  # more are left: look again at the next turn
+            self._reclaim_due = 0.0
 
     def count_failure(self) -> None:
         """Count a failed batch in the database when it answers (the failure may be that it does not)."""

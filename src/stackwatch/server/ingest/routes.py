@@ -6,6 +6,7 @@ items it keeps), writes the envelope to the inbox and answers. Grouping and ever
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
@@ -38,9 +39,17 @@ from stackwatch.server.ingest.limits import (
     rate_limits_header,
 )
 from stackwatch.server.metrics import METRICS
+from stackwatch.server.storage.disk import DiskUsage
 from stackwatch.server.storage.inbox import Inbox
 
-__all__ = ["Ingest"]
+__all__ = ["DISK_RETRY_AFTER", "Ingest"]
+
+log = logging.getLogger("stackwatch.ingest")
+
+# Seconds SDKs are told to hold back while the store is at STACKWATCH_MAX_DISK_MB: space comes back when the
+# retention pass deletes, which is a matter of minutes, not seconds; ingest itself accepts again as soon as its
+# next measurement (every second or few) finds the usage below the limit.
+DISK_RETRY_AFTER = 60
 
 _JSON_ITEMS = frozenset({"event", "session", "sessions", "client_report"})
 # JSON items nesting deeper are refused: the digest stores events as JSON, which orjson writes only up to 254
@@ -71,11 +80,20 @@ class _Accepted:
 
 
 class Ingest:
-    def __init__(self, settings: Settings, keys: KeyCache, inbox: Inbox, limiter: RateLimiter | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        keys: KeyCache,
+        inbox: Inbox,
+        limiter: RateLimiter | None = None,
+        disk: DiskUsage | None = None,
+    ):
         self._settings = settings
         self._keys = keys
         self._inbox = inbox
         self._limiter = limiter or RateLimiter()
+        self._disk = disk if disk is not None and disk.limit_bytes > 0 else None
+        self._disk_full = False  # as last found: a change is logged once
 
     def routes(self) -> list[Route]:
         return [
@@ -130,6 +148,8 @@ class Ingest:
         key = key_from_request(request.headers, request.query_params)
         if key is not None:
             await self._authorize(key, project_id)
+        if self._disk is not None:  # before the body is read: a refused body need not be received
+            await self._check_disk(self._disk)
         data = await self._body(request)
         envelope = compat.store_to_envelope(data, self._settings.max_envelope_bytes) if legacy else _parse(data)
         if key is None:
@@ -150,6 +170,38 @@ class Ingest:
         envelope.items = kept
         body = serialize_envelope(envelope) if changed else data
         return _Accepted(project_id, envelope, body, event_id, held_back)
+
+    async def _check_disk(self, disk: DiskUsage) -> None:
+        """Refuse with 429 while the store is at its disk limit (the last resort: the retention pass evicts
+        first). Cheap per request: the usage is measured again at most every second or few (on PostgreSQL in a
+        thread, being a query). Nothing is written before this check, so a refused envelope leaves nothing
+        behind, and everything accepted before is digested as usual."""
+        if disk.stale() and disk.blocking:
+            await to_thread.run_sync(disk.current)
+        full = disk.full()
+        if full != self._disk_full:
+            self._disk_full = full
+            used, limit = disk.current() / (1 << 20), disk.limit_bytes / (1 << 20)
+            if full:
+                log.warning(
+                    "the store takes %.1f MB of its %.0f MB (STACKWATCH_MAX_DISK_MB): ingest refuses new envelopes "
+                    "with 429 until it takes less",
+                    used,
+                    limit,
+                )
+            else:
+                log.warning("the store takes %.1f MB of its %.0f MB again: ingest accepts envelopes", used, limit)
+        if full:
+            raise IngestError(
+                429,
+                f"the server's disk limit of {self._settings.max_disk_mb} MB is reached: new events are refused "
+                "until older ones are deleted; retry later",
+                {
+                    "Retry-After": str(DISK_RETRY_AFTER),
+                    # Every category, for the whole server (not one key): Sentry SDKs hold back all of it.
+                    "X-Sentry-Rate-Limits": f"{DISK_RETRY_AFTER}::organization",
+                },
+            )
 
     async def _authorize(self, key: str, project_id: int) -> KeyInfo:
         hit, info = self._keys.cached(key)

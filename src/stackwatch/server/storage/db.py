@@ -59,6 +59,11 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # A new file gets incremental auto-vacuum, so that free pages can be given back to the disk in short
+        # steps (storage/disk.py): set before WAL mode writes the first page, which fixes the mode. Only then:
+        # setting it writes a transaction each time, even when the mode is already that one.
+        if cursor.execute("PRAGMA page_count").fetchone()[0] == 0:
+            cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA busy_timeout=30000")
@@ -90,3 +95,8 @@ def migrate(engine: Engine) -> None:
                 connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7316001)")
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+    path = sqlite_path(engine.url.render_as_string(hide_password=False))
+    if path is not None:
+        from stackwatch.server.storage import disk
+
+        disk.ensure_incremental(engine, path, "database")
