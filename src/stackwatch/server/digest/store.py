@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import zstandard
 from sqlalchemy import Connection, Update, bindparam, case, insert, select, update
 
+from stackwatch.server.digest.dictionaries import PayloadCompressor
 from stackwatch.server.digest.items import AttachmentRecord, EventRecord, ParsedBatch, hour_of
 from stackwatch.server.digest.normalize import NormalizedEvent
 from stackwatch.server.storage.schema import (
@@ -239,7 +239,7 @@ def _tag_rows(records: list[tuple[int, EventRecord]]) -> list[dict[str, Any]]:
     return list(rows.values())
 
 
-def _event_rows(records: list[tuple[int, EventRecord]], compressor: zstandard.ZstdCompressor) -> list[dict[str, Any]]:
+def _event_rows(records: list[tuple[int, EventRecord]], compressor: PayloadCompressor) -> list[dict[str, Any]]:
     rows = []
     for issue_id, record in records:
         event, workflow = record.event, record.event.workflow
@@ -262,7 +262,9 @@ def _event_rows(records: list[tuple[int, EventRecord]], compressor: zstandard.Zs
                 "step_id": clean(workflow["step_id"], 200),
                 "tenant": clean(workflow["tenant"], 200),
                 "user_key": clean(event.user_key, 320),
-                "payload": compressor.compress(orjson.dumps(event.data, option=orjson.OPT_NON_STR_KEYS)),
+                "payload": compressor.compress(
+                    event.project_id, orjson.dumps(event.data, option=orjson.OPT_NON_STR_KEYS)
+                ),
             }
         )
     return rows
@@ -312,7 +314,7 @@ def _write_counters(connection: Connection, batch: ParsedBatch) -> None:
         )
 
 
-def write_batch(connection: Connection, batch: ParsedBatch, compressor: zstandard.ZstdCompressor) -> BatchResult:
+def write_batch(connection: Connection, batch: ParsedBatch, compressor: PayloadCompressor) -> BatchResult:
     result = BatchResult()
     _write_counters(connection, batch)
     records = _fresh_events(connection, batch.events)

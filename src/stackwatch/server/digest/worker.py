@@ -17,12 +17,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-import zstandard
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import OperationalError
 
 from stackwatch.scrub import ScrubOptions
 from stackwatch.server.alerts.evaluate import evaluate_batch
+from stackwatch.server.digest.dictionaries import DictionaryPolicy, PayloadCompressor, maintain
 from stackwatch.server.digest.items import ProjectPolicy, parse_rows
 from stackwatch.server.digest.store import BatchResult, write_batch
 from stackwatch.server.metrics import record_counters
@@ -38,6 +38,8 @@ Listener = Callable[[BatchResult], None]
 
 _DAY = 86_400.0
 _QUARANTINE_SWEEP = 60.0  # seconds between sweeps of the quarantine (expiry, sealing what an old version left)
+_DICTIONARY_CHECK = 10.0  # seconds between looks at whether a project is due a compression dictionary
+_DICTIONARY_CHECK_EVENTS = 1000  # or sooner, after this many events
 
 
 def _policies(connection: Connection, project_ids: set[int]) -> dict[int, ProjectPolicy]:
@@ -64,6 +66,8 @@ class Digester:
         identity_key: bytes = b"",
         base_url: str = "",
         quarantine_days: int = 14,
+        dictionaries: bool = True,
+        dictionary_policy: DictionaryPolicy | None = None,
     ):
         self._engine = engine
         self._quarantine_days = quarantine_days
@@ -73,7 +77,13 @@ class Digester:
         self._inbox = inbox
         self._batch_size = batch_size
         self._max_attachment_bytes = max_attachment_bytes
-        self._compressor = zstandard.ZstdCompressor(level=3)
+        self._compressor = PayloadCompressor()
+        self._dictionaries = dictionaries
+        self._dictionary_policy = dictionary_policy or DictionaryPolicy()
+        # Projects this digester stored events of since it last looked at their dictionaries, and how many events.
+        self._digested: set[int] = set()
+        self._digested_events = 0
+        self._dictionaries_checked = 0.0
         self.listeners: list[Listener] = []
         self.last_batch_full = False  # whether the last batch took as many envelopes as it could
 
@@ -100,6 +110,8 @@ class Digester:
                 # Envelopes of a project deleted since they were accepted have nowhere to go.
                 known = [row for row in readable if row.project_id in policies]
                 batch = parse_rows(known, policies, self._max_attachment_bytes, self._identity_key)
+                if self._compressor.refreshed == float("-inf"):
+                    self._compressor.refresh(connection)  # the dictionaries stored before this process started
                 result = write_batch(connection, batch, self._compressor)
                 # Notifications are committed with the events that caused them, or not at all.
                 result.notifications = evaluate_batch(
@@ -113,6 +125,8 @@ class Digester:
                 _count(connection, result, batch.invalid_items)
                 self._inbox.done(connection, rows)
         self._inbox.after_commit(rows)
+        self._digested.update(event.project_id for _, event in result.stored)
+        self._digested_events += result.events
         for listener in self.listeners:
             try:
                 listener(result)
@@ -146,10 +160,12 @@ class Digester:
         self._inbox.after_commit(rows)
 
     def tidy(self, *, idle: bool) -> None:
-        """Housekeeping between batches: the inbox's (a WAL checkpoint on SQLite), and now and then the
-        quarantine's: envelopes older than ``quarantine_days`` are deleted, plaintext ones left by an older
-        version sealed."""
+        """Housekeeping between batches: the inbox's (a WAL checkpoint on SQLite), the compression dictionaries
+        (at most one trained per call), and now and then the quarantine's: envelopes older than
+        ``quarantine_days`` are deleted, plaintext ones left by an older version sealed."""
         self._inbox.tidy(idle=idle)
+        if self._dictionaries:
+            self.maintain_dictionaries()
         if time.monotonic() - self._swept < _QUARANTINE_SWEEP:
             return
         self._swept = time.monotonic()
@@ -164,6 +180,29 @@ class Digester:
             )
         if sealed:
             log.info("sealed %d quarantined envelopes that an older version had kept as sent", sealed)
+
+    def maintain_dictionaries(self, *, force: bool = False) -> int | None:
+        """Train a compression dictionary for a project this digester stored events of, if one is due.
+
+        Looked at when :data:`_DICTIONARY_CHECK_EVENTS` events were stored since the last look, or
+        :data:`_DICTIONARY_CHECK` seconds passed with some (a few indexed reads per project and the frame
+        headers of its newest payloads); ``force`` looks now, at every project. Returns the id of the dictionary
+        trained.
+        """
+        if not force:
+            waited = time.monotonic() - self._dictionaries_checked >= _DICTIONARY_CHECK
+            if not self._digested or (self._digested_events < _DICTIONARY_CHECK_EVENTS and not waited):
+                return None
+        if force:
+            with self._engine.connect() as connection:
+                self._digested.update(connection.execute(select(projects.c.id)).scalars())
+        projects_seen, self._digested, self._digested_events = self._digested, set(), 0
+        self._dictionaries_checked = time.monotonic()
+        trained = maintain(self._engine, self._compressor, projects_seen, self._dictionary_policy)
+        if trained is not None:  # the others may be due too: look again at the next turn
+            self._digested |= projects_seen
+            self._dictionaries_checked = 0.0
+        return trained
 
     def count_failure(self) -> None:
         """Count a failed batch in the database when it answers (the failure may be that it does not)."""
