@@ -79,7 +79,7 @@ class Digester:
         self._max_attachment_bytes = max_attachment_bytes
         self._compressor = PayloadCompressor()
         self._dictionaries = dictionaries
-        self._dictionary_policy = dictionary_policy or DictionaryPolicy()
+        self.dictionary_policy = dictionary_policy or DictionaryPolicy()
         # Projects this digester stored events of since it last looked at their dictionaries, and how many events.
         self._digested: set[int] = set()
         self._digested_events = 0
@@ -198,7 +198,7 @@ class Digester:
                 self._digested.update(connection.execute(select(projects.c.id)).scalars())
         projects_seen, self._digested, self._digested_events = self._digested, set(), 0
         self._dictionaries_checked = time.monotonic()
-        trained = maintain(self._engine, self._compressor, projects_seen, self._dictionary_policy)
+        trained = maintain(self._engine, self._compressor, projects_seen, self.dictionary_policy)
         if trained is not None:  # the others may be due too: look again at the next turn
             self._digested |= projects_seen
             self._dictionaries_checked = 0.0
