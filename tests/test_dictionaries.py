@@ -32,8 +32,10 @@ def workflow_event(n: int) -> dict[str, Any]:
         f"POST https://crm.example.com/v2/orders/{n} failed: connection refused",
         frames,
         tags={"component": "http-executor", "workflow_id": f"wf_{n % 4}", "run_id": f"run_{n:06d}"},
-        contexts={"workflow": {"workflow_id": f"wf_{n % 4}", "run_id": f"run_{n:06d}", "step_id": "call-crm"},
-                  "runtime": {"name": "CPython", "version": "3.12.3"}},  # fmt: skip
+        contexts={
+            "workflow": {"workflow_id": f"wf_{n % 4}", "run_id": f"run_{n:06d}", "step_id": "call-crm"},
+            "runtime": {"name": "CPython", "version": "3.12.3"},
+        },
         breadcrumbs={"values": [{"category": "http", "message": f"GET /orders/{n + i} 200"} for i in range(6)]},
         user={"id": f"user-{n % 17}"},
         release="meshhook@1.4.2",
