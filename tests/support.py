@@ -10,12 +10,12 @@ from typing import Any
 
 import httpx
 import orjson
-import zstandard
 from sqlalchemy import Engine, func, select
 
 from stackwatch.server.digest.normalize import EventContext, NormalizedEvent, normalize_event
 from stackwatch.server.ingest.decode import decode_body
 from stackwatch.server.ingest.envelope import parse_envelope
+from stackwatch.server.storage.payloads import PayloadUnreadable, read_payload
 from stackwatch.server.storage.schema import events, issues, metadata
 from tests.captures import Captured
 from tests.conftest import PYTHON_KEY, Stack
@@ -138,16 +138,15 @@ def normalized(raw: dict[str, Any], **context: Any) -> NormalizedEvent:
 
 def stored_bytes(engine: Engine) -> bytes:
     """Every value of every row of every table, compressed payloads decompressed: what a leak check searches."""
-    decompress = zstandard.ZstdDecompressor()
     chunks: list[bytes] = []
     with engine.connect() as connection:
         for table in metadata.sorted_tables:
             for row in connection.execute(select(table)):
                 for value in row:
                     if isinstance(value, bytes):
-                        try:
-                            chunks.append(decompress.decompress(value))
-                        except zstandard.ZstdError:
+                        try:  # payloads open with the dictionary their frame names
+                            chunks.append(read_payload(connection, value))
+                        except PayloadUnreadable:
                             chunks.append(value)
                     elif value is not None:
                         chunks.append(str(value).encode())

@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-import zstandard
 from fastapi import HTTPException
 from sqlalchemy import ColumnElement, Connection, and_, exists, func, or_, select, update
 
 from stackwatch.server.storage.db import now
+from stackwatch.server.storage.payloads import read_payload
 from stackwatch.server.storage.schema import events, issue_hourly, issue_tags, issues, projects
 
 __all__ = [
@@ -200,9 +200,6 @@ def hourly_series(connection: Connection, issue_id: int, hours: int) -> list[dic
     return [{"hour": iso(hour), "count": counts.get(hour, 0)} for hour in range(start, end + 1, 3600)]
 
 
-_DECOMPRESSOR = zstandard.ZstdDecompressor()
-
-
 def find_event(connection: Connection, event_id: str, *conditions: ColumnElement[bool]) -> Any:
     """The stored event with this id (dashes and case ignored), within ``conditions``; ``None`` when there is none."""
     wanted = event_id.replace("-", "").lower()
@@ -225,9 +222,13 @@ def event_projects(connection: Connection, event_id: str, *conditions: ColumnEle
     return [(int(row.id), str(row.slug)) for row in connection.execute(query)]
 
 
-def event_data(row: Any) -> dict[str, Any]:
-    """The normalized, scrubbed event a row stores, as the digest wrote it."""
-    data = orjson.loads(_DECOMPRESSOR.decompress(row.payload))
+def event_data(connection: Connection, row: Any) -> dict[str, Any]:
+    """The normalized, scrubbed event a row stores, as the digest wrote it.
+
+    Raises :class:`~stackwatch.server.storage.payloads.PayloadUnreadable` when the payload cannot be opened (its
+    compression dictionary is missing): the callers say so instead of failing.
+    """
+    data = orjson.loads(read_payload(connection, row.payload))
     return data if isinstance(data, dict) else {}
 
 

@@ -35,6 +35,7 @@ from stackwatch.server.storage.accounts import (
     update_project,
 )
 from stackwatch.server.storage.db import now
+from stackwatch.server.storage.payloads import PayloadUnreadable
 from stackwatch.server.storage.schema import events, issues, project_keys, projects
 
 __all__ = ["build_router"]
@@ -218,7 +219,11 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
         row = queries.find_event(connection, event_id, events.c.project_id == project_id)
         if row is None:
             raise HTTPException(404, f"no event {event_id}")
-        return {**queries.event_summary(row), "project_id": row.project_id, "data": queries.event_data(row)}
+        try:
+            data = queries.event_data(connection, row)
+        except PayloadUnreadable as exc:
+            raise HTTPException(500, f"event {row.event_id} is stored but cannot be read: {exc}") from None
+        return {**queries.event_summary(row), "project_id": row.project_id, "data": data}
 
     @router.get(
         "/events/{event_id}",

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import zstandard
 from sqlalchemy import Connection, Update, bindparam, case, insert, select, update
 
+from stackwatch.server.digest.dictionaries import PayloadCompressor
 from stackwatch.server.digest.items import AttachmentRecord, EventRecord, ParsedBatch, hour_of
 from stackwatch.server.digest.normalize import NormalizedEvent
 from stackwatch.server.storage.schema import (
@@ -265,7 +265,7 @@ def _tag_rows(records: list[tuple[int, EventRecord]]) -> list[dict[str, Any]]:
 
 
 def _event_rows(
-    records: list[tuple[int, EventRecord]], compressor: zstandard.ZstdCompressor, pin: set[int]
+    records: list[tuple[int, EventRecord]], compressor: PayloadCompressor, pin: set[int]
 ) -> list[dict[str, Any]]:
     """The events' rows; the first event in the batch of each issue in ``pin`` is pinned (see schema.events)."""
     rows = []
@@ -291,7 +291,9 @@ def _event_rows(
                 "step_id": clean(workflow["step_id"], 200),
                 "tenant": clean(workflow["tenant"], 200),
                 "user_key": clean(event.user_key, 320),
-                "payload": compressor.compress(orjson.dumps(event.data, option=orjson.OPT_NON_STR_KEYS)),
+                "payload": compressor.compress(
+                    event.project_id, orjson.dumps(event.data, option=orjson.OPT_NON_STR_KEYS)
+                ),
                 "pinned": issue_id in pin and issue_id not in pinned,
             }
         )
@@ -344,7 +346,7 @@ def _write_counters(connection: Connection, batch: ParsedBatch) -> None:
         )
 
 
-def write_batch(connection: Connection, batch: ParsedBatch, compressor: zstandard.ZstdCompressor) -> BatchResult:
+def write_batch(connection: Connection, batch: ParsedBatch, compressor: PayloadCompressor) -> BatchResult:
     result = BatchResult()
     _write_counters(connection, batch)
     records = _fresh_events(connection, batch.events)

@@ -17,12 +17,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-import zstandard
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import OperationalError
 
 from stackwatch.scrub import ScrubOptions
 from stackwatch.server.alerts.evaluate import evaluate_batch
+from stackwatch.server.digest.dictionaries import DictionaryPolicy, PayloadCompressor, maintain
 from stackwatch.server.digest.items import ProjectPolicy, parse_rows
 from stackwatch.server.digest.store import BatchResult, write_batch
 from stackwatch.server.metrics import record_counters
@@ -49,6 +49,8 @@ _RECLAIM_CHECK = 5.0
 _RECLAIM_KEEP = 2048
 _RECLAIM_TURN = 1024
 _RECLAIM_TURN_IDLE = 8192
+_DICTIONARY_CHECK = 10.0  # seconds between looks at whether a project is due a compression dictionary
+_DICTIONARY_CHECK_EVENTS = 1000  # or sooner, after this many events
 
 
 def _policies(connection: Connection, project_ids: set[int]) -> dict[int, ProjectPolicy]:
@@ -76,6 +78,8 @@ class Digester:
         base_url: str = "",
         quarantine_days: int = 14,
         retention: Retention | None = None,
+        dictionaries: bool = True,
+        dictionary_policy: DictionaryPolicy | None = None,
     ):
         self.retention = retention
         self._engine = engine
@@ -87,7 +91,13 @@ class Digester:
         self._inbox = inbox
         self._batch_size = batch_size
         self._max_attachment_bytes = max_attachment_bytes
-        self._compressor = zstandard.ZstdCompressor(level=3)
+        self._compressor = PayloadCompressor()
+        self._dictionaries = dictionaries
+        self.dictionary_policy = dictionary_policy or DictionaryPolicy()
+        # Projects this digester stored events of since it last looked at their dictionaries, and how many events.
+        self._digested: set[int] = set()
+        self._digested_events = 0
+        self._dictionaries_checked = 0.0
         self.listeners: list[Listener] = []
         self.last_batch_full = False  # whether the last batch took as many envelopes as it could
 
@@ -114,6 +124,8 @@ class Digester:
                 # Envelopes of a project deleted since they were accepted have nowhere to go.
                 known = [row for row in readable if row.project_id in policies]
                 batch = parse_rows(known, policies, self._max_attachment_bytes, self._identity_key)
+                if self._compressor.refreshed == float("-inf"):
+                    self._compressor.refresh(connection)  # the dictionaries stored before this process started
                 result = write_batch(connection, batch, self._compressor)
                 # Notifications are committed with the events that caused them, or not at all.
                 result.notifications = evaluate_batch(
@@ -127,6 +139,8 @@ class Digester:
                 _count(connection, result, batch.invalid_items)
                 self._inbox.done(connection, rows)
         self._inbox.after_commit(rows)
+        self._digested.update(event.project_id for _, event in result.stored)
+        self._digested_events += result.events
         for listener in self.listeners:
             try:
                 listener(result)
@@ -161,12 +175,15 @@ class Digester:
 
     def tidy(self, *, idle: bool) -> None:
         """Housekeeping between batches: the inbox's (a WAL checkpoint on SQLite), retention's (a slice of the
-        pass under way: longer when idle, short between batches under load), and now and then the quarantine's:
-        envelopes older than ``quarantine_days`` are deleted, plaintext ones left by an older version sealed. On
-        SQLite, free pages of the main file beyond a few MB go back to the disk."""
+        pass under way: longer when idle, short between batches under load), the compression dictionaries (at most
+        one trained per call), and now and then the quarantine's: envelopes older than ``quarantine_days`` are
+        deleted, plaintext ones left by an older version sealed. On SQLite, free pages of the main file beyond a
+        few MB go back to the disk."""
         self._inbox.tidy(idle=idle)
         if self.retention is not None:
             self.retention.step(_RETENTION_IDLE if idle else _RETENTION_BUSY)
+        if self._dictionaries:
+            self.maintain_dictionaries()
         self._reclaim(idle=idle)
         if time.monotonic() - self._swept < _QUARANTINE_SWEEP:
             return
@@ -196,6 +213,29 @@ class Digester:
         log.debug("gave %d free pages of the database back to the disk", freed)
         if freed >= turn:  # more are left: look again at the next turn
             self._reclaim_due = 0.0
+
+    def maintain_dictionaries(self, *, force: bool = False) -> int | None:
+        """Train a compression dictionary for a project this digester stored events of, if one is due.
+
+        Looked at when :data:`_DICTIONARY_CHECK_EVENTS` events were stored since the last look, or
+        :data:`_DICTIONARY_CHECK` seconds passed with some (a few indexed reads per project and the frame
+        headers of its newest payloads); ``force`` looks now, at every project. Returns the id of the dictionary
+        trained.
+        """
+        if not force:
+            waited = time.monotonic() - self._dictionaries_checked >= _DICTIONARY_CHECK
+            if not self._digested or (self._digested_events < _DICTIONARY_CHECK_EVENTS and not waited):
+                return None
+        if force:
+            with self._engine.connect() as connection:
+                self._digested.update(connection.execute(select(projects.c.id)).scalars())
+        projects_seen, self._digested, self._digested_events = self._digested, set(), 0
+        self._dictionaries_checked = time.monotonic()
+        trained = maintain(self._engine, self._compressor, projects_seen, self.dictionary_policy)
+        if trained is not None:  # the others may be due too: look again at the next turn
+            self._digested |= projects_seen
+            self._dictionaries_checked = 0.0
+        return trained
 
     def count_failure(self) -> None:
         """Count a failed batch in the database when it answers (the failure may be that it does not)."""

@@ -40,6 +40,7 @@ __all__ = [
     "attachments",
     "auth_throttle",
     "client_report_counts",
+    "compression_dicts",
     "digest_state",
     "events",
     "inbox",
@@ -211,7 +212,7 @@ events = Table(
     Column("step_id", String(200), nullable=True),
     Column("tenant", String(200), nullable=True),
     Column("user_key", String(320), nullable=True),
-    # The normalized event as JSON, zstd-compressed.
+    # The normalized event as JSON, one zstd frame; its header names the dictionary it needs (compression_dicts).
     Column("payload", LargeBinary, nullable=False),
     # Never thinned out by the count limit: the issue's first event and the first event of each regression.
     Column("pinned", Boolean, nullable=False, server_default=false()),
@@ -222,6 +223,24 @@ events = Table(
     # Retention: an issue's events that may be thinned out, by age (and all of them by age, ``pinned IN (0, 1)``);
     # covering on SQLite, where the rowid is part of every index.
     Index(None, "issue_id", "pinned", "received_at"),
+)
+
+# zstd dictionaries trained per project from its stored payloads (digest/dictionaries.py). ``id`` is also the
+# dictionary's zstd id, written into the header of every payload compressed with it, so a payload says which row
+# it needs (0: none). A row is never changed once written; a retrained dictionary is a new row with a higher id.
+# ``event_count`` is the project's event count when it was trained, ``ratio`` its compressed/raw size on payloads
+# held out of the training: what the digest compares with to decide when to train again.
+compression_dicts = Table(
+    "compression_dicts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("samples", Integer, nullable=False),
+    Column("event_count", BigInteger, nullable=False),
+    Column("ratio", Double, nullable=False),
+    Index(None, "project_id", "id"),
 )
 
 issue_hourly = Table(

@@ -8,6 +8,7 @@ event's attachments are listed with it; only administrators may download them (`
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -18,6 +19,7 @@ from starlette.responses import RedirectResponse, Response
 
 from stackwatch.server.api import queries
 from stackwatch.server.storage.db import now
+from stackwatch.server.storage.payloads import PayloadUnreadable
 from stackwatch.server.storage.schema import events, issues
 from stackwatch.server.web.access import ProjectRef, User, can_see_project, visible_projects
 from stackwatch.server.web.activity import RANGES, issue_series
@@ -29,6 +31,8 @@ from stackwatch.server.web.issues import ACTIONS, MAX_ID
 from stackwatch.server.web.live import TICK, event_stream
 from stackwatch.server.web.routes import current_user, login_redirect
 from stackwatch.server.web.sessions import session_user
+
+log = logging.getLogger("stackwatch.web")
 
 __all__ = ["build_issue_page_router", "issue_for_page"]
 
@@ -81,6 +85,17 @@ def _event_row(connection: Connection, issue_id: int, event_id: str | None) -> A
         return queries.find_event(connection, event_id.replace("\x00", ""), events.c.issue_id + 0 == issue_id)
     query = select(events).where(events.c.issue_id == issue_id).order_by(events.c.id.desc()).limit(1)
     return connection.execute(query).first()
+
+
+def _event_data(connection: Connection, row: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """The stored event, or why it cannot be shown (its payload does not open: a missing dictionary)."""
+    if row is None:
+        return None, None
+    try:
+        return queries.event_data(connection, row), None
+    except PayloadUnreadable as exc:
+        log.error("event %s of issue %d cannot be read: %s", row.event_id, row.issue_id, exc)
+        return None, f"Event {row.event_id} is stored but cannot be read: {exc}."
 
 
 def _neighbours(connection: Connection, issue_id: int, row_id: int) -> tuple[str | None, str | None]:
@@ -159,13 +174,14 @@ def build_issue_page_router() -> APIRouter:
             summary = _summary_values(connection, request, issue, _range(range_name), shown)
             live_since = _version(connection, issue["id"]) or ""
             files = event_attachments(connection, issue["project_id"], row.event_id) if row is not None else []
-        data = queries.event_data(row) if row is not None else None
+            data, unreadable = _event_data(connection, row)
         values = {
             **summary,
             "user": user,
             "project": project,
             "facets": facets,
             "event": event_view(data) if isinstance(data, dict) else None,
+            "unreadable": unreadable,
             "older": older,
             "newer": newer,
             "live_since": live_since,
