@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import sys
 import threading
 import time
@@ -26,7 +27,7 @@ from stackwatch.server.alerts.evaluate import evaluate_batch
 from stackwatch.server.digest.items import ProjectPolicy, parse_rows
 from stackwatch.server.digest.store import BatchResult, write_batch
 from stackwatch.server.metrics import record_counters
-from stackwatch.server.storage import quarantine
+from stackwatch.server.storage import partitions, quarantine
 from stackwatch.server.storage.inbox import Inbox, InboxRow
 from stackwatch.server.storage.schema import projects
 
@@ -38,6 +39,9 @@ Listener = Callable[[BatchResult], None]
 
 _DAY = 86_400.0
 _QUARANTINE_SWEEP = 60.0  # seconds between sweeps of the quarantine (expiry, sealing what an old version left)
+# Seconds between turns of the events partitions' upkeep (PostgreSQL): weeks are made four ahead, so this only
+# needs to be often enough to drop a partition soon after it expires.
+_PARTITION_UPKEEP = 600.0
 
 
 def _policies(connection: Connection, project_ids: set[int]) -> dict[int, ProjectPolicy]:
@@ -64,10 +68,13 @@ class Digester:
         identity_key: bytes = b"",
         base_url: str = "",
         quarantine_days: int = 14,
+        retention_days: float = 90.0,
     ):
         self._engine = engine
         self._quarantine_days = quarantine_days
+        self._retention_days = retention_days
         self._swept = 0.0
+        self._partitioned = -math.inf  # monotonic time of the last partition upkeep: the first tidy does it
         self._identity_key = identity_key
         self._base_url = base_url
         self._inbox = inbox
@@ -148,8 +155,11 @@ class Digester:
     def tidy(self, *, idle: bool) -> None:
         """Housekeeping between batches: the inbox's (a WAL checkpoint on SQLite), and now and then the
         quarantine's: envelopes older than ``quarantine_days`` are deleted, plaintext ones left by an older
-        version sealed."""
+        version sealed; and the events partitions' (PostgreSQL)."""
         self._inbox.tidy(idle=idle)
+        if time.monotonic() - self._partitioned >= _PARTITION_UPKEEP:
+            self._partitioned = time.monotonic()
+            self.maintain_partitions(time.time())
         if time.monotonic() - self._swept < _QUARANTINE_SWEEP:
             return
         self._swept = time.monotonic()
@@ -164,6 +174,17 @@ class Digester:
             )
         if sealed:
             log.info("sealed %d quarantined envelopes that an older version had kept as sent", sealed)
+
+    def maintain_partitions(self, now: float) -> tuple[int, int]:
+        """Make the coming weeks' partitions of events and drop those older than every project's retention."""
+        if self._engine.dialect.name != "postgresql":
+            return 0, 0
+        with self._engine.begin() as connection:
+            keep = partitions.keep_days(connection, self._retention_days)
+            created, dropped = partitions.maintain(connection, now, keep)
+        if created or dropped:
+            log.info("events partitions: %d created, %d dropped (events kept %g days)", created, dropped, keep)
+        return created, dropped
 
     def count_failure(self) -> None:
         """Count a failed batch in the database when it answers (the failure may be that it does not)."""
