@@ -278,3 +278,18 @@ def test_the_migration_down_gives_back_the_plain_table(engine: Engine) -> None:
     with engine.connect() as connection:
         assert not partitions.is_partitioned(connection)
     assert differences(engine, metadata) == []
+
+
+@POSTGRES_ONLY
+def test_a_drop_waiting_on_a_long_query_is_postponed(stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
+    engine, now = stack.services.engine, time.time()
+    with engine.begin() as connection:
+        partitions.maintain(connection, now - 100 * DAY, keep_days=90)
+    with engine.connect() as reader, reader.begin():
+        reader.execute(select(func.count()).select_from(events)).scalar()  # holds its lock on every partition
+        with engine.begin() as connection:
+            assert partitions.maintain(connection, now, keep_days=90) == (0, 0)
+    assert "postponed, the events table was busy" in caplog.text
+    with engine.begin() as connection:
+        created, dropped = partitions.maintain(connection, now, keep_days=90)
+    assert created == 0 and dropped > 0
