@@ -7,12 +7,14 @@ so a batch of hundreds of events costs about a dozen round trips. Counters are u
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Update, bindparam, case, insert, select, update
+from sqlalchemy import BigInteger, Connection, Update, bindparam, case, insert, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from stackwatch.server.digest.dictionaries import PayloadCompressor
 from stackwatch.server.digest.items import AttachmentRecord, EventRecord, ParsedBatch, hour_of
@@ -48,6 +50,34 @@ class BatchResult:
     # (issue id, event) for every event stored by this batch, in timestamp order: what alert rules look at.
     stored: list[tuple[int, NormalizedEvent]] = field(default_factory=list)
     notifications: int = 0  # written to the alert outbox with this batch
+
+
+# One statement takes the locks of a whole batch; PostgreSQL evaluates a volatile select list after ORDER BY.
+_LOCK_EVENT_IDS = text("SELECT pg_advisory_xact_lock(key) FROM unnest(:keys) AS key ORDER BY key").bindparams(
+    bindparam("keys", type_=ARRAY(BigInteger))
+)
+
+
+def _event_lock_key(project_id: int, event_id: str) -> int:
+    """A signed 64-bit advisory lock key for one (project, event id); a collision only makes two events wait."""
+    digest = hashlib.blake2b(f"{project_id}:{event_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _lock_event_ids(connection: Connection, records: list[EventRecord]) -> None:
+    """PostgreSQL: hold, until commit, a lock per (project, event id) of the batch.
+
+    The events table is partitioned there, and a partitioned table cannot have a unique constraint without the
+    partition key (``received_at``, which differs between two sends of one event). Two workers digesting the same
+    event id at once (a retried send, in two inbox rows each taken by one) would both find it missing and both
+    store it. With the lock the second waits for the first to commit, and its SELECT then sees the event.
+    The locks are taken before any other write of the batch and in sorted order, so two batches never wait
+    for each other in a cycle. SQLite needs none of this: a digest transaction holds its write lock throughout.
+    """
+    if connection.dialect.name != "postgresql" or not records:
+        return
+    keys = sorted({_event_lock_key(r.event.project_id, r.event.event_id) for r in records})
+    connection.execute(_LOCK_EVENT_IDS, {"keys": keys})
 
 
 def _fresh_events(connection: Connection, records: list[EventRecord]) -> list[EventRecord]:
@@ -348,6 +378,7 @@ def _write_counters(connection: Connection, batch: ParsedBatch) -> None:
 
 def write_batch(connection: Connection, batch: ParsedBatch, compressor: PayloadCompressor) -> BatchResult:
     result = BatchResult()
+    _lock_event_ids(connection, batch.events)
     _write_counters(connection, batch)
     records = _fresh_events(connection, batch.events)
     result.duplicates = len(batch.events) - len(records)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import sys
 import threading
 import time
@@ -27,7 +28,7 @@ from stackwatch.server.digest.items import ProjectPolicy, parse_rows
 from stackwatch.server.digest.store import BatchResult, write_batch
 from stackwatch.server.metrics import record_counters
 from stackwatch.server.retention import Retention
-from stackwatch.server.storage import disk, quarantine
+from stackwatch.server.storage import disk, partitions, quarantine
 from stackwatch.server.storage.inbox import Inbox, InboxRow
 from stackwatch.server.storage.schema import projects
 
@@ -51,6 +52,9 @@ _RECLAIM_TURN = 1024
 _RECLAIM_TURN_IDLE = 8192
 _DICTIONARY_CHECK = 10.0  # seconds between looks at whether a project is due a compression dictionary
 _DICTIONARY_CHECK_EVENTS = 1000  # or sooner, after this many events
+# Seconds between turns of the events partitions' upkeep (PostgreSQL): weeks are made four ahead, so this only
+# needs to be often enough to drop a partition soon after it expires.
+_PARTITION_UPKEEP = 600.0
 
 
 def _policies(connection: Connection, project_ids: set[int]) -> dict[int, ProjectPolicy]:
@@ -80,12 +84,15 @@ class Digester:
         retention: Retention | None = None,
         dictionaries: bool = True,
         dictionary_policy: DictionaryPolicy | None = None,
+        retention_days: float = 90.0,
     ):
         self.retention = retention
         self._engine = engine
         self._quarantine_days = quarantine_days
+        self._retention_days = retention_days
         self._swept = 0.0
         self._reclaim_due = 0.0
+        self._partitioned = -math.inf  # monotonic time of the last partition upkeep: the first tidy does it
         self._identity_key = identity_key
         self._base_url = base_url
         self._inbox = inbox
@@ -178,13 +185,16 @@ class Digester:
         pass under way: longer when idle, short between batches under load), the compression dictionaries (at most
         one trained per call), and now and then the quarantine's: envelopes older than ``quarantine_days`` are
         deleted, plaintext ones left by an older version sealed. On SQLite, free pages of the main file beyond a
-        few MB go back to the disk."""
+        few MB go back to the disk; and the events partitions' (PostgreSQL)."""
         self._inbox.tidy(idle=idle)
         if self.retention is not None:
             self.retention.step(_RETENTION_IDLE if idle else _RETENTION_BUSY)
         if self._dictionaries:
             self.maintain_dictionaries()
         self._reclaim(idle=idle)
+        if time.monotonic() - self._partitioned >= _PARTITION_UPKEEP:
+            self._partitioned = time.monotonic()
+            self.maintain_partitions(time.time())
         if time.monotonic() - self._swept < _QUARANTINE_SWEEP:
             return
         self._swept = time.monotonic()
@@ -236,6 +246,17 @@ class Digester:
             self._digested |= projects_seen
             self._dictionaries_checked = 0.0
         return trained
+
+    def maintain_partitions(self, now: float) -> tuple[int, int]:
+        """Make the coming weeks' partitions of events and drop those older than every project's retention."""
+        if self._engine.dialect.name != "postgresql":
+            return 0, 0
+        with self._engine.begin() as connection:
+            keep = partitions.keep_days(connection, self._retention_days)
+            created, dropped = partitions.maintain(connection, now, keep)
+        if created or dropped:
+            log.info("events partitions: %d created, %d dropped (events kept %g days)", created, dropped, keep)
+        return created, dropped
 
     def count_failure(self) -> None:
         """Count a failed batch in the database when it answers (the failure may be that it does not)."""

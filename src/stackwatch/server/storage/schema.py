@@ -7,6 +7,7 @@ Migrations in ``migrations/versions`` must produce exactly this schema; a test c
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -50,6 +51,7 @@ __all__ = [
     "issue_tags",
     "issues",
     "metadata",
+    "metadata_for",
     "project_hourly",
     "project_keys",
     "project_members",
@@ -192,38 +194,53 @@ issues = Table(
     Index(None, "project_id", "last_seen"),
 )
 
-events = Table(
-    "events",
-    metadata,
-    Column("id", BigId, primary_key=True),
-    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
-    Column("issue_id", BigId, ForeignKey("issues.id", ondelete="CASCADE"), nullable=False),
-    Column("event_id", String(32), nullable=False),
-    Column("timestamp", Double, nullable=False),
-    Column("received_at", Double, nullable=False),
-    Column("level", String(16), nullable=False),
-    Column("title", String(500), nullable=False),
-    Column("handled", Boolean, nullable=False, default=True),
-    Column("environment", String(64), nullable=True),
-    Column("release", String(250), nullable=True),
-    Column("component", String(200), nullable=True),
-    Column("workflow_id", String(200), nullable=True),
-    Column("run_id", String(200), nullable=True),
-    Column("step_id", String(200), nullable=True),
-    Column("tenant", String(200), nullable=True),
-    Column("user_key", String(320), nullable=True),
-    # The normalized event as JSON, one zstd frame; its header names the dictionary it needs (compression_dicts).
-    Column("payload", LargeBinary, nullable=False),
-    # Never thinned out by the count limit: the issue's first event and the first event of each regression.
-    Column("pinned", Boolean, nullable=False, server_default=false()),
-    UniqueConstraint("project_id", "event_id"),
-    Index(None, "issue_id", "id"),
-    Index(None, "run_id"),
-    Index(None, "event_id"),
-    # Retention: an issue's events that may be thinned out, by age (and all of them by age, ``pinned IN (0, 1)``);
-    # covering on SQLite, where the rowid is part of every index.
-    Index(None, "issue_id", "pinned", "received_at"),
-)
+
+def _events_table(target: MetaData, *, partitioned: bool = False) -> Table:
+    """The events table; ``partitioned``: as PostgreSQL holds it (see ``storage/partitions.py``).
+
+    On PostgreSQL the table is partitioned by ``received_at`` (the server's receive time), so that old events go
+    by dropping whole partitions instead of deleting rows. PostgreSQL requires every primary key and unique
+    constraint of a partitioned table to include the partition key, so there the primary key is
+    ``(id, received_at)`` and the uniqueness of ``(project_id, event_id)`` is a plain index; the digest keeps
+    every event stored once by serializing on the event ids themselves (``digest/store.py``). SQLite keeps
+    the plain table, the unique constraint, and ``id`` as its rowid.
+    """
+    return Table(
+        "events",
+        target,
+        Column("id", BigId, primary_key=True, autoincrement=True),
+        Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+        Column("issue_id", BigId, ForeignKey("issues.id", ondelete="CASCADE"), nullable=False),
+        Column("event_id", String(32), nullable=False),
+        Column("timestamp", Double, nullable=False),
+        Column("received_at", Double, nullable=False, primary_key=partitioned),
+        Column("level", String(16), nullable=False),
+        Column("title", String(500), nullable=False),
+        Column("handled", Boolean, nullable=False, default=True),
+        Column("environment", String(64), nullable=True),
+        Column("release", String(250), nullable=True),
+        Column("component", String(200), nullable=True),
+        Column("workflow_id", String(200), nullable=True),
+        Column("run_id", String(200), nullable=True),
+        Column("step_id", String(200), nullable=True),
+        Column("tenant", String(200), nullable=True),
+        Column("user_key", String(320), nullable=True),
+        # The normalized event as JSON, one zstd frame; its header names the dictionary it needs (compression_dicts).
+        Column("payload", LargeBinary, nullable=False),
+        # Never thinned out by the count limit: the issue's first event and the first event of each regression.
+        Column("pinned", Boolean, nullable=False, server_default=false()),
+        Index(None, "project_id", "event_id") if partitioned else UniqueConstraint("project_id", "event_id"),
+        Index(None, "issue_id", "id"),
+        Index(None, "run_id"),
+        Index(None, "event_id"),
+        # Retention: an issue's events that may be thinned out, by age (and all of them by age, ``pinned IN (0, 1)``);
+        # covering on SQLite, where the rowid is part of every index.
+        Index(None, "issue_id", "pinned", "received_at"),
+        postgresql_partition_by="RANGE (received_at)" if partitioned else None,
+    )
+
+
+events = _events_table(metadata)
 
 # zstd dictionaries trained per project from its stored payloads (digest/dictionaries.py). ``id`` is also the
 # dictionary's zstd id, written into the header of every payload compressed with it, so a payload says which row
@@ -462,3 +479,23 @@ alert_outbox = Table(
     Column("sent_at", Double, nullable=True),
     Index(None, "status", "next_attempt_at"),
 )
+
+
+@cache
+def _postgresql_metadata() -> MetaData:
+    target = MetaData(naming_convention=metadata.naming_convention)
+    for table in metadata.sorted_tables:
+        if table is events:
+            _events_table(target, partitioned=True)
+        else:
+            table.to_metadata(target)
+    return target
+
+
+def metadata_for(dialect_name: str) -> MetaData:
+    """The schema as the migrations make it on one backend: ``metadata`` itself, but for PostgreSQL's events.
+
+    Queries use the tables of ``metadata`` on both backends; they do not depend on the difference, which is in
+    the keys and the partitioning of events only (see ``_events_table``).
+    """
+    return _postgresql_metadata() if dialect_name == "postgresql" else metadata
