@@ -11,12 +11,13 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 
 from stackwatch.server.retention import DAY, Limits, Retention, fair_targets, thin, tightened
 from stackwatch.server.storage import accounts
 from stackwatch.server.storage.schema import (
     attachments,
+    compression_dicts,
     events,
     issue_hourly,
     issue_impact,
@@ -284,3 +285,22 @@ def test_disk_pressure_thins_a_project_without_a_count_limit(stack: Stack) -> No
     Retention(stack.services.engine, Limits(90, 0), pressure=lambda: 1.0).run_pass()
     kept = stored_ids(stack)
     assert len(kept) == 32 and sent[0] in kept and sent[-1] in kept  # 80 % of the limit is aimed at
+
+
+def test_dictionaries_no_stored_event_can_need_go(stack: Stack) -> None:
+    """A dictionary goes once the next one is older than the age limit: what it compressed is older still."""
+    set_limits(stack, retention_days=10)
+    cutoff = time.time() - 10 * DAY
+    with stack.services.engine.begin() as connection:
+        for dict_id, created in ((1, cutoff - 2 * DAY), (2, cutoff - DAY), (3, time.time())):
+            connection.execute(
+                insert(compression_dicts).values(
+                    id=dict_id, project_id=1, created_at=created, data=b"x", samples=1, event_count=1, ratio=0.5
+                )
+            )
+    retention(stack).run_pass()
+    with stack.services.engine.connect() as connection:
+        assert list(connection.execute(select(compression_dicts.c.id).order_by(compression_dicts.c.id)).scalars()) == [
+            2,
+            3,
+        ]

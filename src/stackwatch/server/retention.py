@@ -38,6 +38,7 @@ from stackwatch.server.storage.disk import RETENTION_PRESSURE
 from stackwatch.server.storage.schema import (
     attachments,
     client_report_counts,
+    compression_dicts,
     events,
     issue_hourly,
     issue_impact,
@@ -62,6 +63,7 @@ FACET_PRUNE_INTERVAL = 3600.0
 # Disk pressure (used / STACKWATCH_MAX_DISK_MB) from which the count limits tighten, and the level they aim at.
 PRESSURE_TIGHTEN = RETENTION_PRESSURE
 PRESSURE_TARGET = 0.8
+_DICT_MARGIN = 600.0  # seconds: workers take up to a minute to use a new dictionary; batches in flight
 _FACET_ISSUES = 50  # issues whose old values are forgotten per transaction
 _RETENTION_LOCK = 7316002  # PostgreSQL advisory lock: one worker prunes at a time
 
@@ -297,6 +299,7 @@ class Retention:
                 .returning(issues.c.id)
             ).all()
             self.report.issues += len(gone)
+            _forget_dictionaries(connection, project_id, cutoff)
         yield
 
     def _by_count(self, project_id: int, slug: str, max_events: int) -> Iterator[None]:
@@ -378,6 +381,23 @@ class Retention:
                 oldest = int(now // 60) - ALERT_WINDOW_MINUTES - 1
                 connection.execute(delete(issue_minutes).where(issue_minutes.c.minute < oldest))
         yield
+
+
+def _forget_dictionaries(connection: Connection, project_id: int, cutoff: float) -> None:
+    """Delete the compression dictionaries no stored event can need any more.
+
+    A dictionary compresses events digested until the next one replaces it (plus the minute other workers take to
+    see the new one); an event's receive time is before its digest. So once a newer dictionary is older than the
+    age limit (with a margin), every event compressed with the older ones was received before the limit and is gone.
+    """
+    replaced = (
+        select(func.max(compression_dicts.c.id))
+        .where(compression_dicts.c.project_id == project_id, compression_dicts.c.created_at < cutoff - _DICT_MARGIN)
+        .scalar_subquery()
+    )
+    connection.execute(
+        delete(compression_dicts).where(compression_dicts.c.project_id == project_id, compression_dicts.c.id < replaced)
+    )
 
 
 def _forget_values(connection: Connection, issue_id: int, cutoff: float) -> int:
