@@ -13,7 +13,7 @@ import orjson
 import pytest
 from sqlalchemy import func, insert, select, update
 
-from stackwatch.server.retention import DAY, Limits, Retention, fair_targets, thin, tightened
+from stackwatch.server.retention import DAY, RETENTION_LOCK, Limits, Retention, fair_targets, thin, tightened
 from stackwatch.server.storage import accounts
 from stackwatch.server.storage.schema import (
     attachments,
@@ -304,3 +304,20 @@ def test_dictionaries_no_stored_event_can_need_go(stack: Stack) -> None:
             2,
             3,
         ]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_second_postgresql_worker_leaves_the_pass_to_the_first(stack: Stack) -> None:
+    """While another worker's pass holds the lock, a pass ends at once instead of retrying the same rows."""
+    set_limits(stack, max_events=2)
+    for i in range(10):
+        support.send_ok(stack, support.exception_event(value=str(i)))
+    stack.digest()
+    with stack.services.engine.connect() as other:
+        other.exec_driver_sql(f"SELECT pg_advisory_lock({RETENTION_LOCK})")
+        try:
+            report = Retention(stack.services.engine, Limits(90, 2)).run_pass()
+        finally:
+            other.exec_driver_sql(f"SELECT pg_advisory_unlock({RETENTION_LOCK})")
+    assert report.events == 0 and len(stored_ids(stack)) == 10
+    assert Retention(stack.services.engine, Limits(90, 2)).run_pass().events == 8

@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, select, update
 
 from stackwatch.server.digest.items import hour_of
+from stackwatch.server.digest.normalize import MAX_FUTURE
 from stackwatch.server.storage.disk import RETENTION_PRESSURE
 from stackwatch.server.storage.schema import (
     attachments,
@@ -65,7 +66,8 @@ PRESSURE_TIGHTEN = RETENTION_PRESSURE
 PRESSURE_TARGET = 0.8
 _DICT_MARGIN = 600.0  # seconds: workers take up to a minute to use a new dictionary; batches in flight
 _FACET_ISSUES = 50  # issues whose old values are forgotten per transaction
-_RETENTION_LOCK = 7316002  # PostgreSQL advisory lock: one worker prunes at a time
+_ISSUES_PER_UNIT = 200  # issues looked at (an indexed read each) between two chances to stop
+RETENTION_LOCK = 7316002  # PostgreSQL advisory lock: one worker prunes at a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,13 +260,22 @@ class Retention:
         """A short writing transaction; on PostgreSQL only one worker's pass writes at a time."""
         return _Writing(self._engine)
 
-    def _issue_ids(self, project_id: int) -> list[int]:
+    def _aging_issues(self, project_id: int, cutoff: float) -> list[int]:
+        """The project's issues that may hold something older than ``cutoff``.
+
+        An event's timestamp is never more than the digest's allowance for clock skew past its receive time
+        (normalize.parse_timestamp), so an issue first seen later than ``cutoff`` plus that received nothing before.
+        """
+        young = cutoff + MAX_FUTURE
         with self._engine.connect() as connection:
-            return list(connection.execute(select(issues.c.id).where(issues.c.project_id == project_id)).scalars())
+            query = select(issues.c.id).where(issues.c.project_id == project_id, issues.c.first_seen < young)
+            return list(connection.execute(query.order_by(issues.c.id)).scalars())
 
     def _by_age(self, project_id: int, slug: str, cutoff: float, *, facets: bool) -> Iterator[None]:
-        issue_ids = self._issue_ids(project_id)
-        for issue_id in issue_ids:
+        issue_ids = self._aging_issues(project_id, cutoff)
+        for position, issue_id in enumerate(issue_ids):
+            if position % _ISSUES_PER_UNIT == _ISSUES_PER_UNIT - 1:
+                yield  # looking at many issues is work too
             old = and_(events.c.issue_id == issue_id, events.c.pinned.in_([False, True]), events.c.received_at < cutoff)
             while True:
                 with self._engine.connect() as connection:
@@ -275,7 +286,8 @@ class Retention:
                     )
                 if not ids:
                     break
-                self._delete_events(project_id, slug, ids)
+                if not self._delete_events(project_id, slug, ids):
+                    return  # another worker prunes: this pass ends here
                 yield
         for start in range(0, len(issue_ids) if facets else 0, _FACET_ISSUES):
             with self._write() as connection:
@@ -340,16 +352,18 @@ class Retention:
                 ]
             doomed = thin(candidates[:-1], excess)  # the latest stays
             for start in range(0, len(doomed), self._chunk):
-                self._delete_events(project_id, slug, doomed[start : start + self._chunk])
+                if not self._delete_events(project_id, slug, doomed[start : start + self._chunk]):
+                    return
                 yield
 
-    def _delete_events(self, project_id: int, slug: str, ids: list[int]) -> None:
+    def _delete_events(self, project_id: int, slug: str, ids: list[int]) -> bool:
+        """Delete these events and what hangs on them; False when another worker's pass holds the lock."""
         with self._write() as connection:
             if connection is None:
-                return
+                return False
             gone = connection.execute(_DELETE_EVENTS, {"ids": ids}).all()
             if not gone:
-                return
+                return True
             per_issue: dict[int, list[int]] = {}
             for row in gone:
                 entry = per_issue.setdefault(row.issue_id, [0, 0])
@@ -373,6 +387,7 @@ class Retention:
             self.report.events += len(gone)
             self.report.attachments += removed or 0
             self.report.by_project[slug] += len(gone)
+        return True
 
     def _old_minutes(self, now: float) -> Iterator[None]:
         """Per-minute counts older than the longest alert window (a pass every minute finds a minute's worth)."""
@@ -434,7 +449,7 @@ class _Writing:
         self._context = connection.begin()
         self._context.__enter__()
         if connection.dialect.name == "postgresql":
-            got = connection.exec_driver_sql(f"SELECT pg_try_advisory_xact_lock({_RETENTION_LOCK})").scalar()
+            got = connection.exec_driver_sql(f"SELECT pg_try_advisory_xact_lock({RETENTION_LOCK})").scalar()
             if not got:
                 return None
         return connection

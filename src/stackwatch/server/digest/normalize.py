@@ -18,12 +18,12 @@ from typing import Any
 from stackwatch.scrub import ScrubOptions, scrub_event
 from stackwatch.server.storage.schema import LEVELS
 
-__all__ = ["EventContext", "NormalizedEvent", "as_dict", "normalize_event"]
+__all__ = ["MAX_FUTURE", "EventContext", "NormalizedEvent", "as_dict", "normalize_event"]
 
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 _LEVEL_ALIASES = {"critical": "fatal", "warn": "warning", "log": "info", "trace": "debug", "notice": "info"}
 # Future timestamps further ahead than this are clock skew: the receive time is used instead.
-_MAX_FUTURE = 60.0
+MAX_FUTURE = 60.0
 MAX_TAGS = 100
 MAX_TAG_KEY = 200
 MAX_TAG_VALUE = 200
@@ -99,7 +99,7 @@ def parse_timestamp(value: Any, received_at: float) -> float:
                 if parsed.tzinfo is None:
                     parsed = parsed.replace(tzinfo=UTC)
                 stamp = parsed.timestamp()
-    if stamp is None or stamp != stamp or stamp <= 0 or stamp > received_at + _MAX_FUTURE:
+    if stamp is None or stamp != stamp or stamp <= 0 or stamp > received_at + MAX_FUTURE:
         return received_at
     return stamp
 
