@@ -15,7 +15,7 @@ from stackwatch.server.storage import db, disk
 
 @main.group("db")
 def database() -> None:
-    """The store on disk (see docs/operations.md#disk)."""
+    """The store on disk (see docs/operations.md#giving-the-disk-back-and-a-bound-on-it)."""
 
 
 @database.command("usage")

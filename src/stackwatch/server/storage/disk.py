@@ -8,7 +8,7 @@
 * ``STACKWATCH_MAX_DISK_MB`` bounds the store: :class:`DiskUsage` measures it (files on SQLite, the database on
   PostgreSQL), cached so that ingest can ask on every request. At :data:`RETENTION_PRESSURE` of the limit the
   retention pass deletes more eagerly; at the limit ingest refuses new envelopes with 429 (:data:`REFUSE_PRESSURE`)
-  until the usage falls again. See docs/operations.md#disk.
+  until the usage falls again. See docs/operations.md#giving-the-disk-back-and-a-bound-on-it.
 """
 
 from __future__ import annotations
