@@ -176,6 +176,9 @@ def test_steady_state_under_a_count_limit(stack: Stack) -> None:
         assert connection.execute(select(func.sum(issue_hourly.c.count))).scalar() == 4 * n
         levels = connection.execute(select(func.sum(issue_tags.c.count)).where(issue_tags.c.key == "level")).scalar()
         assert levels == 4 * n
+    busy = stack.api(f"/issues/{rows['BusyError'].id}").json()
+    assert busy["count"] == work.sent["BusyError"] and busy["stored_events"] == rows["BusyError"].stored_events
+    assert busy["stored_events"] < busy["count"]
     body = stack.api("/projects").json()
     python = next(p for p in body if p["slug"] == "python")
     assert python["stored_events"] == len(stored) and python["stored_bytes"] > 0

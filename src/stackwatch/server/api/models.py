@@ -71,6 +71,7 @@ class Issue(BaseModel):
     platform: str
     unhandled: bool
     count: int
+    stored_events: int  # of ``count``: those retention has not deleted or thinned out
     user_count: int
     run_count: int
     workflow_count: int

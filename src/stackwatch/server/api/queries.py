@@ -123,6 +123,7 @@ def issue_dict(row: Any) -> dict[str, Any]:
         "platform": row.platform,
         "unhandled": bool(row.unhandled),
         "count": row.event_count,
+        "stored_events": row.stored_events,
         "user_count": row.user_count,
         "run_count": row.run_count,
         "workflow_count": row.workflow_count,
