@@ -189,3 +189,17 @@ def test_event_data_is_escaped_everywhere(stack: Stack, admin: TestClient) -> No
     text = _page(admin, f"/issues/{issue_id}").text
     assert foreign_markup(text) == []
     assert text.count(str(escape(SCRIPT))) >= 15
+
+
+def test_the_page_says_how_many_events_retention_kept(stack: Stack, admin: TestClient) -> None:
+    issue_id, _ = _sent(stack, exception_event(value="one"))
+    assert "events stored" not in _page(admin, f"/issues/{issue_id}").text  # all of them are
+    with stack.services.engine.begin() as connection:
+        assert accounts.update_project(connection, "python", max_events=3)
+    for i in range(5):
+        send_ok(stack, exception_event(value=str(i)))
+    stack.digest()
+    retention = stack.services.digester.retention
+    assert retention is not None
+    retention.run_pass()
+    assert "3 of 6 events stored" in _page(admin, f"/issues/{issue_id}").text
