@@ -355,6 +355,14 @@ class Retention:
                 if not self._delete_events(project_id, slug, doomed[start : start + self._chunk]):
                     return
                 yield
+            gone = set(doomed)
+            kept = min((received for event_id, received in candidates if event_id not in gone), default=None)
+            if kept is not None:
+                with self._write() as connection:
+                    if connection is None:
+                        return
+                    self.report.values += _forget_runs(connection, issue_id, kept)
+                yield
 
     def _delete_events(self, project_id: int, slug: str, ids: list[int]) -> bool:
         """Delete these events and what hangs on them; False when another worker's pass holds the lock."""
@@ -412,6 +420,24 @@ def _forget_dictionaries(connection: Connection, project_id: int, cutoff: float)
     )
     connection.execute(
         delete(compression_dicts).where(compression_dicts.c.project_id == project_id, compression_dicts.c.id < replaced)
+    )
+
+
+def _forget_runs(connection: Connection, issue_id: int, before: float) -> int:
+    """Delete the issue's runs last seen before its oldest event that may still be thinned out (``before``).
+
+    Such a run's events are gone, or pinned: a workflow run happens once, so its row would only ever dedupe a run
+    that comes back after its events were thinned out; without this, every run ever seen would keep a row until
+    the age limit, and the database would keep growing under a count limit. ``run_count`` is not lowered: it stays
+    the count of distinct runs seen (users, workflows and tenants recur, and keep their rows until the age limit).
+    """
+    return (
+        connection.execute(
+            delete(issue_impact).where(
+                issue_impact.c.issue_id == issue_id, issue_impact.c.kind == "run", issue_impact.c.last_seen < before
+            )
+        ).rowcount
+        or 0
     )
 
 
