@@ -1,5 +1,5 @@
-"""The dashboard's settings pages: DSN keys, members, alert channels and rules, API tokens; who may do what,
-validation, CSRF and escaping (both backends)."""
+"""The dashboard's settings pages: DSN keys, members, retention, alert channels and rules, API tokens; who may do
+what, validation, CSRF and escaping (both backends)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import httpx
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
+from stackwatch.server import retention
 from stackwatch.server.alerts import manage
 from stackwatch.server.ingest.auth import KeyCache
 from stackwatch.server.storage import accounts
@@ -24,6 +25,7 @@ from stackwatch.server.storage.schema import (
     api_tokens,
     project_keys,
     project_members,
+    projects,
 )
 from tests.alert_support import Answer, RecordingServer
 from tests.conftest import PYTHON_KEY, Stack
@@ -62,7 +64,7 @@ def post(client: TestClient, path: str, data: dict[str, Any] | None = None, *, c
 
 def snapshot(stack: Stack) -> dict[str, list[tuple[Any, ...]]]:
     """Everything the settings pages can change, to show that a refused request changed nothing."""
-    tables = (project_keys, project_members, alert_channels, alert_rules, alert_rule_channels, api_tokens)
+    tables = (projects, project_keys, project_members, alert_channels, alert_rules, alert_rule_channels, api_tokens)
     with stack.services.engine.connect() as connection:
         return {table.name: sorted(tuple(row) for row in connection.execute(select(table))) for table in tables}
 
@@ -104,6 +106,7 @@ def every_post(stack: Stack) -> list[tuple[str, dict[str, Any]]]:
         (f"{SETTINGS}/keys/1/attachment-limits", {"attachment_rate_limit": "10"}),
         (f"{SETTINGS}/members", {"email": "admin@example.com"}),
         (f"{SETTINGS}/members/remove", {"email": "dev@example.com"}),
+        (f"{SETTINGS}/retention", {"retention_days": "7", "max_events": "50"}),
         (f"{SETTINGS}/channels", {"name": "ops", "kind": "slack", "url": "https://hooks.slack.com/services/T/B/x"}),
         (f"{SETTINGS}/channels/{channel}/delete", {}),
         (f"{SETTINGS}/channels/{channel}/test", {}),
@@ -121,12 +124,12 @@ def test_an_administrator_sees_every_section_with_its_forms(stack: Stack) -> Non
     assert page.headers["content-security-policy"].startswith("default-src 'self'")
     text = page.text
     assert accounts.dsn(stack.settings.base_url, PYTHON_KEY, 1) in text
-    for heading in ("Client keys (DSN)", "Members", "Alert channels", "Alert rules"):
+    for heading in ("Client keys (DSN)", "Members", "Retention", "Alert channels", "Alert rules"):
         assert f"<h2>{heading}</h2>" in text
     assert "Administrators" in text and "the administrators" in text
     assert "New issue" in text and "Regression" in text and "Fatal in production" in text
     assert "environment=production" in text
-    for action in ("/keys", "/keys/1/revoke", "/keys/1/rate-limit", "/members", "/channels", "/rules"):
+    for action in ("/keys", "/keys/1/revoke", "/keys/1/rate-limit", "/members", "/retention", "/channels", "/rules"):
         assert f'action="{SETTINGS}{action}"' in text
     assert 'aria-current="page"' in text and f'href="{SETTINGS}"' in text  # the project nav, on "Settings"
     tokens = client.get(TOKENS)
@@ -270,6 +273,134 @@ def test_unknown_member_emails_answer_400_and_change_nothing(stack: Stack) -> No
     answer = post(client, f"{SETTINGS}/members", {"email": ""})
     assert answer.status_code == 400 and "Enter the email address" in error_text(answer)
     assert snapshot(stack) == before
+
+
+def retention_row(stack: Stack, slug: str = "python") -> tuple[int | None, int | None]:
+    with stack.services.engine.connect() as connection:
+        row = connection.execute(
+            select(projects.c.retention_days, projects.c.max_events).where(projects.c.slug == slug)
+        ).one()
+    return row.retention_days, row.max_events
+
+
+def retention_line(page: httpx.Response) -> str:
+    """The read-only line of the retention section, as a reader sees it."""
+    match = re.search(r'<p class="retention-stored">(.*?)</p>', page.text, re.S)
+    assert match, page.text
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", "", match.group(1))).split())
+
+
+def field_errors(page: httpx.Response) -> dict[str, str]:
+    """The messages shown next to the retention form's fields, by field."""
+    found = re.findall(r'<span class="error field-error" id="([a-z_]+)-error">(.*?)</span>', page.text, re.S)
+    return {name: html.unescape(message) for name, message in found}
+
+
+def field_value(page: httpx.Response, name: str) -> str:
+    match = re.search(rf'<input type="text" name="{name}"[^>]*?value="([^"]*)"', page.text)
+    assert match, page.text
+    return html.unescape(match.group(1))
+
+
+def test_retention_shows_what_is_stored_and_the_server_defaults(stack: Stack) -> None:
+    client = admin(stack)
+    page = client.get(SETTINGS)
+    days, events = stack.settings.retention_days, stack.settings.retention_max_events
+    assert retention_line(page) == (
+        f"Stored now: 0 events, 0 bytes. In force: {days} days (server default), "
+        f"at most {events:,} events (server default)."
+    )
+    assert f'placeholder="server default ({days})"' in page.text
+    assert f'placeholder="server default ({events:,})"' in page.text
+    assert field_value(page, "retention_days") == field_value(page, "max_events") == ""
+    for n in range(3):
+        assert send(stack, message_event(f"stored {n}")).status_code == 200
+    assert stack.digest() == 3
+    with stack.services.engine.connect() as connection:
+        count, size = retention.stored_totals(connection, [1])[1]
+    assert count == 3 and size > 0
+    shown = retention_line(client.get(SETTINGS))
+    assert shown.startswith(f"Stored now: 3 events, {size_text(size)}. "), shown
+
+
+def size_text(count: int) -> str:
+    """What the page shows for ``count`` bytes (binary units, as the ``size`` filter does)."""
+    return f"{count} bytes" if count < 1024 else f"{count / 1024:.1f}".removesuffix(".0") + " KB"
+
+
+def test_retention_is_set_shown_applied_and_cleared(stack: Stack) -> None:
+    client = admin(stack)
+    for _ in range(4):
+        assert send(stack, message_event("the same message"), project_id=1).status_code == 200
+        assert stack.digest() == 1  # one event at a time, so they have distinct receive times
+    changed = post(client, f"{SETTINGS}/retention", {"retention_days": " 7 ", "max_events": "2"})
+    assert changed.status_code == 303 and changed.headers["location"] == SETTINGS
+    assert retention_row(stack) == (7, 2)
+    assert retention_row(stack, "node") == (None, None)  # the other project keeps the server's
+    page = client.get(SETTINGS)
+    assert "In force: 7 days, at most 2 events." in retention_line(page)
+    assert field_value(page, "retention_days") == "7" and field_value(page, "max_events") == "2"
+    # The worker's next pass applies them: the issue's first and latest events are kept.
+    assert stack.services.digester.retention is not None
+    assert stack.services.digester.retention.run_pass().events == 2
+    assert retention_line(client.get(SETTINGS)).startswith("Stored now: 2 events, ")
+
+    assert post(client, f"{SETTINGS}/retention", {"retention_days": "", "max_events": "0"}).status_code == 303
+    assert retention_row(stack) == (None, 0)
+    line = retention_line(client.get(SETTINGS))
+    assert f"In force: {stack.settings.retention_days} days (server default), no count limit." in line
+    assert post(client, f"{SETTINGS}/retention", {"retention_days": "36500", "max_events": ""}).status_code == 303
+    assert retention_row(stack) == (36_500, None)
+    assert post(client, f"{SETTINGS}/retention", {}).status_code == 303  # both empty: the server's again
+    assert retention_row(stack) == (None, None)
+
+
+def test_invalid_retention_answers_400_with_the_reason_next_to_each_field(stack: Stack) -> None:
+    client = admin(stack)
+    assert post(client, f"{SETTINGS}/retention", {"retention_days": "30", "max_events": "500"}).status_code == 303
+    before = snapshot(stack)
+    days = (
+        "Days kept must be a whole number from 1 to 36,500, or empty for the server default "
+        f"({stack.settings.retention_days:,})."
+    )
+    events = (
+        "Events kept must be a whole number from 0 (no limit) to 1,000,000,000, or empty for the server default "
+        f"({stack.settings.retention_max_events:,})."
+    )
+    bad_days = ("0", "-1", "36501", "1.5", "abc", "1e3", "1,000", "٣", "99999999999999999999")
+    bad_events = ("-1", "1000000001", "10k", "1,000", "0x10", "²")
+    cases = [({"retention_days": v, "max_events": "10"}, {"retention_days": days}) for v in bad_days]
+    cases += [({"retention_days": "10", "max_events": v}, {"max_events": events}) for v in bad_events]
+    cases.append(({"retention_days": "0", "max_events": "-5"}, {"retention_days": days, "max_events": events}))
+    for data, expected in cases:
+        answer = post(client, f"{SETTINGS}/retention", data)
+        assert answer.status_code == 400, (data, answer.text)
+        assert field_errors(answer) == expected, data
+        assert error_text(answer) == " ".join(expected.values())  # and all of them on top, as other forms do
+        for name in ("retention_days", "max_events"):
+            marked = f'aria-invalid="true" aria-describedby="{name}-error"' in answer.text
+            assert marked == (name in expected), (name, data)
+        for name, value in data.items():  # the form comes back as it was sent
+            assert field_value(answer, name) == value, (name, answer.text)
+        assert "<h2>Retention</h2>" in answer.text
+        assert "In force: 30 days, at most 500 events." in retention_line(answer)  # what is stored, not typed
+    assert snapshot(stack) == before
+    assert retention_row(stack) == (30, 500)
+    other = post(client, f"{SETTINGS}/keys", {"label": ""})  # another form's refusal marks no retention field
+    assert other.status_code == 400 and field_errors(other) == {}
+    assert field_value(other, "retention_days") == "30"
+
+
+def test_a_member_sees_the_retention_but_cannot_change_it(stack: Stack) -> None:
+    add_user(stack, "admin@example.com", admin=True)
+    client = member(stack)
+    page = client.get(SETTINGS)
+    assert "<h2>Retention</h2>" in page.text
+    assert retention_line(page).startswith("Stored now: 0 events, 0 bytes. In force: ")
+    assert 'name="retention_days"' not in page.text and f'action="{SETTINGS}/retention"' not in page.text
+    refused = post(client, f"{SETTINGS}/retention", {"retention_days": "1", "max_events": "1"})
+    assert refused.status_code == 403 and "Only administrators" in refused.text
+    assert retention_row(stack) == (None, None)
 
 
 def test_channels_and_rules_are_created_toggled_and_deleted(stack: Stack) -> None:

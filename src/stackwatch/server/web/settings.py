@@ -1,4 +1,4 @@
-"""The settings pages: ``/projects/{slug}/settings`` (DSN keys, members, alert channels and rules). See
+"""The settings pages: ``/projects/{slug}/settings`` (DSN keys, members, retention, alert channels and rules). See
 docs/dashboard.md; the user's own pages (API tokens, password) are in ``account.py``.
 
 Every project member may read a project's settings (they need its DSN); only administrators change them, and the
@@ -23,7 +23,8 @@ from stackwatch.server.alerts.channels import MODULES as CHANNEL_KINDS
 from stackwatch.server.alerts.dispatcher import channel_config, record_health, send_now
 from stackwatch.server.alerts.store import DEFAULT_COOLDOWN_MINUTES, DEFAULT_HOURLY_CAP, IMPACT_KINDS
 from stackwatch.server.api.alerts import channel_test_notification
-from stackwatch.server.config import parse_size
+from stackwatch.server.config import Settings, parse_size
+from stackwatch.server.retention import stored_totals
 from stackwatch.server.storage import accounts
 from stackwatch.server.storage.db import now
 from stackwatch.server.storage.schema import (
@@ -32,6 +33,7 @@ from stackwatch.server.storage.schema import (
     alert_channels,
     project_keys,
     project_members,
+    projects,
     users,
 )
 from stackwatch.server.web.access import ProjectRef, User, visible_project
@@ -62,6 +64,14 @@ ATTACHMENT_BYTES_ERROR = (
 
 class Invalid(ValueError):
     """A form that cannot be carried out; the message is shown on the page (400) and nothing is stored."""
+
+
+class _FieldsInvalid(Invalid):
+    """Refused fields of one form, by field name; each message is shown next to its field, all of them on top."""
+
+    def __init__(self, fields: dict[str, str]):
+        super().__init__(" ".join(fields.values()))
+        self.fields = fields
 
 
 class _Missing(LookupError):
@@ -108,6 +118,61 @@ def _attachment_limits(fields: Mapping[str, str]) -> dict[str, int | None]:
     return {
         "attachment_rate_limit_per_minute": _rate_limit(fields.get("attachment_rate_limit"), ATTACHMENT_RATE_ERROR),
         "attachment_bytes_per_minute": _bytes_limit(fields.get("attachment_bytes_limit")),
+    }
+
+
+def _retention_errors(settings: Settings) -> dict[str, str]:
+    """The message for a refused retention field; the bounds are those ``accounts.update_project`` enforces."""
+    (days_low, days_high), (events_low, events_high) = (
+        accounts.RETENTION_BOUNDS["retention_days"],
+        accounts.RETENTION_BOUNDS["max_events"],
+    )
+    return {
+        "retention_days": f"Days kept must be a whole number from {days_low:,} to {days_high:,}, "
+        f"or empty for the server default ({settings.retention_days:,}).",
+        "max_events": f"Events kept must be a whole number from {events_low:,} (no limit) to {events_high:,}, "
+        f"or empty for the server default ({settings.retention_max_events:,}).",
+    }
+
+
+def _retention_settings(fields: Mapping[str, str], settings: Settings) -> dict[str, int | None]:
+    """The project's retention settings from the form (empty: ``None``, the server's); every refused field at once.
+
+    Digits only (no sign, separators or exponent): what is stored is exactly what was typed. ``1,000`` is refused
+    rather than read as 1 or 1000.
+    """
+    values: dict[str, int | None] = {}
+    errors: dict[str, str] = {}
+    for name, (low, high) in accounts.RETENTION_BOUNDS.items():
+        text = clean(fields.get(name))
+        if not text:
+            values[name] = None
+        elif text.isascii() and text.isdigit() and len(text) <= 10 and low <= int(text) <= high:
+            values[name] = int(text)
+        else:
+            errors[name] = _retention_errors(settings)[name]
+    if errors:
+        raise _FieldsInvalid(errors)
+    return values
+
+
+def _retention(connection: Connection, settings: Settings, project: ProjectRef) -> dict[str, Any]:
+    """The project's own retention settings, the server's, the limits in force and what is stored now."""
+    row = connection.execute(
+        select(projects.c.retention_days, projects.c.max_events).where(projects.c.id == project.id)
+    ).one()
+    count, size = stored_totals(connection, [project.id])[project.id]
+    return {
+        "retention_days": row.retention_days,
+        "max_events": row.max_events,
+        "server_days": settings.retention_days,
+        "server_max_events": settings.retention_max_events,
+        # As the retention pass reads them (retention.Retention.units) and GET /api/v1/projects shows them.
+        "days": row.retention_days or settings.retention_days,
+        "events": settings.retention_max_events if row.max_events is None else row.max_events,
+        "stored_events": count,
+        "stored_bytes": size,
+        "disk_limited": settings.max_disk_mb > 0,
     }
 
 
@@ -187,8 +252,10 @@ def _settings_page(
     notice: str = "",
     status_code: int = 200,
     typed: Mapping[str, Any] | None = None,
+    field_errors: Mapping[str, str] | None = None,
 ) -> Response:
-    """The settings page; after a refused form, ``typed`` is what it sent, so the form comes back as it was."""
+    """The settings page; after a refused form, ``typed`` is what it sent, so the form comes back as it was, and
+    ``field_errors`` the messages to show next to its fields."""
     context = web(request)
     typed = typed or {}
     with context.engine.connect() as connection:
@@ -203,7 +270,9 @@ def _settings_page(
             "error": error,
             "notice": notice,
             # What a refused form sent, by form (the fields of one form may share names with another's).
-            "typed": {name: _Typed(typed.get(name) or {}) for name in ("keys", "members", "channels")},
+            "typed": {name: _Typed(typed.get(name) or {}) for name in ("keys", "members", "retention", "channels")},
+            "field_errors": _Typed(field_errors or {}),
+            "retention_refused": "retention" in typed,
             "typed_rule": {**_blank_rule(), **typed["rules"]} if "rules" in typed else None,
             "keys": _keys(connection, context, project),
             "server_rate_limit": context.settings.rate_limit_per_minute,
@@ -211,6 +280,7 @@ def _settings_page(
             "server_attachment_bytes_limit": context.settings.attachment_bytes_per_minute,
             "max_rate_limit": MAX_RATE_LIMIT,
             "members": _members(connection, project),
+            "retention": _retention(connection, context.settings, project),
             "channels": channels,
             "rules": _rules(connection, project, names),
             "kinds": list(CHANNEL_KINDS),
@@ -269,7 +339,10 @@ def _change(request: Request, slug: str, apply: Change) -> Response:
         if user is None or project is None:  # raised by ``apply`` only, after both were found
             raise
         typed = {_posted_form(request): _rule_spec(request) if request.url.path.endswith("/rules") else form(request)}
-        return _settings_page(request, user, project, error=str(error), status_code=400, typed=typed)
+        fields = error.fields if isinstance(error, _FieldsInvalid) else {}
+        return _settings_page(
+            request, user, project, error=str(error), status_code=400, typed=typed, field_errors=fields
+        )
     return RedirectResponse(_settings_url(project.slug), status_code=303)
 
 
@@ -287,7 +360,7 @@ def _blank_rule() -> dict[str, Any]:
 
 
 def _posted_form(request: Request) -> str:
-    """Which create form of the page a refused request came from: keys, members, channels or rules."""
+    """Which form of the page a refused request came from: keys, members, retention, channels or rules."""
     return request.url.path.rstrip("/").rsplit("/", 1)[-1]
 
 
@@ -449,6 +522,17 @@ def build_settings_router() -> APIRouter:
             if connection.execute(select(users.c.id).where(users.c.email == email)).first() is None:
                 raise Invalid(f"There is no user with the email address {email}.")
             accounts.remove_member(connection, project.slug, email)
+
+        return _change(request, slug, apply)
+
+    @router.post("/projects/{slug}/settings/retention")
+    def change_retention(request: Request, slug: str) -> Response:
+        """Both retention settings at once (empty: the server's); the worker's next pass applies them."""
+        fields = form(request)
+        settings = web(request).settings
+
+        def apply(connection: Connection, project: ProjectRef) -> None:
+            accounts.update_project(connection, project.slug, **_retention_settings(fields, settings))
 
         return _change(request, slug, apply)
 
