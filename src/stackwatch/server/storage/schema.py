@@ -201,7 +201,7 @@ def _events_table(target: MetaData, *, partitioned: bool = False) -> Table:
     On PostgreSQL the table is partitioned by ``received_at`` (the server's receive time), so that old events go
     by dropping whole partitions instead of deleting rows. PostgreSQL requires every primary key and unique
     constraint of a partitioned table to include the partition key, so there the primary key is
-    ``(id, received_at)`` and the uniqueness of ``(project_id, event_id)`` is a plain index; the digest keeps
+    ``(id, received_at)`` and the uniqueness of ``(event_id, project_id)`` is a plain index; the digest keeps
     every event stored once by serializing on the event ids themselves (``digest/store.py``). SQLite keeps
     the plain table, the unique constraint, and ``id`` as its rowid.
     """
@@ -229,10 +229,11 @@ def _events_table(target: MetaData, *, partitioned: bool = False) -> Table:
         Column("payload", LargeBinary, nullable=False),
         # Never thinned out by the count limit: the issue's first event and the first event of each regression.
         Column("pinned", Boolean, nullable=False, server_default=false()),
-        Index(None, "project_id", "event_id") if partitioned else UniqueConstraint("project_id", "event_id"),
+        # Event id first: the one index serves the digest's duplicate check (``event_id IN (...)`` over every
+        # project), the look-ups by event id alone (the API's ``/events/{id}``) and those within a project.
+        Index(None, "event_id", "project_id") if partitioned else UniqueConstraint("event_id", "project_id"),
         Index(None, "issue_id", "id"),
         Index(None, "run_id"),
-        Index(None, "event_id"),
         # Retention: an issue's events that may be thinned out, by age (and all of them by age, ``pinned IN (0, 1)``);
         # covering on SQLite, where the rowid is part of every index.
         Index(None, "issue_id", "pinned", "received_at"),

@@ -1,0 +1,55 @@
+"""events: one index for the event ids
+
+Revision ID: 0012
+Revises: 0011
+
+* events: UNIQUE(project_id, event_id) and the index on event_id become one UNIQUE(event_id, project_id) (on
+  PostgreSQL's partitioned table, where a unique constraint would need the partition key, one plain index of
+  the same columns, created on the parent and so on every partition).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from stackwatch.server.storage import partitions
+
+revision = "0012"
+down_revision = "0011"
+branch_labels = None
+depends_on = None
+
+
+def _postgresql_events(*, upgrade: bool) -> None:
+    """Indexes of a partitioned table (0011 made it so) are made and dropped on the parent, which PostgreSQL
+    carries to every partition, those to come included."""
+    assert partitions.is_partitioned(op.get_bind()), "events is partitioned on PostgreSQL from revision 0011"
+    if upgrade:
+        op.execute(sa.text('CREATE INDEX "ix_events_event_id_project_id" ON events (event_id, project_id)'))
+        op.execute(sa.text('DROP INDEX "ix_events_project_id_event_id"'))
+        op.execute(sa.text('DROP INDEX "ix_events_event_id"'))
+    else:
+        op.execute(sa.text('CREATE INDEX "ix_events_project_id_event_id" ON events (project_id, event_id)'))
+        op.execute(sa.text('CREATE INDEX "ix_events_event_id" ON events (event_id)'))
+        op.execute(sa.text('DROP INDEX "ix_events_event_id_project_id"'))
+
+
+def upgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        _postgresql_events(upgrade=True)
+        return
+    with op.batch_alter_table("events") as batch:
+        batch.drop_constraint("uq_events_project_id_event_id", type_="unique")
+        batch.drop_index("ix_events_event_id")
+        batch.create_unique_constraint(batch.f("uq_events_event_id_project_id"), ["event_id", "project_id"])
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        _postgresql_events(upgrade=False)
+        return
+    with op.batch_alter_table("events") as batch:
+        batch.drop_constraint("uq_events_event_id_project_id", type_="unique")
+        batch.create_unique_constraint(batch.f("uq_events_project_id_event_id"), ["project_id", "event_id"])
+        batch.create_index(batch.f("ix_events_event_id"), ["event_id"], unique=False)
