@@ -6,6 +6,8 @@ Revises: 0011
 * events: UNIQUE(project_id, event_id) and the index on event_id become one UNIQUE(event_id, project_id) (on
   PostgreSQL's partitioned table, where a unique constraint would need the partition key, one plain index of
   the same columns, created on the parent and so on every partition).
+* issue_tags, issue_impact: WITHOUT ROWID tables on SQLite (rebuilt), their rows kept in the primary key's
+  b-tree instead of a rowid table beside an index of the same key. Nothing changes on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -35,10 +37,20 @@ def _postgresql_events(*, upgrade: bool) -> None:
         op.execute(sa.text('DROP INDEX "ix_events_event_id_project_id"'))
 
 
+_CLUSTERED = ("issue_tags", "issue_impact")
+
+
+def _sqlite_rowid(*, with_rowid: bool) -> None:
+    for table in _CLUSTERED:
+        with op.batch_alter_table(table, recreate="always", table_kwargs={"sqlite_with_rowid": with_rowid}):
+            pass
+
+
 def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         _postgresql_events(upgrade=True)
         return
+    _sqlite_rowid(with_rowid=False)
     with op.batch_alter_table("events") as batch:
         batch.drop_constraint("uq_events_project_id_event_id", type_="unique")
         batch.drop_index("ix_events_event_id")
@@ -49,6 +61,7 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         _postgresql_events(upgrade=False)
         return
+    _sqlite_rowid(with_rowid=True)
     with op.batch_alter_table("events") as batch:
         batch.drop_constraint("uq_events_event_id_project_id", type_="unique")
         batch.create_unique_constraint(batch.f("uq_events_project_id_event_id"), ["project_id", "event_id"])
