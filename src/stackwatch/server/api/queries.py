@@ -17,7 +17,15 @@ from sqlalchemy import ColumnElement, Connection, and_, exists, func, or_, selec
 
 from stackwatch.server.storage.db import now
 from stackwatch.server.storage.payloads import read_payload
-from stackwatch.server.storage.schema import events, issue_hourly, issue_tags, issues, projects
+from stackwatch.server.storage.schema import (
+    IMPACT_FACETS,
+    events,
+    issue_hourly,
+    issue_impact,
+    issue_tags,
+    issues,
+    projects,
+)
 
 __all__ = [
     "SORT_COLUMNS",
@@ -173,18 +181,29 @@ def set_status(connection: Connection, status: str, *conditions: ColumnElement[b
 
 
 def tag_facets(connection: Connection, issue_id: int) -> list[dict[str, Any]]:
+    """Each tag of the issue's events with its total and most frequent values, by key; the workflow run from
+    issue_impact, which counts it (``schema.IMPACT_FACETS``)."""
     rows = connection.execute(
         select(issue_tags.c.key, issue_tags.c.value, issue_tags.c.count)
         .where(issue_tags.c.issue_id == issue_id)
         .order_by(issue_tags.c.key, issue_tags.c.count.desc(), issue_tags.c.value)
     ).all()
+    for key, kind in IMPACT_FACETS.items():
+        rows += [
+            (key, value, count)
+            for value, count in connection.execute(
+                select(issue_impact.c.value, issue_impact.c.count)
+                .where(issue_impact.c.issue_id == issue_id, issue_impact.c.kind == kind)
+                .order_by(issue_impact.c.count.desc(), issue_impact.c.value)
+            )
+        ]
     facets: dict[str, dict[str, Any]] = {}
     for key, value, count in rows:
         facet = facets.setdefault(key, {"key": key, "total": 0, "values": []})
         facet["total"] += count
         if len(facet["values"]) < TOP_TAG_VALUES:
             facet["values"].append({"value": value, "count": count})
-    return list(facets.values())
+    return [facets[key] for key in sorted(facets)]
 
 
 def hourly_series(connection: Connection, issue_id: int, hours: int) -> list[dict[str, Any]]:

@@ -29,6 +29,7 @@ from sqlalchemy import (
 
 __all__ = [
     "ALERT_TRIGGERS",
+    "IMPACT_FACETS",
     "ISSUE_STATUSES",
     "LEVELS",
     "TOKEN_SCOPES",
@@ -279,6 +280,13 @@ project_hourly = Table(
     Column("level", String(16), primary_key=True),
     Column("count", BigInteger, nullable=False),
 )
+
+# Tag facets kept in issue_impact instead of issue_tags (tag key: impact kind). A workflow run takes a new value
+# every few events, and issue_impact holds each run of an issue with its event count and last time anyway, so its
+# rows in issue_tags were as many again (half of that table). Nothing filters issues by run through the tags (the
+# run page reads the events' run_id index); the digest leaves these keys out of issue_tags and the issue's tag
+# facets (``api/queries.tag_facets``) read them from issue_impact.
+IMPACT_FACETS = {"run_id": "run"}
 
 issue_tags = Table(
     "issue_tags",

@@ -8,6 +8,9 @@ Revises: 0011
   the same columns, created on the parent and so on every partition).
 * issue_tags, issue_impact: WITHOUT ROWID tables on SQLite (rebuilt), their rows kept in the primary key's
   b-tree instead of a rowid table beside an index of the same key. Nothing changes on PostgreSQL.
+* issue_tags: the workflow run's rows (key ``run_id``) deleted; issue_impact holds the same values and counts
+  (kind ``run``), and the tag facets read them from there (``schema.IMPACT_FACETS``). The downgrade copies them
+  back from issue_impact (``last_seen`` is then the receive time, not the event's own).
 """
 
 from __future__ import annotations
@@ -46,7 +49,21 @@ def _sqlite_rowid(*, with_rowid: bool) -> None:
             pass
 
 
+def _run_tags(*, upgrade: bool) -> None:
+    if upgrade:
+        op.execute(sa.text("DELETE FROM issue_tags WHERE key = 'run_id'"))
+    else:
+        op.execute(
+            sa.text(
+                "INSERT INTO issue_tags (issue_id, key, value, count, last_seen)"
+                " SELECT issue_id, 'run_id', value, count, last_seen FROM issue_impact"
+                " WHERE kind = 'run' AND length(value) <= 200"
+            )
+        )
+
+
 def upgrade() -> None:
+    _run_tags(upgrade=True)
     if op.get_bind().dialect.name == "postgresql":
         _postgresql_events(upgrade=True)
         return
@@ -58,6 +75,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    _run_tags(upgrade=False)
     if op.get_bind().dialect.name == "postgresql":
         _postgresql_events(upgrade=False)
         return
