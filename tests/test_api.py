@@ -448,6 +448,23 @@ def test_issue_events_page(stack: Stack, data: Dataset) -> None:
     assert stack.api("/issues/999999/events").status_code == 404
 
 
+def test_each_event_keeps_its_own_title(stack: Stack) -> None:
+    """Events keep no title column: the list derives each one's from its payload, not the issue's (the latest)."""
+    for n in range(3):
+        event = exception_event(extra={"n": n})
+        event["exception"]["values"][0]["value"] = f"refused by host {n}"
+        event["fingerprint"] = ["one-issue"]
+        support.send_ok(stack, event)
+    support.send_ok(stack, {**message_event("disk full on /var"), "fingerprint": ["one-issue"]})
+    stack.digest()
+    issue_id = ids(stack.api("/projects/python/issues"))[0]
+    listed = stack.api(f"/issues/{issue_id}/events").json()["data"]
+    kind = exception_event()["exception"]["values"][0]["type"]
+    assert [e["title"] for e in listed] == ["disk full on /var"] + [f"{kind}: refused by host {n}" for n in (2, 1, 0)]
+    detail = stack.api(f"/events/{listed[1]['event_id']}").json()
+    assert detail["title"] == f"{kind}: refused by host 2"
+
+
 def test_event_detail(stack: Stack, data: Dataset) -> None:
     event_id = data.event_ids["connection"][0]
     event = stack.api(f"/events/{event_id}").json()

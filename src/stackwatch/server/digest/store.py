@@ -314,7 +314,6 @@ def _event_rows(
                 "timestamp": event.timestamp,
                 "received_at": event.received_at,
                 "level": event.level,
-                "title": clean(record.summary.title, 500),
                 "handled": event.handled,
                 "environment": clean(event.environment, 64),
                 "release": clean(event.release, 250),

@@ -216,7 +216,7 @@ def _events_table(target: MetaData, *, partitioned: bool = False) -> Table:
         Column("timestamp", Double, nullable=False),
         Column("received_at", Double, nullable=False, primary_key=partitioned),
         Column("level", String(16), nullable=False),
-        Column("title", String(500), nullable=False),
+        # No title: the REST API derives an event's from its payload (``digest.summary.stored_title``).
         Column("handled", Boolean, nullable=False, default=True),
         Column("environment", String(64), nullable=True),
         Column("release", String(250), nullable=True),

@@ -357,7 +357,6 @@ class _Generator:
             "timestamp": stamp,
             "received_at": received,
             "level": issue.level,
-            "title": issue.title,
             "handled": not issue.unhandled,
             "environment": environment,
             "release": release,

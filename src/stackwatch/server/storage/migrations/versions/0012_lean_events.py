@@ -6,6 +6,7 @@ Revises: 0011
 * events: UNIQUE(project_id, event_id) and the index on event_id become one UNIQUE(event_id, project_id) (on
   PostgreSQL's partitioned table, where a unique constraint would need the partition key, one plain index of
   the same columns, created on the parent and so on every partition).
+* events: no ``title`` column; the REST API derives an event's title from its payload.
 * issue_tags, issue_impact: WITHOUT ROWID tables on SQLite (rebuilt), their rows kept in the primary key's
   b-tree instead of a rowid table beside an index of the same key. Nothing changes on PostgreSQL.
 * issue_tags: the workflow run's rows (key ``run_id``) deleted; issue_impact holds the same values and counts
@@ -34,7 +35,12 @@ def _postgresql_events(*, upgrade: bool) -> None:
         op.execute(sa.text('CREATE INDEX "ix_events_event_id_project_id" ON events (event_id, project_id)'))
         op.execute(sa.text('DROP INDEX "ix_events_project_id_event_id"'))
         op.execute(sa.text('DROP INDEX "ix_events_event_id"'))
+        op.execute(sa.text("ALTER TABLE events DROP COLUMN title"))
     else:
+        # The issue's title for every event: what each event's own was is in its payload, not worth a rewrite.
+        op.execute(sa.text("ALTER TABLE events ADD COLUMN title VARCHAR(500) NOT NULL DEFAULT ''"))
+        op.execute(sa.text("UPDATE events SET title = issues.title FROM issues WHERE issues.id = events.issue_id"))
+        op.execute(sa.text("ALTER TABLE events ALTER COLUMN title DROP DEFAULT"))
         op.execute(sa.text('CREATE INDEX "ix_events_project_id_event_id" ON events (project_id, event_id)'))
         op.execute(sa.text('CREATE INDEX "ix_events_event_id" ON events (event_id)'))
         op.execute(sa.text('DROP INDEX "ix_events_event_id_project_id"'))
@@ -71,6 +77,7 @@ def upgrade() -> None:
     with op.batch_alter_table("events") as batch:
         batch.drop_constraint("uq_events_project_id_event_id", type_="unique")
         batch.drop_index("ix_events_event_id")
+        batch.drop_column("title")
         batch.create_unique_constraint(batch.f("uq_events_event_id_project_id"), ["event_id", "project_id"])
 
 
@@ -80,7 +87,10 @@ def downgrade() -> None:
         _postgresql_events(upgrade=False)
         return
     _sqlite_rowid(with_rowid=True)
+    op.add_column("events", sa.Column("title", sa.String(500), nullable=False, server_default=""))
+    op.execute(sa.text("UPDATE events SET title = (SELECT title FROM issues WHERE issues.id = events.issue_id)"))
     with op.batch_alter_table("events") as batch:
+        batch.alter_column("title", server_default=None)
         batch.drop_constraint("uq_events_event_id_project_id", type_="unique")
         batch.create_unique_constraint(batch.f("uq_events_project_id_event_id"), ["project_id", "event_id"])
         batch.create_index(batch.f("ix_events_event_id"), ["event_id"], unique=False)
