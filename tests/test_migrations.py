@@ -219,7 +219,9 @@ def test_facet_tables_keep_their_rows_in_the_primary_key_on_sqlite(engine: Engin
         connection.exec_driver_sql("INSERT INTO issue_impact VALUES (1, 'user', 'u1', 1, 1.0)")
     db.migrate(engine)
     with engine.connect() as connection:
-        ddl = dict(connection.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'table'").all())
+        ddl: dict[str, str] = dict(
+            connection.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'table'").all()
+        )
         assert connection.exec_driver_sql("SELECT * FROM issue_tags").all() == [(1, "level", "error", 1, 1.0)]
         assert connection.exec_driver_sql("SELECT * FROM issue_impact").all() == [(1, "user", "u1", 1, 1.0)]
     for table in ("issue_tags", "issue_impact"):

@@ -185,14 +185,17 @@ def set_status(connection: Connection, status: str, *conditions: ColumnElement[b
 def tag_facets(connection: Connection, issue_id: int) -> list[dict[str, Any]]:
     """Each tag of the issue's events with its total and most frequent values, by key; the workflow run from
     issue_impact, which counts it (``schema.IMPACT_FACETS``)."""
-    rows = connection.execute(
-        select(issue_tags.c.key, issue_tags.c.value, issue_tags.c.count)
-        .where(issue_tags.c.issue_id == issue_id)
-        .order_by(issue_tags.c.key, issue_tags.c.count.desc(), issue_tags.c.value)
-    ).all()
+    rows: list[tuple[str, str, int]] = [
+        (str(key), str(value), int(count))
+        for key, value, count in connection.execute(
+            select(issue_tags.c.key, issue_tags.c.value, issue_tags.c.count)
+            .where(issue_tags.c.issue_id == issue_id)
+            .order_by(issue_tags.c.key, issue_tags.c.count.desc(), issue_tags.c.value)
+        )
+    ]
     for key, kind in IMPACT_FACETS.items():
         rows += [
-            (key, value, count)
+            (key, str(value), int(count))
             for value, count in connection.execute(
                 select(issue_impact.c.value, issue_impact.c.count)
                 .where(issue_impact.c.issue_id == issue_id, issue_impact.c.kind == kind)
