@@ -9,9 +9,9 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
-from stackwatch.server.storage.schema import api_tokens
+from stackwatch.server.storage.schema import api_tokens, issue_tags
 from tests import support
 from tests.conftest import NODE_KEY, PYTHON_KEY, Stack
 from tests.support import exception_event, frame, message_event
@@ -379,6 +379,25 @@ def test_facets_sort_values_by_count(stack: Stack) -> None:
     assert facets["environment"]["total"] == 6
 
 
+def test_the_run_facet_comes_from_the_impact_counts(stack: Stack) -> None:
+    """Runs are counted once, in issue_impact: no issue_tags rows for them, the same facet as the other tags."""
+    runs = [f"run_{n:02d}" for n in range(12) for _ in range(n + 1)]  # run_11 has 12 events, run_00 one
+    for n, run in enumerate(runs):
+        support.send_ok(stack, exception_event(tags={"run_id": run, "step_id": "fetch"}, extra={"n": n}))
+    stack.digest()
+    issue_id = ids(stack.api("/projects/python/issues"))[0]
+    tags = stack.api(f"/issues/{issue_id}").json()["tags"]
+    assert [facet["key"] for facet in tags] == sorted(facet["key"] for facet in tags)
+    facets = {facet["key"]: facet for facet in tags}
+    assert facets["run_id"]["total"] == len(runs)
+    assert facets["run_id"]["values"] == [{"value": f"run_{n:02d}", "count": n + 1} for n in range(11, 1, -1)]
+    assert facets["step_id"]["values"] == [{"value": "fetch", "count": len(runs)}]
+    with stack.services.engine.connect() as connection:
+        keys = set(connection.execute(select(issue_tags.c.key).where(issue_tags.c.issue_id == issue_id)).scalars())
+    assert "run_id" not in keys
+    assert "step_id" in keys
+
+
 def test_patch_issue(stack: Stack, data: Dataset) -> None:
     resolved = patch(stack, data.connection, {"status": "resolved"})
     assert resolved.status_code == 200
@@ -427,6 +446,23 @@ def test_issue_events_page(stack: Stack, data: Dataset) -> None:
     assert sorted(walked) == sorted(data.event_ids["connection"])
     assert len(walked) == 3
     assert stack.api("/issues/999999/events").status_code == 404
+
+
+def test_each_event_keeps_its_own_title(stack: Stack) -> None:
+    """Events keep no title column: the list derives each one's from its payload, not the issue's (the latest)."""
+    for n in range(3):
+        event = exception_event(extra={"n": n})
+        event["exception"]["values"][0]["value"] = f"refused by host {n}"
+        event["fingerprint"] = ["one-issue"]
+        support.send_ok(stack, event)
+    support.send_ok(stack, {**message_event("disk full on /var"), "fingerprint": ["one-issue"]})
+    stack.digest()
+    issue_id = ids(stack.api("/projects/python/issues"))[0]
+    listed = stack.api(f"/issues/{issue_id}/events").json()["data"]
+    kind = exception_event()["exception"]["values"][0]["type"]
+    assert [e["title"] for e in listed] == ["disk full on /var"] + [f"{kind}: refused by host {n}" for n in (2, 1, 0)]
+    detail = stack.api(f"/events/{listed[1]['event_id']}").json()
+    assert detail["title"] == f"{kind}: refused by host 2"
 
 
 def test_event_detail(stack: Stack, data: Dataset) -> None:

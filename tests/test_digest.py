@@ -89,6 +89,34 @@ def test_same_event_id_in_two_projects_is_two_events(stack: Stack) -> None:
     assert stack.digest() == 2
 
 
+def test_retries_of_an_id_in_two_projects_are_dropped_in_each(stack: Stack) -> None:
+    """The duplicate check looks the ids up in every project at once (the (event_id, project_id) index) and must
+    still tell the projects apart: a retry to one project is not the other project's event, nor the reverse."""
+    event, other = run_event(1), run_event(2)
+    node = {"X-Sentry-Auth": "Sentry sentry_key=nodepublickey"}
+    post(stack, event_envelope(event))
+    assert stack.digest() == 1
+    # The same id: retried in project 1, new in project 2; and an id new in project 1 and retried later in 2.
+    post(stack, event_envelope(event))
+    post(stack, event_envelope(other))
+    assert stack.client.post("/api/2/envelope/", content=event_envelope(event), headers=node).status_code == 200
+    result = stack.services.digester.run_once()
+    assert result is not None
+    assert (result.events, result.duplicates) == (2, 1)
+    for _ in range(2):
+        post(stack, event_envelope(event))
+        post(stack, event_envelope(other))
+        assert stack.client.post("/api/2/envelope/", content=event_envelope(event), headers=node).status_code == 200
+    result = stack.services.digester.run_once()
+    assert result is not None
+    assert (result.events, result.duplicates) == (0, 6)
+    assert stack.client.post("/api/2/envelope/", content=event_envelope(other), headers=node).status_code == 200
+    assert stack.digest() == 1
+    with stack.services.engine.connect() as connection:
+        stored = connection.execute(select(events.c.project_id, events.c.event_id).order_by(events.c.id)).all()
+    assert stored == [(1, event["event_id"]), (1, other["event_id"]), (2, event["event_id"]), (2, other["event_id"])]
+
+
 def test_retried_attachment_is_stored_once(stack: Stack) -> None:
     event = message_event("with attachment")
     body = envelope(

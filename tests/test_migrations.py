@@ -200,3 +200,30 @@ def test_existing_tokens_become_admin_tokens(engine: Engine) -> None:
     with engine.connect() as connection:
         assert connection.execute(select(api_tokens.c.name, api_tokens.c.scope)).all() == [("old", "admin")]
     assert differences(engine) == []
+
+
+def test_facet_tables_keep_their_rows_in_the_primary_key_on_sqlite(engine: Engine) -> None:
+    """Revision 0012 rebuilt issue_tags and issue_impact WITHOUT ROWID (the comparison above cannot see it)."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("a SQLite table option")
+    upgrade(engine, "0011")
+    with engine.begin() as connection:
+        connection.execute(insert(projects).values(slug="p", name="P", collect_ips=True, created_at=1.0))
+        connection.exec_driver_sql(
+            "INSERT INTO issues (project_id, grouping_hash, grouping_version, title, culprit, type, value, level,"
+            " status, platform, unhandled, first_seen, last_seen, event_count, user_count, workflow_count,"
+            " run_count, tenant_count) VALUES (1, 'h', 1, 't', '', 'E', '', 'error', 'unresolved', '', 0, 1, 1, 1,"
+            " 1, 0, 0, 0)"
+        )
+        connection.exec_driver_sql("INSERT INTO issue_tags VALUES (1, 'level', 'error', 1, 1.0)")
+        connection.exec_driver_sql("INSERT INTO issue_impact VALUES (1, 'user', 'u1', 1, 1.0)")
+    db.migrate(engine)
+    with engine.connect() as connection:
+        ddl: dict[str, str] = dict(
+            connection.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'table'").all()
+        )
+        assert connection.exec_driver_sql("SELECT * FROM issue_tags").all() == [(1, "level", "error", 1, 1.0)]
+        assert connection.exec_driver_sql("SELECT * FROM issue_impact").all() == [(1, "user", "u1", 1, 1.0)]
+    for table in ("issue_tags", "issue_impact"):
+        assert ddl[table].rstrip().endswith("WITHOUT ROWID"), ddl[table]
+    assert differences(engine) == []

@@ -21,7 +21,7 @@ from stackwatch.cli.common import main, open_engine, safe_url, settings_from, st
 from stackwatch.server.config import ROLES, Settings
 from stackwatch.server.storage import accounts, datadir, db, running
 from stackwatch.server.storage.filemodes import secure_data_dir
-from stackwatch.server.storage.schema import events
+from stackwatch.server.storage.schema import issues
 
 if TYPE_CHECKING:
     from stackwatch.demo.result import DemoResult
@@ -55,7 +55,13 @@ def serve(demo: bool, init: bool, **flags: Any) -> None:
     with transaction(settings, init=init) as connection:  # creates and migrates the database on first start
         first = accounts.ensure_defaults(connection)
         dsn = _default_dsn(connection, settings)
-        empty = connection.execute(select(events.c.id).where(events.c.project_id == 1).limit(1)).first() is None
+        # From the issues' counters: no index of events leads with the project (the event id one leads with the id).
+        empty = (
+            connection.execute(
+                select(issues.c.id).where(issues.c.project_id == 1, issues.c.stored_events > 0).limit(1)
+            ).first()
+            is None
+        )
     services = _open_services(settings)
     _print_banner(settings, first, dsn)
     if demo and dsn and empty and settings.role == "all":

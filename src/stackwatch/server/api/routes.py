@@ -223,7 +223,7 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
             data = queries.event_data(connection, row)
         except PayloadUnreadable as exc:
             raise HTTPException(500, f"event {row.event_id} is stored but cannot be read: {exc}") from None
-        return {**queries.event_summary(row), "project_id": row.project_id, "data": data}
+        return {**queries.event_summary(row, queries.data_title(data)), "project_id": row.project_id, "data": data}
 
     @router.get(
         "/events/{event_id}",

@@ -20,6 +20,7 @@ from stackwatch.server.digest.dictionaries import PayloadCompressor
 from stackwatch.server.digest.items import AttachmentRecord, EventRecord, ParsedBatch, hour_of
 from stackwatch.server.digest.normalize import NormalizedEvent
 from stackwatch.server.storage.schema import (
+    IMPACT_FACETS,
     attachments,
     client_report_counts,
     events,
@@ -279,6 +280,8 @@ def _tag_rows(records: list[tuple[int, EventRecord]]) -> list[dict[str, Any]]:
     for issue_id, record in records:
         event = record.event
         facets = {**{key: value for key, value in event.workflow.items() if value}, **event.tags}
+        for key in IMPACT_FACETS:  # counted once, in issue_impact (see schema.IMPACT_FACETS)
+            facets.pop(key, None)
         facets["level"] = event.level
         for name, value in (("environment", event.environment), ("release", event.release)):
             if value:
@@ -311,7 +314,6 @@ def _event_rows(
                 "timestamp": event.timestamp,
                 "received_at": event.received_at,
                 "level": event.level,
-                "title": clean(record.summary.title, 500),
                 "handled": event.handled,
                 "environment": clean(event.environment, 64),
                 "release": clean(event.release, 250),

@@ -7,7 +7,7 @@ from typing import Any
 
 from stackwatch.server.digest.normalize import NormalizedEvent, as_dict
 
-__all__ = ["Summary", "summarize"]
+__all__ = ["Summary", "stored_title", "summarize"]
 
 TITLE_LIMIT = 200
 
@@ -36,13 +36,28 @@ def _culprit(frames: list[dict[str, Any]]) -> str:
 
 
 def summarize(event: NormalizedEvent) -> Summary:
-    data = event.data
+    return _summary(event.data, event.exceptions)
+
+
+def stored_title(data: dict[str, Any]) -> str:
+    """The title of a stored event (the normalized event its payload holds), as the digest made it.
+
+    Events do not keep their title in a column (it was a tenth of an event's bytes, and is a function of the
+    payload): the REST API's event lists derive it here. The normalized ``exception.values`` is the list that
+    ``summarize`` looked at.
+    """
+    values = as_dict(data.get("exception")).get("values")
+    exceptions = [v for v in values if isinstance(v, dict)] if isinstance(values, list) else []
+    return _summary(data, exceptions).title
+
+
+def _summary(data: dict[str, Any], exceptions: list[dict[str, Any]]) -> Summary:
     logentry = data.get("logentry") or {}
     message = str(logentry.get("formatted") or logentry.get("message") or "")
     fallback_culprit = str(data.get("transaction") or data.get("logger") or "")[:500]
-    if event.exceptions:
+    if exceptions:
         # SDKs list a chain innermost first: the last exception is the one the program saw.
-        main = event.exceptions[-1]
+        main = exceptions[-1]
         mechanism = as_dict(main.get("mechanism"))
         kind = str(main.get("type") or "")
         value = str(main.get("value") or "")

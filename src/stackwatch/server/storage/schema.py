@@ -29,6 +29,7 @@ from sqlalchemy import (
 
 __all__ = [
     "ALERT_TRIGGERS",
+    "IMPACT_FACETS",
     "ISSUE_STATUSES",
     "LEVELS",
     "TOKEN_SCOPES",
@@ -201,7 +202,7 @@ def _events_table(target: MetaData, *, partitioned: bool = False) -> Table:
     On PostgreSQL the table is partitioned by ``received_at`` (the server's receive time), so that old events go
     by dropping whole partitions instead of deleting rows. PostgreSQL requires every primary key and unique
     constraint of a partitioned table to include the partition key, so there the primary key is
-    ``(id, received_at)`` and the uniqueness of ``(project_id, event_id)`` is a plain index; the digest keeps
+    ``(id, received_at)`` and the uniqueness of ``(event_id, project_id)`` is a plain index; the digest keeps
     every event stored once by serializing on the event ids themselves (``digest/store.py``). SQLite keeps
     the plain table, the unique constraint, and ``id`` as its rowid.
     """
@@ -215,7 +216,7 @@ def _events_table(target: MetaData, *, partitioned: bool = False) -> Table:
         Column("timestamp", Double, nullable=False),
         Column("received_at", Double, nullable=False, primary_key=partitioned),
         Column("level", String(16), nullable=False),
-        Column("title", String(500), nullable=False),
+        # No title: the REST API derives an event's from its payload (``digest.summary.stored_title``).
         Column("handled", Boolean, nullable=False, default=True),
         Column("environment", String(64), nullable=True),
         Column("release", String(250), nullable=True),
@@ -229,10 +230,11 @@ def _events_table(target: MetaData, *, partitioned: bool = False) -> Table:
         Column("payload", LargeBinary, nullable=False),
         # Never thinned out by the count limit: the issue's first event and the first event of each regression.
         Column("pinned", Boolean, nullable=False, server_default=false()),
-        Index(None, "project_id", "event_id") if partitioned else UniqueConstraint("project_id", "event_id"),
+        # Event id first: the one index serves the digest's duplicate check (``event_id IN (...)`` over every
+        # project), the look-ups by event id alone (the API's ``/events/{id}``) and those within a project.
+        Index(None, "event_id", "project_id") if partitioned else UniqueConstraint("event_id", "project_id"),
         Index(None, "issue_id", "id"),
         Index(None, "run_id"),
-        Index(None, "event_id"),
         # Retention: an issue's events that may be thinned out, by age (and all of them by age, ``pinned IN (0, 1)``);
         # covering on SQLite, where the rowid is part of every index.
         Index(None, "issue_id", "pinned", "received_at"),
@@ -279,6 +281,13 @@ project_hourly = Table(
     Column("count", BigInteger, nullable=False),
 )
 
+# Tag facets kept in issue_impact instead of issue_tags (tag key: impact kind). A workflow run takes a new value
+# every few events, and issue_impact holds each run of an issue with its event count and last time anyway, so its
+# rows in issue_tags were as many again (half of that table). Nothing filters issues by run through the tags (the
+# run page reads the events' run_id index); the digest leaves these keys out of issue_tags and the issue's tag
+# facets (``api/queries.tag_facets``) read them from issue_impact.
+IMPACT_FACETS = {"run_id": "run"}
+
 issue_tags = Table(
     "issue_tags",
     metadata,
@@ -290,6 +299,9 @@ issue_tags = Table(
     # The issue list's filters (environment, release, component, workflow): the issues holding one value. Without
     # it PostgreSQL read the whole table for a value it misjudged as rare (60-130 ms at a million tag rows).
     Index(None, "key", "value", "issue_id"),
+    # SQLite: the rows live in the primary key's b-tree instead of a rowid table plus an index of the key, which
+    # held every key twice (a third of the facets' bytes). PostgreSQL ignores the option.
+    sqlite_with_rowid=False,
 )
 
 # One row per distinct (issue, kind, value): kind is user, workflow, run or tenant. The issue's *_count
@@ -306,6 +318,7 @@ issue_impact = Table(
     Column("count", BigInteger, nullable=False, server_default="1"),
     Column("last_seen", Double, nullable=False, server_default="0"),
     Index(None, "issue_id", "kind", "last_seen"),
+    sqlite_with_rowid=False,  # as issue_tags
 )
 
 # An issue's events per minute of receive time over the last day: what alert rules' event windows count, exact

@@ -29,6 +29,7 @@ from sqlalchemy import Engine, Table, bindparam, insert, select, update
 from stackwatch.server.digest.grouping import CURRENT
 from stackwatch.server.digest.items import hour_of
 from stackwatch.server.storage.schema import (
+    IMPACT_FACETS,
     events,
     issue_hourly,
     issue_impact,
@@ -266,6 +267,8 @@ class _Generator:
                 ("release", releases[-1]),
             )
             for item in facet_items:
+                if item[0] in IMPACT_FACETS:  # as the digest: counted in issue_impact only
+                    continue
                 entry = facets.setdefault(item, [0, 0.0])
                 entry[0] += 1
                 entry[1] = stamp  # events come in timestamp order: the last one seen is the latest
@@ -354,7 +357,6 @@ class _Generator:
             "timestamp": stamp,
             "received_at": received,
             "level": issue.level,
-            "title": issue.title,
             "handled": not issue.unhandled,
             "environment": environment,
             "release": release,

@@ -220,8 +220,8 @@ def _run(connection: Connection, run_id: str, project_ids: list[int], template: 
     """What the page shows of one run, within the projects the user may see; ``None`` when nothing is visible."""
     if not project_ids or "\x00" in run_id or len(run_id) > MAX_RUN_ID:
         return None
-    # ``+ 0``: without statistics SQLite would read the run through the (project_id, event_id) index, i.e. read
-    # the whole project; the run_id index is the one that narrows.
+    # ``+ 0``: the run_id index is the one that narrows; a plan through an index led by the project (there was one,
+    # (project_id, event_id), before revision 0012) would read the whole project.
     condition = (events.c.run_id == run_id) & (events.c.project_id + 0).in_(project_ids)
     # One row per distinct combination of the run's workflow columns: the page's summary in one read.
     summary = connection.execute(
