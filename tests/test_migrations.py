@@ -202,10 +202,9 @@ def test_existing_tokens_become_admin_tokens(engine: Engine) -> None:
     assert differences(engine) == []
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_facet_tables_keep_their_rows_in_the_primary_key_on_sqlite(engine: Engine) -> None:
     """Revision 0012 rebuilt issue_tags and issue_impact WITHOUT ROWID (the comparison above cannot see it)."""
-    if engine.dialect.name != "sqlite":
-        pytest.skip("a SQLite table option")
     upgrade(engine, "0011")
     with engine.begin() as connection:
         connection.execute(insert(projects).values(slug="p", name="P", collect_ips=True, created_at=1.0))
