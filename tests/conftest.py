@@ -20,12 +20,13 @@ import httpx
 import psycopg
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
 from stackwatch.server.app import create_app
 from stackwatch.server.config import Settings, load_settings
 from stackwatch.server.services import Services, open_services
-from stackwatch.server.storage import accounts
+from stackwatch.server.storage import accounts, db
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "sdk-envelopes"  # real SDK captures, kept in the repository
@@ -69,6 +70,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, postgres_availa
     finally:
         with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """An engine on the test database, unmigrated (for migration tests)."""
+    engine = db.connect(database_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture

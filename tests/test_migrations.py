@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +16,6 @@ from stackwatch.server.storage import db, partitions
 from stackwatch.server.storage.schema import metadata, metadata_for, projects
 
 MIGRATIONS = Path(db.__file__).parent / "migrations"
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = db.connect(database_url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def differences(engine: Engine, target: MetaData | None = None) -> list[Any]:

@@ -219,15 +219,6 @@ def test_two_workers_digesting_one_event_id_at_once_store_it_once(request: pytes
         assert connection.execute(select(func.count()).where(events.c.event_id == event["event_id"])).scalar() == 1
 
 
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = db.connect(database_url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-
-
 @POSTGRES_ONLY
 def test_the_migration_partitions_a_populated_table(engine: Engine) -> None:
     upgrade(engine, "0008")

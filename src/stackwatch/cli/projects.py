@@ -8,6 +8,7 @@ import click
 from sqlalchemy import select
 
 from stackwatch.cli.common import main, settings_from, store_options, transaction
+from stackwatch.server.retention import Limits
 from stackwatch.server.storage import accounts
 from stackwatch.server.storage.schema import projects
 
@@ -78,8 +79,8 @@ def project_update(
         if not found:
             raise click.ClickException(f"no project {slug!r}")
         row = connection.execute(select(projects).where(projects.c.slug == slug)).one()
-    days = row.retention_days or settings.retention_days
-    cap = settings.retention_max_events if row.max_events is None else row.max_events
+    limits = Limits(settings.retention_days, settings.retention_max_events).of(row.retention_days, row.max_events)
+    days, cap = limits.days, limits.max_events
     click.echo(
         f"project {slug}: scrub_emails={_on(row.scrub_emails)} scrub_ips={_on(row.scrub_ips)} "
         f"collect_ips={_on(row.collect_ips)} retention_days={days}{'' if row.retention_days else ' (default)'} "

@@ -77,6 +77,10 @@ class Limits:
     days: int
     max_events: int
 
+    def of(self, retention_days: int | None, max_events: int | None) -> Limits:
+        """A project's limits in force: its own settings (``None``: these, the server's)."""
+        return Limits(retention_days or self.days, self.max_events if max_events is None else max_events)
+
 
 @dataclass(slots=True)
 class PruneReport:
@@ -248,10 +252,7 @@ class Retention:
         if facets:
             self._facets_pruned = time.monotonic()
         for row in rows:
-            limits = Limits(
-                row.retention_days or self._defaults.days,
-                self._defaults.max_events if row.max_events is None else row.max_events,
-            )
+            limits = self._defaults.of(row.retention_days, row.max_events)
             yield from self._by_age(row.id, row.slug, now - limits.days * DAY, facets=facets)
             yield from self._by_count(row.id, row.slug, limits.max_events)
         yield from self._old_minutes(now)

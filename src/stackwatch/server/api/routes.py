@@ -24,7 +24,7 @@ from stackwatch.server.api.models import (
 )
 from stackwatch.server.api.params import IssueId, event_project
 from stackwatch.server.config import Settings
-from stackwatch.server.retention import stored_totals
+from stackwatch.server.retention import Limits, stored_totals
 from stackwatch.server.storage import throttle
 from stackwatch.server.storage.accounts import (
     RETENTION_BOUNDS,
@@ -97,6 +97,7 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
                 touch_token(connection, found.id, moment)
         return found.id
 
+    defaults = Limits(settings.retention_days, settings.retention_max_events)
     router = APIRouter(prefix="/api/v1", dependencies=[Depends(_no_nul), Depends(authenticated)], tags=["api"])
 
     def public_base(request: Request) -> str:
@@ -128,8 +129,8 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
                 "scrub_ips": row.scrub_ips,
                 "retention_days": row.retention_days,
                 "max_events": row.max_events,
-                "effective_retention_days": row.retention_days or settings.retention_days,
-                "effective_max_events": settings.retention_max_events if row.max_events is None else row.max_events,
+                "effective_retention_days": defaults.of(row.retention_days, row.max_events).days,
+                "effective_max_events": defaults.of(row.retention_days, row.max_events).max_events,
                 "stored_events": stored[row.id][0],
                 "stored_bytes": stored[row.id][1],
             }

@@ -24,7 +24,7 @@ from stackwatch.server.alerts.dispatcher import channel_config, record_health, s
 from stackwatch.server.alerts.store import DEFAULT_COOLDOWN_MINUTES, DEFAULT_HOURLY_CAP, IMPACT_KINDS
 from stackwatch.server.api.alerts import channel_test_notification
 from stackwatch.server.config import Settings, parse_size
-from stackwatch.server.retention import stored_totals
+from stackwatch.server.retention import Limits, stored_totals
 from stackwatch.server.storage import accounts
 from stackwatch.server.storage.db import now
 from stackwatch.server.storage.schema import (
@@ -162,14 +162,15 @@ def _retention(connection: Connection, settings: Settings, project: ProjectRef) 
         select(projects.c.retention_days, projects.c.max_events).where(projects.c.id == project.id)
     ).one()
     count, size = stored_totals(connection, [project.id])[project.id]
+    limits = Limits(settings.retention_days, settings.retention_max_events).of(row.retention_days, row.max_events)
     return {
         "retention_days": row.retention_days,
         "max_events": row.max_events,
         "server_days": settings.retention_days,
         "server_max_events": settings.retention_max_events,
         # As the retention pass reads them (retention.Retention.units) and GET /api/v1/projects shows them.
-        "days": row.retention_days or settings.retention_days,
-        "events": settings.retention_max_events if row.max_events is None else row.max_events,
+        "days": limits.days,
+        "events": limits.max_events,
         "stored_events": count,
         "stored_bytes": size,
         "disk_limited": settings.max_disk_mb > 0,
