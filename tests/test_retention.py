@@ -329,3 +329,17 @@ def test_a_second_postgresql_worker_leaves_the_pass_to_the_first(stack: Stack) -
             other.exec_driver_sql(f"SELECT pg_advisory_unlock({RETENTION_LOCK})")
     assert report.events == 0 and len(stored_ids(stack)) == 10
     assert Retention(stack.services.engine, Limits(90, 2)).run_pass().events == 8
+
+
+def test_many_old_issues_go_a_few_per_transaction(stack: Stack) -> None:
+    set_limits(stack, retention_days=10)
+    old = [support.send_ok(stack, support.exception_event(kind=f"Old{i}Error")) for i in range(7)]
+    kept = support.send_ok(stack, support.exception_event(kind="NewError"))
+    stack.digest()
+    shift_back(stack, old, 20 * DAY)
+    with stack.services.engine.begin() as connection:  # shift_back moved every issue: the new one is recent again
+        connection.execute(
+            update(issues).where(issues.c.type == "NewError").values(first_seen=time.time(), last_seen=time.time())
+        )
+    report = Retention(stack.services.engine, Limits(90, 0), chunk=2).run_pass()
+    assert report.issues == 7 and set(issue_rows(stack)) == {"NewError"} and stored_ids(stack) == {kept}

@@ -306,14 +306,26 @@ class Retention:
             )
             for table in (project_hourly, session_counts, client_report_counts):
                 connection.execute(delete(table).where(table.c.project_id == project_id, table.c.hour < hour))
-            gone = connection.execute(
-                delete(issues)
-                .where(issues.c.project_id == project_id, issues.c.stored_events <= 0, issues.c.last_seen < cutoff)
-                .returning(issues.c.id)
-            ).all()
-            self.report.issues += len(gone)
             _forget_dictionaries(connection, project_id, cutoff)
         yield
+        # Issues left without events, whose last event is older than the limit, with their counters (cascades).
+        empty = (
+            select(issues.c.id)
+            .where(issues.c.project_id == project_id, issues.c.stored_events <= 0, issues.c.last_seen < cutoff)
+            .limit(self._chunk)
+            .scalar_subquery()
+        )
+        while True:
+            with self._write() as connection:
+                if connection is None:
+                    return
+                gone = len(
+                    connection.execute(delete(issues).where(issues.c.id.in_(empty)).returning(issues.c.id)).all()
+                )
+            self.report.issues += gone
+            yield
+            if gone < self._chunk:
+                return
 
     def _by_count(self, project_id: int, slug: str, max_events: int) -> Iterator[None]:
         with self._engine.connect() as connection:
