@@ -252,6 +252,18 @@ test('an unwritable spool directory: one warning, envelopes kept in memory and s
   assert.match(warnings[0], /cannot use the spool folder .*a-file.*; falling back to an in-memory queue \(not durable\)/);
 });
 
+test('a transport stopped while it sends does not warn about the step its stopping cut short', async (t) => {
+  const { recorder, dir, open } = await setUp(t, { mode: 'hang' });
+  const warnings = captureWarnings(t);
+  const transport = open();
+  transport.send(errorEnvelope(eventId()));
+  await recorder.waitFor(() => recorder.requests.length > 0, 'the send');
+  transport.stop(); // as a test's teardown, or a process shutting down: the spool folder may go right after
+  rmSync(dir, { recursive: true, force: true });
+  await sleep(300);
+  assert.deepEqual(warnings, []);
+});
+
 test('a spool folder that stops being writable: the transport falls back to memory without losing the envelope', async (t) => {
   const { recorder, folder, open } = await setUp(t, { down: true });
   const warnings = captureWarnings(t);

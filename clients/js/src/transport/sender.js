@@ -118,7 +118,8 @@ export class Sender {
     try {
       next = await this.tick();
     } catch (error) {
-      this.host.warnOnce('sender', `the spool sender failed (${error}); retrying`);
+      // A step the stop cut short (its request aborted, its folder removed after) is not a failure to report.
+      if (!this.stopped) this.host.warnOnce('sender', `the spool sender failed (${error}); retrying`);
       next = { seconds: FAILURE_PAUSE_SECONDS, wakeable: false };
     }
     this.running = false;
@@ -210,6 +211,7 @@ export class Sender {
       answer = await delivery.post(body);
     } catch (error) {
       if (!(error instanceof DeliveryError)) throw error;
+      if (this.stopped) return backoff.next(); // the stop cut the send short: nothing to report
       if (!this.unreachable) {
         this.unreachable = true;
         console.warn(`@stackwatch/sdk: cannot reach ${delivery.endpoint} (${error.message}); envelopes stay in the spool`);
