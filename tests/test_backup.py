@@ -202,8 +202,8 @@ def test_the_copy_finishes_and_is_one_snapshot_while_the_server_writes(installed
 # --- the commands' refusals --------------------------------------------------------------------------------------
 
 
-def run(*args: str, code: int = 0) -> Result:
-    runner = CliRunner(env={name: None for name in os.environ if name.startswith("STACKWATCH_")})
+def run(*args: str, code: int = 0, env: dict[str, str] | None = None) -> Result:
+    runner = CliRunner(env={**{name: None for name in os.environ if name.startswith("STACKWATCH_")}, **(env or {})})
     result = runner.invoke(main, list(args))
     assert result.exit_code == code, (result.output, result.exception)
     if code:
@@ -238,6 +238,25 @@ def test_backup_holds_the_state_a_restore_needs(installed: Path, tmp_path: Path)
     assert manifest["secret_key_included"] and manifest["inbox_backlog"] == 1
     assert "1 envelopes waiting" in result.stdout and "note:" not in result.stderr
     assert (tmp_path / "copy" / "secret_key").read_bytes() == (installed / "secret_key").read_bytes()
+
+
+def test_restore_refuses_a_key_that_would_not_open_the_waiting_envelopes(installed: Path, tmp_path: Path) -> None:
+    run("backup", str(tmp_path / "copy"), "--data-dir", str(installed))
+    manifest = json.loads((tmp_path / "copy" / backup.MANIFEST).read_text())
+    key = (installed / "secret_key").read_text().strip()
+    assert manifest["secret_key_fingerprint"] == backup.key_fingerprint(key)
+    assert key not in (tmp_path / "copy" / backup.MANIFEST).read_text()
+    other = {"STACKWATCH_SECRET_KEY": "not-the-key-of-this-backup"}
+    target = tmp_path / "elsewhere"
+    refused = run("restore", str(tmp_path / "copy"), "--data-dir", str(target), code=1, env=other)
+    assert "not the one the backup was taken with" in refused.output and "1 envelopes" in refused.output
+    assert not (target / "stackwatch.sqlite3").exists()
+    accepted = run("restore", str(tmp_path / "copy"), "--data-dir", str(target), "--other-key", env=other)
+    assert "note: the secret key in use (STACKWATCH_SECRET_KEY)" in accepted.stderr
+    assert (target / "stackwatch.sqlite3").exists()
+    same = {"STACKWATCH_SECRET_KEY": key}  # the key it had, given by the environment now: nothing to say
+    result = run("restore", str(tmp_path / "copy"), "--data-dir", str(tmp_path / "third"), env=same)
+    assert "not the one" not in result.stderr
 
 
 def test_backup_refuses_a_non_empty_target_and_a_bad_path(installed: Path, tmp_path: Path) -> None:

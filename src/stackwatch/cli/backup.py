@@ -66,7 +66,9 @@ def backup(path: Path, **flags: Any) -> None:
     if not settings.is_sqlite:
         raise _postgres(settings, "backup")
     try:
-        manifest = store.take_backup(settings.data_dir, settings.database_url, path, progress=_Progress())
+        manifest = store.take_backup(
+            settings.data_dir, settings.database_url, path, progress=_Progress(), secret_key=settings.secret_key
+        )
     except store.BackupError as exc:
         raise click.ClickException(str(exc)) from None
     files = ", ".join(f"{entry['name']} ({_size(entry['size'])})" for entry in manifest["files"])
@@ -85,8 +87,13 @@ def backup(path: Path, **flags: Any) -> None:
 @main.command()
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--force", is_flag=True, help="Replace an existing installation (never while a server runs on it)")
+@click.option(
+    "--other-key",
+    is_flag=True,
+    help="Restore although the secret key in use is not the backup's (its waiting envelopes go to the quarantine)",
+)
 @store_options
-def restore(path: Path, force: bool, **flags: Any) -> None:
+def restore(path: Path, force: bool, other_key: bool, **flags: Any) -> None:
     """Put the backup in PATH into the configured data directory; no server may be running on it."""
     settings = configuration(**flags)
     if not settings.is_sqlite:
@@ -96,6 +103,13 @@ def restore(path: Path, force: bool, **flags: Any) -> None:
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         with running.exclusive(data_dir):  # held until the files are in place: a server cannot start meanwhile
             found = restoring.read_backup(path)
+            mismatch = _key_mismatch(found, path, settings.secret_key)
+            if mismatch and found.manifest.get("inbox_backlog") and not other_key:
+                raise click.ClickException(
+                    f"{mismatch}: the {found.manifest['inbox_backlog']} envelopes waiting in its inbox would not "
+                    "open; set the key it was taken with, or pass --other-key to restore anyway (they then go to "
+                    "the quarantine, where `stackwatch quarantine retry` opens them once the old key is back)"
+                )
             existing = restoring.existing_install(data_dir, settings.database_url)
             if existing and not force:
                 raise click.ClickException(
@@ -109,6 +123,8 @@ def restore(path: Path, force: bool, **flags: Any) -> None:
         raise click.ClickException(str(exc)) from None
     manifest = found.manifest
     click.echo(f"restored the backup of {manifest['created_at']} into {data_dir}")
+    if mismatch:
+        click.echo(f"note: {mismatch}: sessions and sealed data of the backup's key do not carry over", err=True)
     if kept:
         click.echo(f"the replaced files are kept as {', '.join(p.name for p in kept)}: delete them once it works")
     if not manifest.get("secret_key_included"):
@@ -118,6 +134,17 @@ def restore(path: Path, force: bool, **flags: Any) -> None:
             err=True,
         )
     click.echo(f"start the server (stackwatch serve); it digests the {manifest['inbox_backlog']} waiting envelopes")
+
+
+def _key_mismatch(found: restoring.Backup, path: Path, configured: str) -> str | None:
+    """Why the restored installation will not run with the key the backup was taken with; None when it will, or
+    when that cannot be known (a backup of an older version records no key)."""
+    recorded = found.manifest.get("secret_key_fingerprint")
+    key = store.installed_key(path, configured)  # the configured key, else the backup's own secret_key file
+    if not recorded or key is None or store.key_fingerprint(key) == recorded:
+        return None
+    where = "STACKWATCH_SECRET_KEY" if configured else "the backup's secret_key file"
+    return f"the secret key in use ({where}) is not the one the backup was taken with"
 
 
 def _size(size: int) -> str:

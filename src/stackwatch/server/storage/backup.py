@@ -73,10 +73,33 @@ class _Source:
     path: Path
 
 
+def key_fingerprint(secret_key: str) -> str:
+    """A short hash that tells whether two secret keys are the same, and nothing else of the key."""
+    return hashlib.sha256(b"stackwatch backup key\0" + secret_key.encode()).hexdigest()[:16]
+
+
+def installed_key(data_dir: Path, configured: str) -> str | None:
+    """The secret key the installation in ``data_dir`` runs with: the configured one, else its generated file."""
+    if configured:
+        return configured
+    path = data_dir / "secret_key"
+    return path.read_text(encoding="utf-8").strip() if path.is_file() else None
+
+
 def take_backup(
-    data_dir: Path, database_url: str, target: Path, *, progress: Progress, step_pages: int = STEP_PAGES
+    data_dir: Path,
+    database_url: str,
+    target: Path,
+    *,
+    progress: Progress,
+    step_pages: int = STEP_PAGES,
+    secret_key: str = "",
 ) -> dict[str, Any]:
-    """Write a backup of the SQLite installation into ``target`` (created; refused when it is not empty)."""
+    """Write a backup of the SQLite installation into ``target`` (created; refused when it is not empty).
+
+    ``secret_key`` is the configured key (STACKWATCH_SECRET_KEY), if any: the manifest records a fingerprint of
+    the key the installation uses, so that a restore can tell whether the waiting envelopes will open.
+    """
     sources = _sources(database_url)
     created = _prepare(target)
     written: list[Path] = []
@@ -92,6 +115,8 @@ def take_backup(
                 written.append(target / name)
                 _copy_private(data_dir / name, target / name)
         manifest = _manifest(target, sources, data_dir, database_url)
+        key = installed_key(data_dir, secret_key)
+        manifest["secret_key_fingerprint"] = key_fingerprint(key) if key else None
         written.append(target / MANIFEST)
         _write_private(target / MANIFEST, json.dumps(manifest, indent=2) + "\n")
         return manifest
