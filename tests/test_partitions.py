@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Connection, Engine, column, func, insert, inspect, select, table, text
 
 from stackwatch.server.digest.worker import Digester
-from stackwatch.server.storage import db, partitions
+from stackwatch.server.storage import accounts, db, partitions
 from stackwatch.server.storage.partitions import DAY, PERIOD, partition_name, period_start
 from stackwatch.server.storage.schema import digest_state, events, issue_hourly, issues, projects
 from tests import support
@@ -141,7 +141,7 @@ def test_the_worker_remakes_missing_partitions(stack: Stack) -> None:
     next_week = partition_name(period_start(time.time()) + PERIOD)
     with engine.begin() as connection:
         connection.exec_driver_sql(f'DROP TABLE "{next_week}"')
-    digester = Digester(engine, stack.services.inbox, retention_days=90)
+    digester = stack.services.digester  # its first housekeeping looks after the partitions
     digester.tidy(idle=True)
     assert next_week in names(engine)
     assert digester.maintain_partitions(time.time()) == (0, 0)
@@ -155,9 +155,24 @@ def test_sqlite_keeps_a_plain_events_table(stack: Stack) -> None:
             assert stack.services.digester.maintain_partitions(time.time()) == (0, 0)
 
 
-def test_keep_days_is_the_default_without_per_project_retention(stack: Stack) -> None:
+def test_keep_days_is_the_longest_retention_of_any_project(stack: Stack) -> None:
     with stack.services.engine.connect() as connection:
-        assert partitions.keep_days(connection, 45.0) == 45.0
+        assert partitions.keep_days(connection, 45.0) == 45.0  # no project has its own
+    with stack.services.engine.begin() as connection:
+        assert accounts.update_project(connection, "python", retention_days=200)
+        assert partitions.keep_days(connection, 45.0) == 200.0
+        assert accounts.update_project(connection, "python", retention_days=7)
+        assert partitions.keep_days(connection, 45.0) == 45.0  # "node" keeps the server's 45
+
+
+@POSTGRES_ONLY
+def test_without_retention_the_worker_drops_no_partition(stack: Stack) -> None:
+    engine, now = stack.services.engine, time.time()
+    with engine.begin() as connection:
+        partitions.maintain(connection, now - 400 * DAY, keep_days=90)  # weeks made long ago
+    digester = Digester(engine, stack.services.inbox)  # no Retention: nothing is deleted, partitions neither
+    assert digester.maintain_partitions(now)[1] == 0
+    assert partition_name(period_start(now - 400 * DAY)) in names(engine)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import sqlite3
 import time
@@ -341,5 +342,10 @@ def test_many_old_issues_go_a_few_per_transaction(stack: Stack) -> None:
         connection.execute(
             update(issues).where(issues.c.type == "NewError").values(first_seen=time.time(), last_seen=time.time())
         )
-    report = Retention(stack.services.engine, Limits(90, 0), chunk=2).run_pass()
-    assert report.issues == 7 and set(issue_rows(stack)) == {"NewError"} and stored_ids(stack) == {kept}
+    pruner = Retention(stack.services.engine, Limits(90, 0), chunk=2)
+    counts = [len(issue_rows(stack))]
+    for _ in pruner.units():  # each unit is one committed transaction
+        counts.append(len(issue_rows(stack)))
+    assert counts[0] == 8 and counts[-1] == 1
+    assert max(before - after for before, after in itertools.pairwise(counts)) == 2  # two at a time
+    assert pruner.report.issues == 7 and set(issue_rows(stack)) == {"NewError"} and stored_ids(stack) == {kept}

@@ -13,8 +13,7 @@ server-wide STACKWATCH_RETENTION_DAYS and STACKWATCH_RETENTION_MAX_EVENTS).
   fairness (an issue with few events keeps all of them, the busy ones are cut to one common level), and within an
   issue events are thinned hour by hour from the fullest hours (again max-min fair), so every issue and every
   period keeps some. Within an hour the oldest go first: deleting neighbours rather than every other row leaves
-  SQLite's pages empty enough to be merged or freed, so the file stops growing instead of filling with half-empty
-  pages.
+  more of SQLite's pages empty enough to be merged or freed (bench/retention_disk.py measures what remains).
 
 A pass runs every STACKWATCH_RETENTION_INTERVAL seconds. It is a generator of small units of work, each one short
 transaction, which the digest worker advances between batches for a bounded time (see :meth:`Retention.step`):
@@ -26,15 +25,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, select, update
 
+from stackwatch.server.alerts.store import MAX_WINDOW_MINUTES
 from stackwatch.server.digest.items import hour_of
 from stackwatch.server.digest.normalize import MAX_FUTURE
+from stackwatch.server.digest.store import IMPACT_KINDS
 from stackwatch.server.storage.disk import RETENTION_PRESSURE
 from stackwatch.server.storage.schema import (
     attachments,
@@ -57,8 +58,6 @@ log = logging.getLogger("stackwatch.retention")
 
 DAY = 86_400.0
 CHUNK = 200  # events deleted per transaction: a few milliseconds of write lock on SQLite
-ALERT_WINDOW_MINUTES = 1440  # the longest alert rule window (alerts/manage.py)
-IMPACT_KINDS = {"user": "user_count", "workflow": "workflow_count", "run": "run_count", "tenant": "tenant_count"}
 # Facet and impact values are forgotten by age at most this often: finding them reads an issue's rows of them.
 FACET_PRUNE_INTERVAL = 3600.0
 # Disk pressure (used / STACKWATCH_MAX_DISK_MB) from which the count limits tighten, and the level they aim at.
@@ -88,7 +87,6 @@ class PruneReport:
     attachments: int = 0
     issues: int = 0
     values: int = 0  # impact and tag values forgotten by age
-    by_project: Counter[str] = field(default_factory=Counter)
 
     def __bool__(self) -> bool:
         return bool(self.events or self.issues or self.values or self.attachments)
@@ -167,13 +165,8 @@ def thin(candidates: Sequence[tuple[int, float]], remove: int) -> list[int]:
     keep = fair_targets({h: len(ids) for h, ids in hours.items()}, {}, len(candidates) - remove)
     doomed: list[int] = []
     for hour, ids in hours.items():
-        kept = keep[hour]
-        if kept >= len(ids):
-            continue
-        chosen = set(range(len(ids) - kept, len(ids)))
-        doomed.extend(event_id for index, event_id in enumerate(ids) if index not in chosen)
-    # Rounding can keep one too many or too few in an hour; settle on exactly ``remove``.
-    return doomed[:remove]
+        doomed.extend(ids[: len(ids) - keep[hour]])  # the hour's oldest
+    return doomed
 
 
 _DELETE_EVENTS = (
@@ -207,6 +200,11 @@ class Retention:
         self._facets_pruned = float("-inf")
         self.report = PruneReport()  # of the pass under way, or the last one
 
+    @property
+    def defaults(self) -> Limits:
+        """The server-wide limits, for a project without its own."""
+        return self._defaults
+
     def step(self, budget: float) -> bool:
         """Advance the pass under way (starting one when due) for about ``budget`` seconds; True when one ended."""
         if self._pass is None:
@@ -232,7 +230,7 @@ class Retention:
         return True
 
     def run_pass(self) -> PruneReport:
-        """One whole pass now (the CLI and tests)."""
+        """One whole pass now, whatever the interval (benchmarks and tests)."""
         self._pass = None
         self._started = float("-inf")
         while not self.step(budget=3600.0):
@@ -245,21 +243,15 @@ class Retention:
         """A whole pass, as units of work: each ``next`` commits one short transaction (or a few reads)."""
         now = self._clock()
         with self._engine.connect() as connection:
-            rows = connection.execute(
-                select(projects.c.id, projects.c.slug, projects.c.retention_days, projects.c.max_events)
-            ).all()
+            rows = connection.execute(select(projects.c.id, projects.c.retention_days, projects.c.max_events)).all()
         facets = time.monotonic() - self._facets_pruned >= FACET_PRUNE_INTERVAL
         if facets:
             self._facets_pruned = time.monotonic()
         for row in rows:
             limits = self._defaults.of(row.retention_days, row.max_events)
-            yield from self._by_age(row.id, row.slug, now - limits.days * DAY, facets=facets)
-            yield from self._by_count(row.id, row.slug, limits.max_events)
+            yield from self._by_age(row.id, now - limits.days * DAY, facets=facets)
+            yield from self._by_count(row.id, limits.max_events)
         yield from self._old_minutes(now)
-
-    def _write(self) -> Any:
-        """A short writing transaction; on PostgreSQL only one worker's pass writes at a time."""
-        return _Writing(self._engine)
 
     def _aging_issues(self, project_id: int, cutoff: float) -> list[int]:
         """The project's issues that may hold something older than ``cutoff``.
@@ -272,7 +264,7 @@ class Retention:
             query = select(issues.c.id).where(issues.c.project_id == project_id, issues.c.first_seen < young)
             return list(connection.execute(query.order_by(issues.c.id)).scalars())
 
-    def _by_age(self, project_id: int, slug: str, cutoff: float, *, facets: bool) -> Iterator[None]:
+    def _by_age(self, project_id: int, cutoff: float, *, facets: bool) -> Iterator[None]:
         issue_ids = self._aging_issues(project_id, cutoff)
         for position, issue_id in enumerate(issue_ids):
             if position % _ISSUES_PER_UNIT == _ISSUES_PER_UNIT - 1:
@@ -287,16 +279,16 @@ class Retention:
                     )
                 if not ids:
                     break
-                if not self._delete_events(project_id, slug, ids):
+                if not self._delete_events(project_id, ids):
                     return  # another worker prunes: this pass ends here
                 yield
         for start in range(0, len(issue_ids) if facets else 0, _FACET_ISSUES):
-            with self._write() as connection:
+            with _writing(self._engine) as connection:
                 if connection is not None:
                     for issue_id in issue_ids[start : start + _FACET_ISSUES]:
                         self.report.values += _forget_values(connection, issue_id, cutoff)
             yield
-        with self._write() as connection:
+        with _writing(self._engine) as connection:
             if connection is None:
                 return
             hour = hour_of(cutoff)
@@ -316,7 +308,7 @@ class Retention:
             .scalar_subquery()
         )
         while True:
-            with self._write() as connection:
+            with _writing(self._engine) as connection:
                 if connection is None:
                     return
                 gone = len(
@@ -327,7 +319,7 @@ class Retention:
             if gone < self._chunk:
                 return
 
-    def _by_count(self, project_id: int, slug: str, max_events: int) -> Iterator[None]:
+    def _by_count(self, project_id: int, max_events: int) -> Iterator[None]:
         with self._engine.connect() as connection:
             stored: dict[int, int] = dict(
                 connection.execute(
@@ -365,21 +357,21 @@ class Retention:
                 ]
             doomed = thin(candidates[:-1], excess)  # the latest stays
             for start in range(0, len(doomed), self._chunk):
-                if not self._delete_events(project_id, slug, doomed[start : start + self._chunk]):
+                if not self._delete_events(project_id, doomed[start : start + self._chunk]):
                     return
                 yield
             gone = set(doomed)
             kept = min((received for event_id, received in candidates if event_id not in gone), default=None)
             if kept is not None:
-                with self._write() as connection:
+                with _writing(self._engine) as connection:
                     if connection is None:
                         return
                     self.report.values += _forget_runs(connection, issue_id, kept)
                 yield
 
-    def _delete_events(self, project_id: int, slug: str, ids: list[int]) -> bool:
+    def _delete_events(self, project_id: int, ids: list[int]) -> bool:
         """Delete these events and what hangs on them; False when another worker's pass holds the lock."""
-        with self._write() as connection:
+        with _writing(self._engine) as connection:
             if connection is None:
                 return False
             gone = connection.execute(_DELETE_EVENTS, {"ids": ids}).all()
@@ -407,14 +399,13 @@ class Retention:
             ).rowcount
             self.report.events += len(gone)
             self.report.attachments += removed or 0
-            self.report.by_project[slug] += len(gone)
         return True
 
     def _old_minutes(self, now: float) -> Iterator[None]:
         """Per-minute counts older than the longest alert window (a pass every minute finds a minute's worth)."""
-        with self._write() as connection:
+        with _writing(self._engine) as connection:
             if connection is not None:
-                oldest = int(now // 60) - ALERT_WINDOW_MINUTES - 1
+                oldest = int(now // 60) - MAX_WINDOW_MINUTES - 1
                 connection.execute(delete(issue_minutes).where(issue_minutes.c.minute < oldest))
         yield
 
@@ -475,26 +466,13 @@ def _forget_values(connection: Connection, issue_id: int, cutoff: float) -> int:
     return forgotten + (tags or 0)
 
 
-class _Writing:
-    """``with`` a writing transaction; yields None (and does nothing) when another PostgreSQL worker prunes."""
-
-    def __init__(self, engine: Engine):
-        self._engine = engine
-        self._context: Any = None
-
-    def __enter__(self) -> Connection | None:
-        connection = self._engine.connect().execution_options(sqlite_write=True)
-        self._connection = connection
-        self._context = connection.begin()
-        self._context.__enter__()
+@contextmanager
+def _writing(engine: Engine) -> Iterator[Connection | None]:
+    """A short writing transaction; ``None`` (and nothing to do) while another PostgreSQL worker's pass writes."""
+    with engine.connect() as connection, connection.execution_options(sqlite_write=True).begin():
         if connection.dialect.name == "postgresql":
             got = connection.exec_driver_sql(f"SELECT pg_try_advisory_xact_lock({RETENTION_LOCK})").scalar()
             if not got:
-                return None
-        return connection
-
-    def __exit__(self, *exc: Any) -> None:
-        try:
-            self._context.__exit__(*exc)
-        finally:
-            self._connection.close()
+                yield None
+                return
+        yield connection

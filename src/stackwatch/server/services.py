@@ -50,7 +50,6 @@ def open_services(settings: Settings, *, migrate: bool = True) -> Services:
         identity_key=settings.secret_key.encode(),
         base_url=settings.base_url,
         quarantine_days=settings.quarantine_days,
-        retention_days=settings.retention_days,
         retention=Retention(
             engine,
             Limits(settings.retention_days, settings.retention_max_events),

@@ -10,7 +10,13 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from stackwatch.server.alerts import channels as channel_modules
 from stackwatch.server.alerts.dispatcher import UNHEALTHY_AFTER
-from stackwatch.server.alerts.store import DEFAULT_COOLDOWN_MINUTES, DEFAULT_HOURLY_CAP, FILTER_KEYS, IMPACT_KINDS
+from stackwatch.server.alerts.store import (
+    DEFAULT_COOLDOWN_MINUTES,
+    DEFAULT_HOURLY_CAP,
+    FILTER_KEYS,
+    IMPACT_KINDS,
+    MAX_WINDOW_MINUTES,
+)
 from stackwatch.server.storage.db import now
 from stackwatch.server.storage.schema import (
     ALERT_TRIGGERS,
@@ -149,8 +155,8 @@ def _rule_values(spec: dict[str, Any]) -> dict[str, Any]:
             raise AlertError(
                 f"a {trigger} rule needs threshold, a whole number from 0 to {MAX_THRESHOLD} (fires above it)"
             )
-        if not isinstance(window, int) or not 1 <= window <= 24 * 60:
-            raise AlertError(f"a {trigger} rule needs window_minutes, between 1 and 1440")
+        if not isinstance(window, int) or not 1 <= window <= MAX_WINDOW_MINUTES:
+            raise AlertError(f"a {trigger} rule needs window_minutes, between 1 and {MAX_WINDOW_MINUTES}")
         values.update(threshold=threshold, window_minutes=window)
     if trigger == "impact":
         kind = spec.get("impact_kind")

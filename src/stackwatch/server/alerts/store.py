@@ -17,6 +17,7 @@ __all__ = [
     "DEFAULT_HOURLY_CAP",
     "FILTER_KEYS",
     "IMPACT_KINDS",
+    "MAX_WINDOW_MINUTES",
     "Rule",
     "create_default_alerts",
     "level_rank",
@@ -27,6 +28,7 @@ DEFAULT_COOLDOWN_MINUTES = 30
 DEFAULT_HOURLY_CAP = 20
 FILTER_KEYS = ("environment", "release", "component", "workflow_id", "level", "tags")
 # impact trigger kind → the events column whose distinct values are counted
+MAX_WINDOW_MINUTES = 24 * 60  # the longest window of an event_frequency or impact rule
 # An impact rule's kind (plural, as in the API) and the issue_impact kind it counts.
 IMPACT_KINDS = {"users": "user", "runs": "run", "workflows": "workflow"}
 _RANK = {level: len(LEVELS) - i for i, level in enumerate(LEVELS)}  # fatal highest

@@ -302,7 +302,7 @@ def _event_rows(
 ) -> list[dict[str, Any]]:
     """The events' rows; the first event in the batch of each issue in ``pin`` is pinned (see schema.events)."""
     rows = []
-    pinned: set[int] = set()
+    unpinned = set(pin)  # the issues whose first event in the batch is still to come
     for issue_id, record in records:
         event, workflow = record.event, record.event.workflow
         event.data["grouping"] = {"hash": record.grouping_hash, "version": record.grouping_version}
@@ -326,11 +326,10 @@ def _event_rows(
                 "payload": compressor.compress(
                     event.project_id, orjson.dumps(event.data, option=orjson.OPT_NON_STR_KEYS)
                 ),
-                "pinned": issue_id in pin and issue_id not in pinned,
+                "pinned": issue_id in unpinned,
             }
         )
-        if issue_id in pin:
-            pinned.add(issue_id)
+        unpinned.discard(issue_id)
     return rows
 
 

@@ -84,12 +84,10 @@ class Digester:
         retention: Retention | None = None,
         dictionaries: bool = True,
         dictionary_policy: DictionaryPolicy | None = None,
-        retention_days: float = 90.0,
     ):
         self.retention = retention
         self._engine = engine
         self._quarantine_days = quarantine_days
-        self._retention_days = retention_days
         self._swept = 0.0
         self._reclaim_due = 0.0
         self._partitioned = -math.inf  # monotonic time of the last partition upkeep: the first tidy does it
@@ -248,11 +246,13 @@ class Digester:
         return trained
 
     def maintain_partitions(self, now: float) -> tuple[int, int]:
-        """Make the coming weeks' partitions of events and drop those older than every project's retention."""
+        """Make the coming weeks' partitions of events and drop those older than every project's retention
+        (none without retention)."""
         if self._engine.dialect.name != "postgresql":
             return 0, 0
         with self._engine.begin() as connection:
-            keep = partitions.keep_days(connection, self._retention_days)
+            default = self.retention.defaults.days if self.retention is not None else math.inf
+            keep = partitions.keep_days(connection, default)
             created, dropped = partitions.maintain(connection, now, keep)
         if created or dropped:
             log.info("events partitions: %d created, %d dropped (events kept %g days)", created, dropped, keep)

@@ -176,24 +176,28 @@ def _step(connection: Connection, what: str, action: Callable[[], object]) -> bo
         return False
 
 
-def _forget(connection: Connection, table: str, where: str = "TRUE", **params: float) -> None:
-    """Before events of ``table`` go wholesale: lower their issues' stored counters, delete their attachments.
+def _forget(connection: Connection, table: str, before: float | None = None) -> None:
+    """Before events of ``table`` (received before ``before``, or all) go wholesale: lower their issues' stored
+    counters, delete their attachments.
 
     The retention pass has normally deleted them row by row already (every project's age limit is at most
     ``keep_days``); this keeps the counters exact when it has not, e.g. after the worker was stopped for a while.
     """
+    chosen = "TRUE" if before is None else "gone.received_at < :before"
+    params = {} if before is None else {"before": before}
     connection.execute(
         text(
-            "UPDATE issues SET stored_events = issues.stored_events - gone.n, "
-            "stored_bytes = issues.stored_bytes - gone.size "
-            "FROM (SELECT issue_id, count(*) AS n, coalesce(sum(length(payload)), 0) AS size "
-            f'FROM "{table}" WHERE {where} GROUP BY issue_id) AS gone WHERE issues.id = gone.issue_id'
+            "UPDATE issues SET stored_events = issues.stored_events - counted.n, "
+            "stored_bytes = issues.stored_bytes - counted.size "
+            "FROM (SELECT gone.issue_id, count(*) AS n, coalesce(sum(length(gone.payload)), 0) AS size "
+            f'FROM "{table}" AS gone WHERE {chosen} GROUP BY gone.issue_id) AS counted '
+            "WHERE issues.id = counted.issue_id"
         ),
         params,
     )
     connection.execute(
         text(
-            f'DELETE FROM attachments USING "{table}" AS gone WHERE {where.replace("received_at", "gone.received_at")} '
+            f'DELETE FROM attachments USING "{table}" AS gone WHERE {chosen} '
             "AND attachments.project_id = gone.project_id AND attachments.event_id = gone.event_id"
         ),
         params,
@@ -238,7 +242,7 @@ def maintain(connection: Connection, now: float, keep_days: float) -> tuple[int,
                 log.info("dropped partition %s: all its events are older than %g days", name, keep_days)
     default = _default(connection)
     if default is not None:
-        _forget(connection, default, "received_at < :cutoff", cutoff=cutoff)
+        _forget(connection, default, before=cutoff)
         expired = connection.execute(
             text(f'DELETE FROM "{default}" WHERE received_at < :cutoff'), {"cutoff": cutoff}
         ).rowcount
@@ -249,9 +253,6 @@ def maintain(connection: Connection, now: float, keep_days: float) -> tuple[int,
 
 def keep_days(connection: Connection, default: float) -> float:
     """How long the oldest events must be kept: the longest retention of any project, ``default`` for a project
-    without its own (``projects.retention_days`` NULL) or where the schema has no per-project retention."""
-    column = projects.c.get("retention_days")
-    if column is None:
-        return default
-    longest = connection.execute(select(func.max(func.coalesce(column, default)))).scalar()
+    without its own (``projects.retention_days`` NULL)."""
+    longest = connection.execute(select(func.max(func.coalesce(projects.c.retention_days, default)))).scalar()
     return default if longest is None else float(longest)
