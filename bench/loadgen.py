@@ -571,6 +571,8 @@ class Tally:
     statuses: Counter[int] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     late: int = 0  # rate mode: requests that left more than 1 ms after they were due
+    # Rate mode: each answered request's due time (time.perf_counter()), latency from it, and status.
+    answers: list[tuple[float, float, int]] = field(default_factory=list)
     first_send: float = 0.0
     last_answer: float = 0.0
 
@@ -610,6 +612,7 @@ async def _send_one(connection: Connection, data: bytes, tally: Tally, due: floa
     tally.latencies.append(answered - (started if due is None else due))
     if due is not None:
         tally.service.append(answered - started)
+        tally.answers.append((due, answered - due, status))
         if started - due > 0.001:
             tally.late += 1
     tally.last_answer = answered
@@ -631,10 +634,11 @@ async def _max_throughput(target: Target, raw: list[bytes], options: Options, ta
     await asyncio.gather(*(worker() for _ in range(options.connections)))
 
 
-async def _fixed_rate(target: Target, raw: list[bytes], options: Options, tally: Tally) -> None:
+async def fixed_rate(
+    target: Target, raw: list[bytes], tally: Tally, *, rate: float, connections: int, max_seconds: float
+) -> None:
     """Open loop: request ``i`` is due at ``start + i / rate`` whatever happened to the ones before it."""
-    assert options.rate is not None
-    interval = 1.0 / options.rate
+    interval = 1.0 / rate
     queue: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
 
     async def worker() -> None:
@@ -646,9 +650,9 @@ async def _fixed_rate(target: Target, raw: list[bytes], options: Options, tally:
         finally:
             await connection.close()
 
-    workers = [asyncio.create_task(worker()) for _ in range(options.connections)]
+    workers = [asyncio.create_task(worker()) for _ in range(connections)]
     start = tally.first_send = time.perf_counter()
-    deadline = start + options.max_seconds
+    deadline = start + max_seconds
     index = 0
     while index < len(raw):
         now = time.perf_counter()
@@ -725,7 +729,15 @@ async def _measure(target: Target, requests: Requests, options: Options, pid: in
     if options.rate is None:
         await _max_throughput(target, requests.raw, options, tally)
     else:
-        await _fixed_rate(target, requests.raw, options, tally)
+        assert options.rate is not None
+        await fixed_rate(
+            target,
+            requests.raw,
+            tally,
+            rate=options.rate,
+            connections=options.connections,
+            max_seconds=options.max_seconds,
+        )
     sent_end = time.perf_counter()
     own_cpu_sending = _own_cpu_seconds() - own_cpu_before
     accepted = tally.statuses.get(200, 0)

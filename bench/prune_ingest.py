@@ -40,8 +40,8 @@ from typing import Any
 
 from bench.loadgen import (
     Connection,
-    ConnectionLost,
     OwnServer,
+    Tally,
     Target,
     _free_port,
     _machine_busy_seconds,
@@ -51,6 +51,7 @@ from bench.loadgen import (
     _stackwatch_command,
     _wait_ready,
     build_requests,
+    fixed_rate,
 )
 
 __all__ = ["Phase", "main", "measure_phase", "run"]
@@ -93,39 +94,16 @@ class Phase:
 
 
 async def measure_phase(target: Target, raw: list[bytes], rate: float, connections: int) -> Phase:
-    """Send ``raw`` open-loop at ``rate`` per second over ``connections`` keep-alive connections."""
-    phase = Phase()
-    interval = 1.0 / rate
-    queue: asyncio.Queue[tuple[bytes, float] | None] = asyncio.Queue()
-
-    async def worker() -> None:
-        connection = Connection(target.host, target.port)
-        try:
-            while (job := await queue.get()) is not None:
-                data, due = job
-                sent = time.perf_counter()
-                if sent - due > 0.001:
-                    phase.late += 1
-                try:
-                    status, _ = await connection.request(data)
-                except ConnectionLost:
-                    phase.errors += 1
-                    continue
-                phase.due.append(due - start)
-                phase.latency.append(time.perf_counter() - due)
-                phase.status.append(status)
-        finally:
-            await connection.close()
-
-    workers = [asyncio.create_task(worker()) for _ in range(connections)]
-    phase.started, start = time.monotonic(), time.perf_counter()
-    for index, data in enumerate(raw):
-        due = start + index * interval
-        await asyncio.sleep(max(0.0, due - time.perf_counter()))
-        queue.put_nowait((data, due))
-    for _ in workers:
-        queue.put_nowait(None)
-    await asyncio.gather(*workers)
+    """Send ``raw`` open-loop at ``rate`` per second over ``connections`` keep-alive connections (the load
+    generator's sender), and keep when each request was due."""
+    tally = Tally()
+    started, clock = time.monotonic(), time.perf_counter()
+    await fixed_rate(target, raw, tally, rate=rate, connections=connections, max_seconds=len(raw) / rate + 60)
+    phase = Phase(errors=sum(tally.errors.values()), late=tally.late, started=started)
+    for due, latency, status in sorted(tally.answers):
+        phase.due.append(due - clock)
+        phase.latency.append(latency)
+        phase.status.append(status)
     return phase
 
 
