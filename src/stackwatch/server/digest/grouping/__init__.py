@@ -9,13 +9,27 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from stackwatch.server.digest.grouping import v1
+from stackwatch.server.digest.grouping.rules import EMPTY, ProjectRules
 from stackwatch.server.digest.normalize import NormalizedEvent
 
-__all__ = ["CURRENT", "STRATEGIES", "grouping_hash"]
+__all__ = ["CURRENT", "STRATEGIES", "grouping_hash", "is_explicit"]
 
-STRATEGIES: dict[int, Callable[[NormalizedEvent], str]] = {v1.VERSION: v1.grouping_hash}
+# A strategy maps an event and its project's rules to a hash; version 1 predates project rules and ignores them.
+STRATEGIES: dict[int, Callable[[NormalizedEvent, ProjectRules], str]] = {
+    v1.VERSION: lambda event, _rules: v1.grouping_hash(event),
+}
 CURRENT = v1.VERSION
 
 
-def grouping_hash(event: NormalizedEvent, version: int = CURRENT) -> str:
-    return STRATEGIES[version](event)
+def grouping_hash(event: NormalizedEvent, version: int = CURRENT, rules: ProjectRules = EMPTY) -> str:
+    return STRATEGIES[version](event, rules)
+
+
+def is_explicit(event: NormalizedEvent, rules: ProjectRules = EMPTY) -> bool:
+    """Whether a fingerprint (the SDK's, or a project fingerprint rule's) decided the hash without ``{{ default }}``.
+
+    Such a hash says what the issue is on purpose: the digest does not look for the event's issue by an older
+    version's hash (a new fingerprint rule must be able to split an issue off).
+    """
+    fingerprint = event.fingerprint
+    return bool(fingerprint) and not any(part.strip() in ("{{ default }}", "{{default}}") for part in fingerprint or [])
