@@ -1,4 +1,7 @@
-"""Grouping: which events are one issue (unit tests on grouping v1, and end to end through ingest)."""
+"""Grouping: which events are one issue (unit tests that hold for every version, and end to end through ingest).
+
+Tests of version 1 specifics pin ``version=1``; version 2's own tests are in tests/test_grouping_v2.py.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +18,8 @@ from tests.conftest import Stack
 from tests.support import exception_event, frame, message_event, normalized
 
 
-def hash_of(raw: dict[str, Any]) -> str:
-    return grouping_hash(normalized(raw))
+def hash_of(raw: dict[str, Any], version: int = CURRENT) -> str:
+    return grouping_hash(normalized(raw), version)
 
 
 def with_frames(frames: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
@@ -107,12 +110,24 @@ def test_other_module_is_another_issue() -> None:
     assert hash_of(with_frames(BASE_FRAMES)) != hash_of(with_frames(other))
 
 
-def test_source_line_counts_for_python_and_javascript_only() -> None:
+def test_source_line_counts_for_python_and_javascript_only_in_version_1() -> None:
+    # Version 2 reads JavaScript's source line only for frames without a function (tests/test_grouping_v2.py).
     edited = copy.deepcopy(BASE_FRAMES)
     edited[1]["context_line"] = "    raise ValueError(f'bad {value}')"
     for platform in ("python", "javascript", "node"):
-        assert hash_of(with_frames(BASE_FRAMES, platform=platform)) != hash_of(with_frames(edited, platform=platform))
-    assert hash_of(with_frames(BASE_FRAMES, platform="java")) == hash_of(with_frames(edited, platform="java"))
+        one, two = with_frames(BASE_FRAMES, platform=platform), with_frames(edited, platform=platform)
+        assert hash_of(one, version=1) != hash_of(two, version=1)
+    java_one, java_two = with_frames(BASE_FRAMES, platform="java"), with_frames(edited, platform="java")
+    assert hash_of(java_one, version=1) == hash_of(java_two, version=1)
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_source_line_counts_for_python_never_for_java(version: int) -> None:
+    edited = copy.deepcopy(BASE_FRAMES)
+    edited[1]["context_line"] = "    raise ValueError(f'bad {value}')"
+    assert hash_of(with_frames(BASE_FRAMES), version) != hash_of(with_frames(edited), version)
+    java_one, java_two = with_frames(BASE_FRAMES, platform="java"), with_frames(edited, platform="java")
+    assert hash_of(java_one, version) == hash_of(java_two, version)
 
 
 def test_only_in_app_frames_count_when_there_are_any() -> None:

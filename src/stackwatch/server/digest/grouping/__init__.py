@@ -8,17 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from stackwatch.server.digest.grouping import v1
-from stackwatch.server.digest.grouping.rules import EMPTY, ProjectRules
+from stackwatch.server.digest.grouping import v1, v2
+from stackwatch.server.digest.grouping.rules import EMPTY, ProjectRules, effective_fingerprint, is_default_marker
 from stackwatch.server.digest.normalize import NormalizedEvent
 
-__all__ = ["CURRENT", "STRATEGIES", "grouping_hash", "is_explicit"]
+__all__ = ["CURRENT", "STRATEGIES", "effective_fingerprint", "grouping_hash", "in_app", "is_explicit"]
 
 # A strategy maps an event and its project's rules to a hash; version 1 predates project rules and ignores them.
 STRATEGIES: dict[int, Callable[[NormalizedEvent, ProjectRules], str]] = {
     v1.VERSION: lambda event, _rules: v1.grouping_hash(event),
+    v2.VERSION: v2.grouping_hash,
 }
-CURRENT = v1.VERSION
+CURRENT = v2.VERSION
+in_app = v2.in_app
 
 
 def grouping_hash(event: NormalizedEvent, version: int = CURRENT, rules: ProjectRules = EMPTY) -> str:
@@ -31,5 +33,5 @@ def is_explicit(event: NormalizedEvent, rules: ProjectRules = EMPTY) -> bool:
     Such a hash says what the issue is on purpose: the digest does not look for the event's issue by an older
     version's hash (a new fingerprint rule must be able to split an issue off).
     """
-    fingerprint = event.fingerprint
-    return bool(fingerprint) and not any(part.strip() in ("{{ default }}", "{{default}}") for part in fingerprint or [])
+    fingerprint = effective_fingerprint(event, rules)
+    return bool(fingerprint) and not any(is_default_marker(part.strip()) for part in fingerprint or [])

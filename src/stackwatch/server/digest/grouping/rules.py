@@ -3,15 +3,44 @@
 Stack trace rules (``path:**/vendor/** -app``, ``function:std::* -group``) say which frames are in-app and which
 count for grouping; fingerprint rules (``error.type:DatabaseUnavailable -> database-down``) give matching events
 a fingerprint. Both are lines of text a project keeps in its settings; ``ProjectRules.parse`` reads them once per
-text and raises ``RuleError`` (with the 1-based line) for a line it cannot read.
+text and raises ``RuleError`` (with the 1-based line) for a line it cannot read. The built-in rules of grouping
+version 2 (grouping/builtin.py) are written in the same stack trace rule format and read by the same parser.
+The syntax is documented in docs/grouping.md, "Project rules".
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-__all__ = ["ProjectRules", "RuleError"]
+from stackwatch.server.digest.grouping.families import FAMILIES
+from stackwatch.server.digest.grouping.frames import FrameView, event_views
+from stackwatch.server.digest.normalize import NormalizedEvent, as_dict
+
+__all__ = ["EMPTY", "ProjectRules", "RuleError", "apply_stack_rules", "effective_fingerprint", "is_default_marker"]
+
+STACK_MATCHERS = ("path", "function", "module", "package", "family", "app")
+EVENT_MATCHERS = ("error.type", "error.value", "message", "logger", "level", "release")
+FRAME_MATCHERS = ("path", "function", "module", "family")
+ACTIONS = {"+app": ("app", True), "-app": ("app", False), "+group": ("group", True), "-group": ("group", False)}
+VARIABLES = ("default", "error.type", "error.value", "transaction", "level", "logger", "function", "module")
+# Paths and free text match whatever their case; names (types, functions, modules, tags) match exactly.
+_FOLDED = {"path", "package", "error.value", "message"}
+_PATHLIKE = {"path", "package"}
+
+_TOKEN = re.compile(
+    r"""\s+
+    |(?P<comment>\#.*)
+    |(?P<arrow>->)
+    |(?P<matcher>(?P<negated>!)?(?P<key>[A-Za-z_][\w.-]*):(?P<value>"(?:[^"\\]|\\.)*"|"|[^\s"]*))
+    |(?P<action>[+-][A-Za-z]+)
+    |(?P<other>\S+)""",
+    re.VERBOSE,
+)
+_PART = re.compile(r"""(?:"(?:[^"\\]|\\.)*"|\{\{[^{}]*\}\}|[^\s,"{}])+|(?P<bad>"|\{\{|\}\}|[{}])""")
+_VARIABLE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 
 
 class RuleError(ValueError):
@@ -22,23 +51,334 @@ class RuleError(ValueError):
         self.message = message
 
 
+def _glob(pattern: str, key: str) -> re.Pattern[str]:
+    """``**`` crosses ``/``; in paths ``*`` and ``?`` stay within one segment, elsewhere they match anything."""
+    if key in _PATHLIKE:
+        pattern = pattern.replace("\\", "/")
+    out, index = [], 0
+    while index < len(pattern):
+        if pattern.startswith("**/", index):
+            out.append("(?:.*/)?")
+            index += 3
+        elif pattern.startswith("**", index):
+            out.append(".*")
+            index += 2
+        else:
+            char = pattern[index]
+            if char == "*":
+                out.append("[^/]*" if key in _PATHLIKE else ".*")
+            elif char == "?":
+                out.append("[^/]" if key in _PATHLIKE else ".")
+            else:
+                out.append(re.escape(char))
+            index += 1
+    return re.compile("".join(out) + r"\Z", re.IGNORECASE | re.DOTALL if key in _FOLDED else re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class Matcher:
+    key: str
+    value: str
+    negated: bool
+    pattern: re.Pattern[str] | None  # None for ``family`` and ``app``, which compare names
+
+    def test(self, values: Sequence[str]) -> bool:
+        if self.pattern is None:
+            hit = any(value in self.value.split(",") for value in values)
+        else:
+            hit = any(self.pattern.match(value) for value in values)
+        return hit != self.negated
+
+
+def _frame_values(view: FrameView, key: str, in_app: bool | None) -> Sequence[str]:
+    if key == "path":
+        return view.paths + tuple(path.rsplit("/", 1)[-1] for path in view.paths)
+    if key == "function":
+        return (view.raw_function, view.function)
+    if key == "module":
+        raw = view.frame.get("module")
+        return (raw, view.module) if isinstance(raw, str) else (view.module,)
+    if key == "package":
+        return (view.package, view.package.rsplit("/", 1)[-1])
+    if key == "family":
+        return (view.family,)
+    return ("yes" if in_app is True else "no",)  # app
+
+
+def _frame_matches(matchers: Sequence[Matcher], view: FrameView, in_app: bool | None) -> bool:
+    return all(m.test(_frame_values(view, m.key, in_app)) for m in matchers)
+
+
+@dataclass(frozen=True, slots=True)
+class StackRule:
+    matchers: tuple[Matcher, ...]
+    actions: tuple[tuple[str, bool], ...]
+    families: frozenset[str] | None  # from a plain ``family:`` matcher: lets most rules be skipped cheaply
+
+
+@dataclass(frozen=True, slots=True)
+class FingerprintRule:
+    event_matchers: tuple[Matcher, ...]
+    frame_matchers: tuple[Matcher, ...]
+    parts: tuple[str, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class ProjectRules:
     stack_text: str = ""
     fingerprint_text: str = ""
+    stack_rules: tuple[StackRule, ...] = ()
+    fingerprint_rules: tuple[FingerprintRule, ...] = ()
 
     @staticmethod
     def parse(stack_text: str, fingerprint_text: str) -> ProjectRules:
         return _parse(stack_text or "", fingerprint_text or "")
 
 
+def _unquote(value: str) -> str:
+    if value.startswith('"'):
+        return re.sub(r"\\(.)", r"\1", value[1:-1])
+    return value
+
+
+def _matcher(kind: str, number: int, match: re.Match[str], known: Sequence[str]) -> Matcher:
+    key, raw, negated = match["key"], match["value"], bool(match["negated"])
+    if raw == '"' or (raw.startswith('"') and (len(raw) < 2 or not raw.endswith('"'))):
+        raise RuleError(kind, number, f"unclosed quote in {key}:")
+    value = _unquote(raw)
+    if key not in known and not (kind == "fingerprint" and key.startswith("tags.") and len(key) > 5):
+        names = ", ".join(f"{name}:" for name in known) + (", tags.NAME:" if kind == "fingerprint" else "")
+        raise RuleError(kind, number, f"unknown matcher {key}: (known: {names})")
+    if not value:
+        raise RuleError(kind, number, f"{key}: needs a value")
+    if key == "family":
+        unknown = sorted(set(value.split(",")) - FAMILIES)
+        if unknown:
+            raise RuleError(kind, number, f"unknown family {unknown[0]!r} (known: {', '.join(sorted(FAMILIES))})")
+        return Matcher(key, value, negated, None)
+    if key == "app":
+        if value not in ("yes", "no"):
+            raise RuleError(kind, number, "app: takes yes or no")
+        return Matcher(key, value, negated, None)
+    return Matcher(key, value, negated, _glob(value, key))
+
+
+def _tokens(kind: str, number: int, line: str) -> list[re.Match[str]]:
+    tokens = []
+    for match in _TOKEN.finditer(line):
+        if match["comment"]:
+            break
+        if match["other"]:
+            if match["other"].startswith('"'):
+                raise RuleError(kind, number, "unclosed quote")
+            raise RuleError(kind, number, f"{match['other']!r} is neither a matcher (name:value) nor an action")
+        if not match[0].isspace():
+            tokens.append(match)
+    return tokens
+
+
+def _stack_rule(number: int, line: str) -> StackRule | None:
+    kind = "stack trace"
+    tokens = _tokens(kind, number, line)
+    if not tokens:
+        return None
+    matchers, actions = [], []
+    for token in tokens:
+        if token["arrow"]:
+            raise RuleError(kind, number, "'->' belongs in fingerprint rules; stack trace rules end in actions")
+        if token["action"]:
+            if token["action"] not in ACTIONS:
+                raise RuleError(kind, number, f"unknown action {token['action']} (known: {', '.join(ACTIONS)})")
+            actions.append(ACTIONS[token["action"]])
+        elif actions:
+            raise RuleError(kind, number, "matchers come before the actions")
+        else:
+            matchers.append(_matcher(kind, number, token, STACK_MATCHERS))
+    if not matchers:
+        raise RuleError(kind, number, "a rule needs at least one matcher before its actions")
+    if not actions:
+        raise RuleError(kind, number, "a rule needs an action: +app, -app, +group or -group")
+    families = [m for m in matchers if m.key == "family" and not m.negated]
+    allowed = frozenset(families[0].value.split(",")) if families else None
+    return StackRule(tuple(matchers), tuple(actions), allowed)
+
+
+def _parts(number: int, text: str) -> tuple[str, ...]:
+    kind = "fingerprint"
+    parts = []
+    for match in _PART.finditer(text.split(" #", 1)[0]):
+        if match["bad"]:
+            problem = "unclosed quote" if match["bad"] == '"' else f"unbalanced {match['bad']!r}"
+            raise RuleError(kind, number, problem)
+        part = re.sub(r'"((?:[^"\\]|\\.)*)"', lambda m: _unquote(f'"{m[1]}"'), match[0])
+        for variable in _VARIABLE.findall(part):
+            if variable not in VARIABLES:
+                known = ", ".join(f"{{{{ {name} }}}}" for name in VARIABLES)
+                raise RuleError(kind, number, f"unknown variable {{{{ {variable} }}}} (known: {known})")
+        parts.append(part)
+    if not parts:
+        raise RuleError(kind, number, "nothing after '->': a rule needs at least one fingerprint part")
+    return tuple(parts)
+
+
+def _fingerprint_rule(number: int, line: str) -> FingerprintRule | None:
+    kind = "fingerprint"
+    if not line.strip() or line.lstrip().startswith("#"):
+        return None
+    if "->" not in line:
+        raise RuleError(kind, number, "missing '->' between the matchers and the fingerprint")
+    left, right = line.split("->", 1)
+    tokens = _tokens(kind, number, left)
+    if not tokens:
+        raise RuleError(kind, number, "nothing before '->': a rule needs at least one matcher")
+    event: list[Matcher] = []
+    frame: list[Matcher] = []
+    for token in tokens:
+        if token["action"]:
+            raise RuleError(kind, number, f"{token['action']} is a stack trace rule action")
+        matcher = _matcher(kind, number, token, (*EVENT_MATCHERS, *FRAME_MATCHERS))
+        (frame if matcher.key in FRAME_MATCHERS else event).append(matcher)
+    return FingerprintRule(tuple(event), tuple(frame), _parts(number, right))
+
+
 @lru_cache(maxsize=256)
 def _parse(stack_text: str, fingerprint_text: str) -> ProjectRules:
-    for kind, text in (("stack trace", stack_text), ("fingerprint", fingerprint_text)):
-        for number, line in enumerate(text.splitlines(), start=1):
-            if line.strip() and not line.lstrip().startswith("#"):
-                raise RuleError(kind, number, "rules are not read yet")
-    return ProjectRules(stack_text, fingerprint_text)
+    stack = [_stack_rule(n, line) for n, line in enumerate(stack_text.splitlines(), start=1)]
+    prints = [_fingerprint_rule(n, line) for n, line in enumerate(fingerprint_text.splitlines(), start=1)]
+    return ProjectRules(
+        stack_text,
+        fingerprint_text,
+        tuple(rule for rule in stack if rule is not None),
+        tuple(rule for rule in prints if rule is not None),
+    )
 
 
 EMPTY = ProjectRules()
+
+
+# --- applying stack trace rules ---------------------------------------------------------------------------
+
+
+def apply_stack_rules(view: FrameView, builtin: ProjectRules, rules: ProjectRules) -> tuple[bool | None, bool]:
+    """The frame's in-app flag and whether it counts for grouping.
+
+    The SDK's ``in_app`` wins over the built-in rules (they only guess where the SDK did not say); the project's
+    rules come last and win over both. Within each list a later line wins.
+    """
+    in_app, group = view.sdk_in_app, True
+    for source, may_set_app in ((builtin, in_app is None), (rules, True)):
+        for rule in source.stack_rules:
+            if rule.families is not None and view.family not in rule.families:
+                continue
+            if not _frame_matches(rule.matchers, view, in_app):
+                continue
+            for action, value in rule.actions:
+                if action == "group":
+                    group = value
+                elif may_set_app:
+                    in_app = value
+    return in_app, group
+
+
+# --- applying fingerprint rules ---------------------------------------------------------------------------
+
+
+def is_default_marker(part: str) -> bool:
+    """``{{ default }}`` however it is spaced."""
+    return part.replace(" ", "") == "{{default}}"
+
+
+def _event_values(event: NormalizedEvent, key: str) -> Sequence[str]:
+    data = event.data
+    if key == "error.type":
+        return [str(e.get("type") or "") for e in event.exceptions] or [""]
+    if key == "error.value":
+        return [str(e.get("value") or "") for e in event.exceptions] or [""]
+    if key == "message":
+        entry = as_dict(data.get("logentry"))
+        texts = [str(entry.get(name)) for name in ("formatted", "message") if entry.get(name)]
+        return texts + [str(e.get("value") or "") for e in event.exceptions] or [""]
+    if key == "level":
+        return [event.level]
+    if key == "release":
+        return [event.release or ""]
+    if key == "logger":
+        return [str(data.get("logger") or "")]
+    return [event.tags.get(key[5:], "")]  # tags.NAME
+
+
+def _matching_frame(rule: FingerprintRule, views: list[list[FrameView]]) -> FrameView | None:
+    """The innermost frame on which every frame matcher of the rule holds."""
+    for frames in reversed(views):
+        for view in reversed(frames):
+            if _frame_matches(rule.frame_matchers, view, view.sdk_in_app):
+                return view
+    return None
+
+
+def _innermost(views: list[list[FrameView]]) -> FrameView | None:
+    frames = views[-1] if views else []
+    in_app = [view for view in frames if view.sdk_in_app is True]
+    chosen = in_app or frames
+    return chosen[-1] if chosen else None
+
+
+def _expand(part: str, event: NormalizedEvent, frame: FrameView | None) -> str:
+    outermost = event.exceptions[-1] if event.exceptions else {}
+
+    def value(match: re.Match[str]) -> str:
+        name = match[1]
+        found = {
+            "error.type": outermost.get("type"),
+            "error.value": outermost.get("value"),
+            "transaction": event.data.get("transaction"),
+            "level": event.level,
+            "logger": event.data.get("logger"),
+            "function": frame.function if frame else None,
+            "module": (frame.module or frame.place) if frame else None,
+        }.get(name)
+        if name == "default":
+            return match[0]
+        return str(found) if found else f"<no-{name.replace('.', '-')}>"
+
+    return _VARIABLE.sub(value, part)
+
+
+def _rule_fingerprint(
+    event: NormalizedEvent, rules: ProjectRules, views: Callable[[], list[list[FrameView]]]
+) -> list[str] | None:
+    for rule in rules.fingerprint_rules:
+        if not all(m.test(_event_values(event, m.key)) for m in rule.event_matchers):
+            continue
+        frame: FrameView | None = None
+        if rule.frame_matchers:
+            frame = _matching_frame(rule, views())
+            if frame is None:
+                continue
+        elif any("function" in part or "module" in part for part in rule.parts):
+            frame = _innermost(views())
+        return [_expand(part, event, frame) for part in rule.parts]
+    return None
+
+
+def effective_fingerprint(event: NormalizedEvent, rules: ProjectRules = EMPTY) -> list[str] | None:
+    """The fingerprint that decides the event's hash: the SDK's, else the first matching fingerprint rule's.
+
+    An SDK fingerprint that is only ``{{ default }}`` says nothing, so a rule may still give one. ``None``: the
+    strategy's default grouping decides.
+    """
+    sdk = event.fingerprint
+    if sdk and not all(is_default_marker(part) for part in sdk):
+        return sdk
+    if rules.fingerprint_rules:
+        cache: list[list[list[FrameView]]] = []
+
+        def views() -> list[list[FrameView]]:
+            if not cache:
+                cache.append(event_views(event))
+            return cache[0]
+
+        found = _rule_fingerprint(event, rules, views)
+        if found is not None:
+            return found
+    return sdk

@@ -1,0 +1,153 @@
+"""Grouping, version 2: version 1's precedence, with frames read per platform family so equal errors merge.
+
+In order of precedence, as in version 1:
+
+1. A fingerprint: the SDK's, else the first matching project fingerprint rule's (``rules.effective_fingerprint``);
+   ``{{ default }}`` in it stands for the hash the steps below compute.
+2. The stack traces of every exception in the chain, each exception's type included. Frames are read by family
+   (grouping/families.py): names go through the rewrite table (grouping/frames.py), and the built-in and project
+   stack trace rules (grouping/builtin.py, rules.py) decide which frames are in-app and which count at all.
+   Then, as in version 1, only the in-app frames count when there are any, otherwise all frames, except that a
+   native stack drops unsymbolicated frames, and system frames while other frames remain.
+3. Without frames that count: exception types and parameterized values.
+4. For messages: the log template, or the message with its variable parts replaced by placeholders.
+
+What a frame contributes depends on its family (``_STYLES``): never its line number. A Python event with the
+SDK's ``in_app`` flags hashes as it did under version 1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from stackwatch.server.digest.grouping.builtin import BUILTIN_STACK_RULES
+from stackwatch.server.digest.grouping.frames import FrameView, view_of
+from stackwatch.server.digest.grouping.parameterize import parameterize
+from stackwatch.server.digest.grouping.rules import (
+    EMPTY,
+    ProjectRules,
+    apply_stack_rules,
+    effective_fingerprint,
+    is_default_marker,
+)
+from stackwatch.server.digest.normalize import NormalizedEvent
+
+__all__ = ["VERSION", "default_components", "grouping_hash", "in_app"]
+
+VERSION = 2
+BUILTIN = ProjectRules.parse(BUILTIN_STACK_RULES, "")
+_NATIVE = frozenset({"native", "rust"})
+# Per family: whether the frame's place (module, else file name) counts, and when its source line does.
+# Native code is grouped on the function alone: the same function is built from other paths on other machines.
+# JavaScript's source line counts only for a frame without a function, and only if short: a minified line or
+# one browser's missing name must not split an issue.
+_STYLES: dict[str, tuple[bool, str]] = {
+    "python": (True, "always"),
+    "javascript": (True, "without-function"),
+    "native": (False, "never"),
+    "rust": (False, "never"),
+}
+_DEFAULT_STYLE = (True, "never")
+_MAX_SOURCE_LINE = 120
+
+
+def in_app(frame: dict[str, Any], platform: str, rules: ProjectRules = EMPTY) -> bool | None:
+    """Whether the frame is the project's own code: the SDK's flag, else the built-in guess, then project rules.
+
+    ``None``: nobody knows (the SDK did not say and no rule matched).
+    """
+    return apply_stack_rules(view_of(frame, platform), BUILTIN, rules)[0]
+
+
+class _Frame:
+    __slots__ = ("in_app", "view")
+
+    def __init__(self, view: FrameView, flag: bool | None) -> None:
+        self.view = view
+        self.in_app = flag
+
+
+def _counted_frames(exception: dict[str, Any], platform: str, rules: ProjectRules) -> list[_Frame]:
+    stacktrace = exception.get("stacktrace")
+    frames = stacktrace["frames"] if isinstance(stacktrace, dict) else []
+    counted = []
+    for frame in frames:
+        view = view_of(frame, platform)
+        flag, group = apply_stack_rules(view, BUILTIN, rules)
+        if group and (view.symbolicated or view.family not in _NATIVE):
+            counted.append(_Frame(view, flag))
+    return counted
+
+
+def _select(chains: list[list[_Frame]]) -> list[list[_Frame]]:
+    """Version 1's choice (in-app frames when there are any), with native system frames left out if it can."""
+    every = [frame for frames in chains for frame in frames]
+    if any(frame.in_app is True for frame in every):
+        return [[frame for frame in frames if frame.in_app is True] for frames in chains]
+    native_unknown = any(frame.in_app is None and frame.view.family in _NATIVE for frame in every)
+    if not native_unknown:
+        return chains
+    return [[f for f in frames if not (f.in_app is False and f.view.family in _NATIVE)] for frames in chains]
+
+
+def _frame_component(view: FrameView) -> str:
+    with_place, source = _STYLES.get(view.family, _DEFAULT_STYLE)
+    parts = [view.place] if with_place else []
+    parts.append(view.function)
+    line = view.frame.get("context_line")
+    if source != "never" and isinstance(line, str) and line.strip():
+        line = line.strip()
+        if source == "always":
+            parts.append(line[:300])
+        elif not view.function and len(line) <= _MAX_SOURCE_LINE:
+            parts.append(line)
+    return "frame:" + "|".join(parts)
+
+
+def _stack_components(event: NormalizedEvent, rules: ProjectRules) -> list[str] | None:
+    chains = _select([_counted_frames(exception, event.platform, rules) for exception in event.exceptions])
+    if not any(chains):
+        return None
+    components = []
+    for exception, frames in zip(event.exceptions, chains, strict=True):
+        components.append(f"type:{exception.get('type') or ''}")
+        components.extend(_frame_component(frame.view) for frame in frames)
+    return components
+
+
+def _exception_components(event: NormalizedEvent) -> list[str] | None:
+    if not event.exceptions:
+        return None
+    return [
+        f"type:{exception.get('type') or ''}|value:{parameterize(str(exception.get('value') or ''))}"
+        for exception in event.exceptions
+    ]
+
+
+def _message_components(event: NormalizedEvent) -> list[str]:
+    logentry = event.data.get("logentry") or {}
+    return [f"message:{parameterize(logentry.get('message') or '')}"]
+
+
+def default_components(event: NormalizedEvent, rules: ProjectRules = EMPTY) -> list[str]:
+    return _stack_components(event, rules) or _exception_components(event) or _message_components(event)
+
+
+def _digest(components: list[str]) -> str:
+    return hashlib.sha256("\n".join(components).encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def grouping_hash(event: NormalizedEvent, rules: ProjectRules = EMPTY) -> str:
+    fingerprint = effective_fingerprint(event, rules)
+    if not fingerprint:
+        return _digest(default_components(event, rules))
+    default: str | None = None
+    parts = []
+    for part in fingerprint:
+        if is_default_marker(part):
+            default = default or _digest(default_components(event, rules))
+            parts.append(f"default:{default}")
+        else:
+            parts.append(f"fingerprint:{part}")
+    return _digest(parts)
