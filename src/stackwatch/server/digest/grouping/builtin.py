@@ -15,6 +15,7 @@ BUILTIN_STACK_RULES = r"""
 family:javascript path:"<anonymous>" -app -group
 family:javascript path:"[native code]" -app -group
 family:javascript path:native -app -group
+family:javascript path:"native code" -app -group
 # Node's ``at async Promise.all (index 0)``.
 family:javascript path:"index *" function:"*Promise.*" -app -group
 # Code run by eval: Chrome's ``eval``, Safari's ``eval code``, Firefox's ``app.js line 2 > eval``.
@@ -87,6 +88,11 @@ family:rust,native path:/rustc/** -app
 family:rust,native function:std::* -app
 family:rust,native function:core::* -app
 family:rust,native function:alloc::* -app
+
+# --- Native: compiler glue ----------------------------------------------------------------------------------
+# Swift thunks for closure types (``thunk for @escaping @callee_guaranteed () -> ()``) name no function.
+family:native function:"*thunk for @*" -group
+family:native function:"reabstraction thunk helper from @*" -group
 
 # --- Native: system libraries (Linux, Android, Apple platforms, Windows) -----------------------------------
 family:native package:/usr/lib/** -app

@@ -51,12 +51,12 @@ REWRITES: tuple[tuple[str, str, str, str], ...] = (
     ("javascript", "path", r"^~/", ""),
     # Scheme and host: the same file from another CDN or domain.
     ("javascript", "path", r"^[a-z][a-z0-9+.-]*://[^/]*", ""),
-    # Leading ``./`` and ``/`` left by the rows above.
-    ("javascript", "path", r"^/?(?:\./)+", ""),
-    ("javascript", "path", r"^/+", ""),
     # Version directories: ``/1.4.2/``, ``/v2/``, ``lodash@4.17.21/``.
     ("javascript", "path", r"(?:^|/)v?\d+(?:\.\d+)+/|(?:^|/)v\d+/", "/"),
     ("javascript", "path", r"@\d+(?:\.\d+)+(?:-[\w.]+)?(?=/)", ""),
+    # Leading ``./`` and ``/`` left by the rows above.
+    ("javascript", "path", r"^/?(?:\./)+", ""),
+    ("javascript", "path", r"^/+", ""),
     # Versions in file names: ``jquery-3.5.1.min.js``.
     ("javascript", "path", r"[.-]v?\d+(?:\.\d+)+(?=\.)", ""),
     # Bundler content hashes: ``app.3f2a1c9e.js``, ``main-3f2a1c9e.chunk.js``; Vite's ``index-B2x_9kQd.js``.

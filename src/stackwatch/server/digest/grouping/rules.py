@@ -115,6 +115,11 @@ class StackRule:
     actions: tuple[tuple[str, bool], ...]
     families: frozenset[str] | None  # from a plain ``family:`` matcher: lets most rules be skipped cheaply
 
+    def matches(self, view: FrameView, in_app: bool | None) -> bool:
+        if self.families is not None and view.family not in self.families:
+            return False
+        return _frame_matches(self.matchers, view, in_app)
+
 
 @dataclass(frozen=True, slots=True)
 class FingerprintRule:
@@ -268,9 +273,7 @@ def apply_stack_rules(view: FrameView, builtin: ProjectRules, rules: ProjectRule
     in_app, group = view.sdk_in_app, True
     for source, may_set_app in ((builtin, in_app is None), (rules, True)):
         for rule in source.stack_rules:
-            if rule.families is not None and view.family not in rule.families:
-                continue
-            if not _frame_matches(rule.matchers, view, in_app):
+            if not rule.matches(view, in_app):
                 continue
             for action, value in rule.actions:
                 if action == "group":
