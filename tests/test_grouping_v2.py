@@ -70,6 +70,8 @@ REWRITE_EXAMPLES: list[tuple[str, str, str, str]] = [
     ("javascript", "path", "/vendor/jquery-3.5.1.min.js", "vendor/jquery.min.js"),
     ("javascript", "path", "/static/js/main.3f2a1c9e.chunk.js", "static/js/main.chunk.js"),
     ("javascript", "path", "/assets/index-B2x_9kQd.js", "assets/index.js"),
+    ("javascript", "path", "/assets/index-DiwrgTda.js", "assets/index.js"),
+    ("javascript", "path", "/assets/app-settings.js", "assets/app-settings.js"),
     ("javascript", "path", "./src/cart.js", "src/cart.js"),
     ("native", "function", "__38-[MYFeedController reload]_block_invoke_2", "-[MYFeedController reload]_block_invoke"),
     ("native", "function", "-[NSObject(Tracking) track:with:]", "-[NSObject track:with:]"),
@@ -108,8 +110,10 @@ REWRITE_EXAMPLES: list[tuple[str, str, str, str]] = [
         "jvm",
         "module",
         "com.example.Billing$$EnhancerBySpringCGLIB$$8e1b3c2a",
-        "com.example.Billing$$EnhancerBySpringCGLIB$$",
+        "com.example.Billing$$CGLIB",
     ),
+    ("jvm", "module", "com.example.Billing$$SpringCGLIB$$0", "com.example.Billing$$CGLIB"),
+    ("jvm", "module", "com.example.Order$$HibernateProxy$$x1Y2z3", "com.example.Order$$HibernateProxy$$"),
     ("jvm", "module", "com.sun.proxy.$Proxy87", "com.sun.proxy.$Proxy"),
     ("jvm", "module", "jdk.proxy2.Handler", "jdk.proxy.Handler"),
     (
@@ -128,6 +132,8 @@ REWRITE_EXAMPLES: list[tuple[str, str, str, str]] = [
     ("dotnet", "function", "<Run>g__Local|3_0", "<Run>g__Local"),
     ("dotnet", "module", "<>f__AnonymousType0`2", "<>f__AnonymousType`2"),
     ("ruby", "function", "block (2 levels) in process", "block in process"),
+    ("ruby", "function", "block in Checkout#call", "block in call"),
+    ("ruby", "function", "Shop::Cart.build", "build"),
     (
         "ruby",
         "function",
@@ -135,6 +141,7 @@ REWRITE_EXAMPLES: list[tuple[str, str, str, str]] = [
         "_app_views_users_show_html_erb",
     ),
     ("php", "function", "{closure:App\\Jobs\\Sync::handle():42}", "{closure}"),
+    ("php", "function", "App\\Jobs\\{closure}", "{closure}"),
     ("php", "module", "class@anonymous/app/src/Job.php:12$0", "class@anonymous"),
     ("python", "function", "handler at 0x7f00aa12", "handler at"),
     ("python", "function", "  handle ", "handle"),
@@ -685,3 +692,65 @@ def _v1_pinned() -> list[tuple[str, dict[str, Any], str]]:
 def test_version_1_output_is_unchanged() -> None:
     for name, event, expected in _v1_pinned():
         assert v1.grouping_hash(normalized(event)) == expected, name
+
+
+# --- what the per-platform corpus showed ------------------------------------------------------------------
+
+
+def test_frames_guessed_out_of_the_app_go_when_unknown_frames_remain() -> None:
+    """Android without ``inAppIncludes``: no frame is flagged; the framework below the app code differs by version."""
+
+    def android(framework: list[str]) -> dict[str, Any]:
+        frames = [{"module": module, "function": function} for module, function in (f.split("#") for f in framework)]
+        frames += [{"module": "com.shop.CheckoutViewModel", "function": "placeOrder"}]
+        return error("java", "NullPointerException", "x", frames)
+
+    android_14 = android(["android.os.Looper#loop", "android.os.Looper#loopOnce", "android.os.Handler#dispatchMessage"])
+    android_11 = android(["android.os.Looper#loop", "android.os.Handler#dispatchMessage"])
+    assert v2_hash(android_14) == v2_hash(android_11)
+    # The SDK's own "not in-app" is not a guess: with no in-app frame at all, every frame counts (as in version 1).
+    flagged = copy.deepcopy(android_14)
+    flagged["exception"]["values"][0]["stacktrace"]["frames"][1]["in_app"] = False
+    assert v2_hash(flagged) != v2_hash(android_11)
+
+
+def test_unsymbolicated_native_frames_count_by_image_offset_when_nothing_has_a_name() -> None:
+    def crash(
+        image: int, offsets: list[int], package: str = "/private/var/containers/Bundle/Application/A/Shop.app/Shop"
+    ):
+        frames = [
+            {"instruction_addr": hex(image + o), "image_addr": hex(image), "package": package, "in_app": True}
+            for o in offsets
+        ]
+        return error("cocoa", "EXC_BAD_ACCESS", "Attempted to dereference null pointer.", frames)
+
+    launch_one = crash(0x10004C000, [0x3F21C, 0x3F988])
+    launch_two = crash(0x1001D8000, [0x3F21C, 0x3F988], "/private/var/containers/Bundle/Application/B/Shop.app/Shop")
+    assert v2_hash(launch_one) == v2_hash(launch_two)
+    assert v2_hash(launch_one) != v2_hash(crash(0x10004C000, [0x3F21C, 0x40000]))
+    # One named frame among them: names win, the offsets go (a partly symbolicated report of the same crash).
+    named = crash(0x10004C000, [0x3F21C, 0x3F988])
+    named["exception"]["values"][0]["stacktrace"]["frames"][0]["function"] = "-[SHCart checkout]"
+    renamed = crash(0x1001D8000, [0x11111, 0x3F988])
+    renamed["exception"]["values"][0]["stacktrace"]["frames"][0]["function"] = "-[SHCart checkout]"
+    assert v2_hash(named) == v2_hash(renamed)
+
+
+def test_a_synthetic_exception_type_does_not_split_a_crash() -> None:
+    def signal(name: str, synthetic: bool) -> dict[str, Any]:
+        event = native([nframe("render::Loader::parse", SHOP)], name)
+        event["exception"]["values"][0].update(type=name, mechanism={"type": "signalhandler", "synthetic": synthetic})
+        return event
+
+    assert v2_hash(signal("SIGSEGV", True)) == v2_hash(signal("SIGBUS", True))
+    assert v2_hash(signal("SIGSEGV", False)) != v2_hash(signal("SIGBUS", False))
+
+
+def test_nserror_codes_keep_errors_apart() -> None:
+    def ns_error(code: int) -> dict[str, Any]:
+        mechanism = {"type": "NSError", "meta": {"ns_error": {"code": code, "domain": "NSURLErrorDomain"}}}
+        value = {"type": "NSURLErrorDomain", "value": f"Code: {code}", "mechanism": mechanism}
+        return {"event_id": new_id(), "platform": "cocoa", "exception": {"values": [value]}}
+
+    assert v2_hash(ns_error(-1001)) == v2_hash(ns_error(-1001))
+    assert v2_hash(ns_error(-1001)) != v2_hash(ns_error(-1009))

@@ -59,8 +59,10 @@ REWRITES: tuple[tuple[str, str, str, str], ...] = (
     ("javascript", "path", r"^/+", ""),
     # Versions in file names: ``jquery-3.5.1.min.js``.
     ("javascript", "path", r"[.-]v?\d+(?:\.\d+)+(?=\.)", ""),
-    # Bundler content hashes: ``app.3f2a1c9e.js``, ``main-3f2a1c9e.chunk.js``; Vite's ``index-B2x_9kQd.js``.
-    ("javascript", "path", r"(?i)[.-][0-9a-f]{6,}(?=\.)|-(?=[\w]*\d)(?=[\w]*[a-z])[\w]{8}(?=\.m?js$)", ""),
+    # Bundler content hashes: ``app.3f2a1c9e.js``, ``main-3f2a1c9e.chunk.js``; Vite's ``index-DiwrgTda.js``.
+    # Vite's base64-like hashes need a digit or a capital beside small letters (``-settings.js`` stays).
+    ("javascript", "path", r"(?i)[.-][0-9a-f]{6,}(?=\.)", ""),
+    ("javascript", "path", r"-(?=[\w-]*[a-z])(?=[\w-]*[A-Z0-9])[\w-]{8}(?=\.m?js$)", ""),
     # --- Native (C, C++, Objective-C, Swift; Rust crashes arrive as native too) ------------------------------
     # Blocks: ``__29-[Foo bar:]_block_invoke_2`` is the block in ``-[Foo bar:]``.
     ("native", "function", r"^__\d+(?=[-+]\[)", ""),
@@ -105,7 +107,9 @@ REWRITES: tuple[tuple[str, str, str, str], ...] = (
     ("jvm", "module", r"\$\$Lambda(?:\$\d+)?(?:/(?:0x)?[0-9a-f]+)?(?=$|\$)", "$$Lambda"),
     # D8/R8 lambdas: ``MainActivity$$ExternalSyntheticLambda3``.
     ("jvm", "module", r"-?\$\$ExternalSyntheticLambda\d+", "$$ExternalSyntheticLambda"),
-    # Generated proxies and byte-code enhancers: ``$$EnhancerBySpringCGLIB$$8e1b3c``, ``$$SpringCGLIB$$0``.
+    # Spring's CGLIB proxies, named ``$$EnhancerBySpringCGLIB$$8e1b3c`` before Spring 6, ``$$SpringCGLIB$$0`` since.
+    ("jvm", "module", r"\$\$(?:EnhancerBy|FastClassBy)?(?:Spring)?CGLIB\$\$[\w$]*", "$$CGLIB"),
+    # Other generated proxies and byte-code enhancers: ``$$HibernateProxy$$x1Y2``, ``$$MockitoMock$$123``.
     ("jvm", "module", r"\$\$([A-Za-z]+)\$\$[\w$]+", r"$$\1$$"),
     # JDK proxies: ``jdk.proxy2.$Proxy12``, ``com.sun.proxy.$Proxy7``.
     ("jvm", "module", r"\$Proxy\d+", "$Proxy"),
@@ -132,11 +136,15 @@ REWRITES: tuple[tuple[str, str, str, str], ...] = (
     # --- Ruby -----------------------------------------------------------------------------------------------
     # ``block (2 levels) in process`` is ``block in process``.
     ("ruby", "function", r" \(\d+ levels\)", ""),
+    # Ruby 3.4 labels methods with their owner: ``Checkout#call``, ``block in Checkout#call``, ``Cart.build``.
+    ("ruby", "function", r"(^|in )[A-Z][\w:]*[#.](?=\w)", r"\1"),
     # Compiled Rails templates: ``_app_views_users_show_html_erb__4169152711183254848_70259872``.
     ("ruby", "function", r"__-?\d+_-?\d+$", ""),
     # --- PHP ------------------------------------------------------------------------------------------------
     # PHP 8.4 closures carry their file and line: ``{closure:App\Jobs\Sync::handle():42}``.
     ("php", "function", r"\{closure:[^}]*\}", "{closure}"),
+    # Before 8.4 a closure was named after its namespace: ``App\Jobs\{closure}``.
+    ("php", "function", r"^.*\\\{closure\}$", "{closure}"),
     # Anonymous classes carry a path and a counter: ``class@anonymous/app/src/Job.php:12$0``.
     ("php", "symbol", r"class@anonymous[^:]*(?:\:\d+\$[0-9a-f]+)?", "class@anonymous"),
     # --- Every family (what version 1 did to every function name) -----------------------------------------

@@ -61,11 +61,14 @@ def in_app(frame: dict[str, Any], platform: str, rules: ProjectRules = EMPTY) ->
 
 
 class _Frame:
-    __slots__ = ("in_app", "view")
+    __slots__ = ("in_app", "ruled_out", "view")
 
     def __init__(self, view: FrameView, flag: bool | None) -> None:
         self.view = view
         self.in_app = flag
+        # Not in-app by a rule's guess rather than the SDK's word, or a native system frame: such frames go when
+        # frames nobody ruled on remain (Android's framework below the app's code, libc below a crash).
+        self.ruled_out = flag is False and (view.sdk_in_app is not False or view.family in _NATIVE)
 
 
 def _counted_frames(exception: dict[str, Any], platform: str, rules: ProjectRules) -> list[_Frame]:
@@ -75,24 +78,57 @@ def _counted_frames(exception: dict[str, Any], platform: str, rules: ProjectRule
     for frame in frames:
         view = view_of(frame, platform)
         flag, group = apply_stack_rules(view, BUILTIN, rules)
-        if group and (view.symbolicated or view.family not in _NATIVE):
+        if group:
             counted.append(_Frame(view, flag))
     return counted
 
 
-def _select(chains: list[list[_Frame]]) -> list[list[_Frame]]:
-    """Version 1's choice (in-app frames when there are any), with native system frames left out if it can."""
+def _select_in_app(chains: list[list[_Frame]]) -> list[list[_Frame]]:
+    """Version 1's choice (in-app frames when there are any, else all), less the frames rules put out."""
     every = [frame for frames in chains for frame in frames]
     if any(frame.in_app is True for frame in every):
         return [[frame for frame in frames if frame.in_app is True] for frames in chains]
-    native_unknown = any(frame.in_app is None and frame.view.family in _NATIVE for frame in every)
-    if not native_unknown:
+    if not any(frame.in_app is None for frame in every):
         return chains
-    return [[f for f in frames if not (f.in_app is False and f.view.family in _NATIVE)] for frames in chains]
+    return [[frame for frame in frames if not frame.ruled_out] for frames in chains]
+
+
+def _select_symbolicated(chains: list[list[_Frame]]) -> list[list[_Frame]]:
+    """Native frames without a name count only when no native frame has one, and then by their image offset."""
+    native = [frame for frames in chains for frame in frames if frame.view.family in _NATIVE]
+    named = any(frame.view.symbolicated for frame in native)
+
+    def keep(frame: _Frame) -> bool:
+        if frame.view.family not in _NATIVE or frame.view.symbolicated:
+            return True
+        return not named and _image_offset(frame.view) is not None
+
+    return [[frame for frame in frames if keep(frame)] for frames in chains]
+
+
+def _address(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value, 16) if value.lower().startswith("0x") else int(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _image_offset(view: FrameView) -> str | None:
+    """``Shop+0x3f21c``: where an unsymbolicated frame is in its image, the same whatever address it loaded at."""
+    instruction, image = _address(view.frame.get("instruction_addr")), _address(view.frame.get("image_addr"))
+    if instruction is None or image is None or instruction < image:
+        return None
+    return f"{view.package.rsplit('/', 1)[-1]}+{instruction - image:#x}"
 
 
 def _frame_component(view: FrameView) -> str:
     with_place, source = _STYLES.get(view.family, _DEFAULT_STYLE)
+    if view.family in _NATIVE and not view.symbolicated:
+        return f"frame:{_image_offset(view)}"
     parts = [view.place] if with_place else []
     parts.append(view.function)
     line = view.frame.get("context_line")
@@ -105,13 +141,22 @@ def _frame_component(view: FrameView) -> str:
     return "frame:" + "|".join(parts)
 
 
+def _type(exception: dict[str, Any]) -> str:
+    """The exception's type, unless a crash handler made it up (``synthetic``: a signal name, not the error)."""
+    mechanism = exception.get("mechanism")
+    if isinstance(mechanism, dict) and mechanism.get("synthetic") is True:
+        return "<synthetic>"
+    return str(exception.get("type") or "")
+
+
 def _stack_components(event: NormalizedEvent, rules: ProjectRules) -> list[str] | None:
-    chains = _select([_counted_frames(exception, event.platform, rules) for exception in event.exceptions])
+    counted = [_counted_frames(exception, event.platform, rules) for exception in event.exceptions]
+    chains = _select_symbolicated(_select_in_app(counted))
     if not any(chains):
         return None
     components = []
     for exception, frames in zip(event.exceptions, chains, strict=True):
-        components.append(f"type:{exception.get('type') or ''}")
+        components.append(f"type:{_type(exception)}")
         components.extend(_frame_component(frame.view) for frame in frames)
     return components
 
@@ -120,9 +165,18 @@ def _exception_components(event: NormalizedEvent) -> list[str] | None:
     if not event.exceptions:
         return None
     return [
-        f"type:{exception.get('type') or ''}|value:{parameterize(str(exception.get('value') or ''))}"
+        f"type:{exception.get('type') or ''}|value:{parameterize(str(exception.get('value') or ''))}{_code(exception)}"
         for exception in event.exceptions
     ]
+
+
+def _code(exception: dict[str, Any]) -> str:
+    """An NSError's code: its value (``Code: -1001``) is parameterized away, yet the code is what the error is."""
+    mechanism = exception.get("mechanism")
+    meta = mechanism.get("meta") if isinstance(mechanism, dict) else None
+    ns_error = meta.get("ns_error") if isinstance(meta, dict) else None
+    code = ns_error.get("code") if isinstance(ns_error, dict) else None
+    return f"|code:{code}" if isinstance(code, (int, str)) and not isinstance(code, bool) else ""
 
 
 def _message_components(event: NormalizedEvent) -> list[str]:
