@@ -33,8 +33,7 @@ _PATHLIKE = {"path", "package"}
 _TOKEN = re.compile(
     r"""\s+
     |(?P<comment>\#.*)
-    |(?P<arrow>->)
-    |(?P<matcher>(?P<negated>!)?(?P<key>[A-Za-z_][\w.-]*):(?P<value>"(?:[^"\\]|\\.)*"|"|[^\s"]*))
+    |(?P<matcher>(?P<negated>!)?(?P<key>[A-Za-z_][\w.-]*):(?P<value>"(?:[^"\\]|\\.)*"?|[^\s"]*))
     |(?P<action>[+-][A-Za-z]+)
     |(?P<other>\S+)""",
     re.VERBOSE,
@@ -141,14 +140,15 @@ class ProjectRules:
 
 
 def _unquote(value: str) -> str:
+    """A quoted value without its quotes; ``\\"`` is a quote, other backslashes stay (Windows paths)."""
     if value.startswith('"'):
-        return re.sub(r"\\(.)", r"\1", value[1:-1])
+        return value[1:-1].replace('\\"', '"')
     return value
 
 
 def _matcher(kind: str, number: int, match: re.Match[str], known: Sequence[str]) -> Matcher:
     key, raw, negated = match["key"], match["value"], bool(match["negated"])
-    if raw == '"' or (raw.startswith('"') and (len(raw) < 2 or not raw.endswith('"'))):
+    if raw.startswith('"') and (len(raw) < 2 or not raw.endswith('"') or raw.endswith('\\"')):
         raise RuleError(kind, number, f"unclosed quote in {key}:")
     value = _unquote(raw)
     if key not in known and not (kind == "fingerprint" and key.startswith("tags.") and len(key) > 5):
@@ -184,13 +184,13 @@ def _tokens(kind: str, number: int, line: str) -> list[re.Match[str]]:
 
 def _stack_rule(number: int, line: str) -> StackRule | None:
     kind = "stack trace"
+    if "->" in line.split("#", 1)[0]:
+        raise RuleError(kind, number, "'->' belongs in fingerprint rules; stack trace rules end in actions")
     tokens = _tokens(kind, number, line)
     if not tokens:
         return None
     matchers, actions = [], []
     for token in tokens:
-        if token["arrow"]:
-            raise RuleError(kind, number, "'->' belongs in fingerprint rules; stack trace rules end in actions")
         if token["action"]:
             if token["action"] not in ACTIONS:
                 raise RuleError(kind, number, f"unknown action {token['action']} (known: {', '.join(ACTIONS)})")
