@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from stackwatch.server.digest.grouping.families import FAMILIES, family_of
@@ -185,8 +186,12 @@ def _compile() -> dict[tuple[str, str], tuple[tuple[re.Pattern[str], str], ...]]
 _TABLE = _compile()
 
 
+@lru_cache(maxsize=32768)
 def rewrite(family: str, field: str, text: str) -> str:
-    """``text`` with every row of ``family`` and ``field`` applied, each until it no longer changes anything."""
+    """``text`` with every row of ``family`` and ``field`` applied, each until it no longer changes anything.
+
+    Cached: the same names come back event after event, and the rows are most of what reading a frame costs.
+    """
     for pattern, replacement in _TABLE.get((family, field), ()):
         for _ in range(8):  # nested templates and parameter lists peel off one level a pass
             text, count = pattern.subn(replacement, text)
@@ -207,10 +212,18 @@ class FrameView:
     family: str
     raw_function: str
     function: str
+    raw_module: str
     module: str
-    paths: tuple[str, ...]
+    paths: tuple[str, ...]  # abs_path and filename as sent (with ``/``), their normalized forms, their base names
     package: str
     symbolicated: bool
+    # What path, function, module and package matchers read, each the values joined by newlines.
+    texts: dict[str, str]
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        """Everything rules read of the frame besides ``in_app``: what their results can be remembered by."""
+        return (self.family, self.raw_function, self.function, self.raw_module, self.module, self.package, *self.paths)
 
     @property
     def sdk_in_app(self) -> bool | None:
@@ -236,19 +249,31 @@ class FrameView:
 def view_of(frame: dict[str, Any], platform: str) -> FrameView:
     family = family_of(frame, platform)
     raw_function = _text(frame.get("function")) or _text(frame.get("raw_function"))
-    raw_paths = [p for p in (_text(frame.get("abs_path")), _text(frame.get("filename"))) if p]
+    raw_module = _text(frame.get("module"))
+    package = _text(frame.get("package"))
+    names = _read(family, raw_function, raw_module, _text(frame.get("abs_path")), _text(frame.get("filename")), package)
+    function, module, paths, package, symbolicated, texts = names
+    return FrameView(frame, family, raw_function, function, raw_module, module, paths, package, symbolicated, texts)
+
+
+@lru_cache(maxsize=32768)
+def _read(
+    family: str, raw_function: str, raw_module: str, abs_path: str, filename: str, package: str
+) -> tuple[str, str, tuple[str, ...], str, bool, dict[str, str]]:
+    """A frame's names as version 2 reads them, remembered: the same frames come back event after event."""
+    raw_paths = [path for path in (abs_path, filename) if path]
     forward = [path.replace("\\", "/") for path in raw_paths]
-    paths = dict.fromkeys([*forward, *(rewrite(family, "path", path) for path in raw_paths)])
-    return FrameView(
-        frame=frame,
-        family=family,
-        raw_function=raw_function,
-        function=rewrite(family, "function", raw_function),
-        module=rewrite(family, "module", _text(frame.get("module"))),
-        paths=tuple(paths),
-        package=_text(frame.get("package")).replace("\\", "/"),
-        symbolicated=not _UNSYMBOLICATED.match(raw_function.strip()),
-    )
+    full = [*forward, *(rewrite(family, "path", path) for path in raw_paths)]
+    paths = tuple(dict.fromkeys([*full, *(path.rsplit("/", 1)[-1] for path in full)]))
+    function, module = rewrite(family, "function", raw_function), rewrite(family, "module", raw_module)
+    package = package.replace("\\", "/")
+    texts = {
+        "path": "\n".join(paths),
+        "function": f"{raw_function}\n{function}",
+        "module": f"{raw_module}\n{module}",
+        "package": f"{package}\n{package.rsplit('/', 1)[-1]}",
+    }
+    return function, module, paths, package, not _UNSYMBOLICATED.match(raw_function.strip()), texts
 
 
 def event_views(event: NormalizedEvent) -> list[list[FrameView]]:

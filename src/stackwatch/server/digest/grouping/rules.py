@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 from stackwatch.server.digest.grouping.families import FAMILIES
 from stackwatch.server.digest.grouping.frames import FrameView, event_views
@@ -50,7 +51,7 @@ class RuleError(ValueError):
         self.message = message
 
 
-def _glob(pattern: str, key: str) -> re.Pattern[str]:
+def _glob(pattern: str, key: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
     """``**`` crosses ``/``; in paths ``*`` and ``?`` stay within one segment, elsewhere they match anything."""
     if key in _PATHLIKE:
         pattern = pattern.replace("\\", "/")
@@ -71,7 +72,10 @@ def _glob(pattern: str, key: str) -> re.Pattern[str]:
             else:
                 out.append(re.escape(char))
             index += 1
-    return re.compile("".join(out) + r"\Z", re.IGNORECASE | re.DOTALL if key in _FOLDED else re.DOTALL)
+    body = "".join(out)
+    flags = re.IGNORECASE if key in _FOLDED else 0
+    # One pattern for one value, one for any line of a frame's values joined by newlines (a single search).
+    return re.compile(body + r"\Z", flags | re.DOTALL), re.compile(f"^(?:{body})$", flags | re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,32 +84,27 @@ class Matcher:
     value: str
     negated: bool
     pattern: re.Pattern[str] | None  # None for ``family`` and ``app``, which compare names
+    lines: re.Pattern[str] | None = None
+    names: frozenset[str] = frozenset()
 
     def test(self, values: Sequence[str]) -> bool:
+        """Whether any of the values matches (or, negated, none does)."""
         if self.pattern is None:
-            hit = any(value in self.value.split(",") for value in values)
+            hit = any(value in self.names for value in values)
         else:
-            hit = any(self.pattern.match(value) for value in values)
+            match = self.pattern.match
+            hit = any(match(value) for value in values)
         return hit != self.negated
 
-
-def _frame_values(view: FrameView, key: str, in_app: bool | None) -> Sequence[str]:
-    if key == "path":
-        return view.paths + tuple(path.rsplit("/", 1)[-1] for path in view.paths)
-    if key == "function":
-        return (view.raw_function, view.function)
-    if key == "module":
-        raw = view.frame.get("module")
-        return (raw, view.module) if isinstance(raw, str) else (view.module,)
-    if key == "package":
-        return (view.package, view.package.rsplit("/", 1)[-1])
-    if key == "family":
-        return (view.family,)
-    return ("yes" if in_app is True else "no",)  # app
+    def test_frame(self, view: FrameView, in_app: bool | None) -> bool:
+        if self.lines is None:
+            value = view.family if self.key == "family" else ("yes" if in_app is True else "no")
+            return (value in self.names) != self.negated
+        return (self.lines.search(view.texts[self.key]) is not None) != self.negated
 
 
 def _frame_matches(matchers: Sequence[Matcher], view: FrameView, in_app: bool | None) -> bool:
-    return all(m.test(_frame_values(view, m.key, in_app)) for m in matchers)
+    return all(matcher.test_frame(view, in_app) for matcher in matchers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +132,9 @@ class ProjectRules:
     fingerprint_text: str = ""
     stack_rules: tuple[StackRule, ...] = ()
     fingerprint_rules: tuple[FingerprintRule, ...] = ()
+    # The stack rules that can match a frame of each family, and what they gave frames already seen.
+    by_family: dict[str, tuple[StackRule, ...]] = field(default_factory=dict, compare=False, repr=False)
+    seen: dict[tuple[Any, ...], tuple[bool | None, bool]] = field(default_factory=dict, compare=False, repr=False)
 
     @staticmethod
     def parse(stack_text: str, fingerprint_text: str) -> ProjectRules:
@@ -160,12 +162,12 @@ def _matcher(kind: str, number: int, match: re.Match[str], known: Sequence[str])
         unknown = sorted(set(value.split(",")) - FAMILIES)
         if unknown:
             raise RuleError(kind, number, f"unknown family {unknown[0]!r} (known: {', '.join(sorted(FAMILIES))})")
-        return Matcher(key, value, negated, None)
+        return Matcher(key, value, negated, None, None, frozenset(value.split(",")))
     if key == "app":
         if value not in ("yes", "no"):
             raise RuleError(kind, number, "app: takes yes or no")
-        return Matcher(key, value, negated, None)
-    return Matcher(key, value, negated, _glob(value, key))
+        return Matcher(key, value, negated, None, None, frozenset([value]))
+    return Matcher(key, value, negated, *_glob(value, key))
 
 
 def _tokens(kind: str, number: int, line: str) -> list[re.Match[str]]:
@@ -250,11 +252,13 @@ def _fingerprint_rule(number: int, line: str) -> FingerprintRule | None:
 def _parse(stack_text: str, fingerprint_text: str) -> ProjectRules:
     stack = [_stack_rule(n, line) for n, line in enumerate(stack_text.splitlines(), start=1)]
     prints = [_fingerprint_rule(n, line) for n, line in enumerate(fingerprint_text.splitlines(), start=1)]
+    stack_rules = tuple(rule for rule in stack if rule is not None)
+    by_family = {
+        family: tuple(rule for rule in stack_rules if rule.families is None or family in rule.families)
+        for family in FAMILIES
+    }
     return ProjectRules(
-        stack_text,
-        fingerprint_text,
-        tuple(rule for rule in stack if rule is not None),
-        tuple(rule for rule in prints if rule is not None),
+        stack_text, fingerprint_text, stack_rules, tuple(rule for rule in prints if rule is not None), by_family
     )
 
 
@@ -270,16 +274,36 @@ def apply_stack_rules(view: FrameView, builtin: ProjectRules, rules: ProjectRule
     The SDK's ``in_app`` wins over the built-in rules (they only guess where the SDK did not say); the project's
     rules come last and win over both. Within each list a later line wins.
     """
-    in_app, group = view.sdk_in_app, True
-    for source, may_set_app in ((builtin, in_app is None), (rules, True)):
-        for rule in source.stack_rules:
-            if not rule.matches(view, in_app):
-                continue
-            for action, value in rule.actions:
-                if action == "group":
-                    group = value
-                elif may_set_app:
-                    in_app = value
+    sdk = view.sdk_in_app
+    in_app, group = _apply(builtin, view, sdk, True, may_set_app=sdk is None)
+    if rules.stack_rules:
+        in_app, group = _apply(rules, view, in_app, group, may_set_app=True)
+    return in_app, group
+
+
+_MAX_SEEN = 50_000
+
+
+def _apply(
+    rules: ProjectRules, view: FrameView, in_app: bool | None, group: bool, *, may_set_app: bool
+) -> tuple[bool | None, bool]:
+    """One list of rules over one frame, remembered by what the rules can read: frames repeat from event to event."""
+    key = (view.key, in_app, group, may_set_app)
+    found = rules.seen.get(key)
+    if found is not None:
+        return found
+    candidates = rules.by_family.get(view.family, rules.stack_rules) if rules.by_family else rules.stack_rules
+    for rule in candidates:
+        if not rule.matches(view, in_app):
+            continue
+        for action, value in rule.actions:
+            if action == "group":
+                group = value
+            elif may_set_app:
+                in_app = value
+    if len(rules.seen) >= _MAX_SEEN:
+        rules.seen.clear()
+    rules.seen[key] = (in_app, group)
     return in_app, group
 
 
