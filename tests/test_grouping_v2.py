@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from stackwatch.server.digest.grouping import CURRENT, STRATEGIES, grouping_hash, in_app, v1, v2
-from stackwatch.server.digest.grouping.builtin import BUILTIN_STACK_RULES
+from stackwatch.server.digest.grouping.builtin import BUILTIN_FIXED_RULES, BUILTIN_STACK_RULES
 from stackwatch.server.digest.grouping.families import FAMILIES, family_of
 from stackwatch.server.digest.grouping.frames import REWRITES, rewrite, view_of
 from stackwatch.server.digest.grouping.rules import ProjectRules
@@ -333,19 +333,32 @@ def test_builtin_rule(frame_fields: dict[str, Any], platform: str, flag: bool | 
     from stackwatch.server.digest.grouping.rules import apply_stack_rules
 
     assert in_app(frame_fields, platform) is flag
-    assert apply_stack_rules(view_of(frame_fields, platform), v2.BUILTIN, ProjectRules())[1] is grouped
+    assert (
+        apply_stack_rules(view_of(frame_fields, platform), v2.BUILTIN, ProjectRules(), v2.BUILTIN_FIXED)[1] is grouped
+    )
 
 
-def test_every_builtin_rule_has_an_example() -> None:
-    lines = [line for line in BUILTIN_STACK_RULES.splitlines() if line.strip() and not line.startswith("#")]
-    assert len(lines) == len(v2.BUILTIN.stack_rules)
+@pytest.mark.parametrize(
+    ("text", "parsed"), [(BUILTIN_STACK_RULES, v2.BUILTIN), (BUILTIN_FIXED_RULES, v2.BUILTIN_FIXED)]
+)
+def test_every_builtin_rule_has_an_example(text: str, parsed: ProjectRules) -> None:
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    assert len(lines) == len(parsed.stack_rules)
     views = [view_of(f, platform) for f, platform, _, _ in BUILTIN_EXAMPLES]
     unmatched = [
         line
-        for line, rule in zip(lines, v2.BUILTIN.stack_rules, strict=True)
+        for line, rule in zip(lines, parsed.stack_rules, strict=True)
         if not any(rule.matches(view, None) for view in views)
     ]
     assert not unmatched
+
+
+def test_fixed_rules_hold_whatever_the_sdk_said() -> None:
+    dependency = {"function": "(*Conn).Exec", "abs_path": "/root/go/pkg/mod/github.com/jackc/pgx/v5@v5.7.1/conn.go"}
+    assert in_app({**dependency, "in_app": True}, "go") is False
+    assert in_app({**dependency, "in_app": True}, "go", ProjectRules.parse("path:**/pgx/** +app", "")) is True
+    # A guess, by contrast, gives way to the SDK.
+    assert in_app({"function": "run", "module": "java.lang.Thread", "in_app": True}, "java") is True
 
 
 @pytest.mark.parametrize(
@@ -754,3 +767,21 @@ def test_nserror_codes_keep_errors_apart() -> None:
 
     assert v2_hash(ns_error(-1001)) == v2_hash(ns_error(-1001))
     assert v2_hash(ns_error(-1001)) != v2_hash(ns_error(-1009))
+
+
+def test_ruby_frames_count_by_file_whether_or_not_the_sdk_set_a_module() -> None:
+    """sentry-ruby sets ``module`` only from Ruby 3.4's ``Checkout#call`` labels."""
+
+    def ruby(with_module: bool) -> dict[str, Any]:
+        frames = [
+            {"abs_path": "/rails/app/services/checkout.rb", "function": "call", "in_app": True},
+            {"abs_path": "/rails/app/services/checkout.rb", "function": "block in Checkout#call", "in_app": True},
+        ]
+        if with_module:
+            frames[0]["module"] = "Checkout"
+        return error("ruby", "NoMethodError", "undefined method 'stock' for nil", frames)
+
+    assert v2_hash(ruby(True)) == v2_hash(ruby(False))
+    other = ruby(False)
+    other["exception"]["values"][0]["stacktrace"]["frames"][0]["abs_path"] = "/rails/app/services/refund.rb"
+    assert v2_hash(other) != v2_hash(ruby(False))

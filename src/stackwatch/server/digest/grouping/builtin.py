@@ -1,13 +1,14 @@
 """The built-in stack trace rules of grouping version 2, in the format of a project's stack trace rules.
 
-``-app`` here is a guess made only for frames whose SDK did not say (``in_app`` missing); ``-group`` drops a frame
-from grouping whatever the SDK said. A project's own rules run after these and win (docs/grouping.md). Every line
-is exercised by tests/test_grouping_v2.py.
+In ``BUILTIN_STACK_RULES`` ``-app`` is a guess made only for frames whose SDK did not say (``in_app`` missing);
+``-group`` drops a frame from grouping whatever the SDK said. ``BUILTIN_FIXED_RULES`` hold whatever the SDK said:
+frames that are never a project's own code, where an SDK is known to flag them in-app. A project's own rules run
+after both and win (docs/grouping.md). Every line is exercised by tests/test_grouping_v2.py.
 """
 
 from __future__ import annotations
 
-__all__ = ["BUILTIN_STACK_RULES"]
+__all__ = ["BUILTIN_FIXED_RULES", "BUILTIN_STACK_RULES"]
 
 BUILTIN_STACK_RULES = r"""
 # --- JavaScript: frames one browser shows and another does not ---------------------------------------------
@@ -80,7 +81,6 @@ family:ruby path:**/gems/** -app
 family:ruby path:**/vendor/bundle/** -app
 family:ruby path:**/lib/ruby/** -app
 family:php path:**/vendor/** -app
-family:go path:**/go/pkg/mod/** -app
 family:go path:/usr/local/go/src/** -app
 family:go path:/usr/lib/go*/src/** -app
 family:rust,native path:**/.cargo/registry/** -app
@@ -115,4 +115,9 @@ family:native package:kernel32.dll -app
 family:native package:kernelbase.dll -app
 family:native package:ucrtbase.dll -app
 family:native package:msvcrt.dll -app
+"""
+
+BUILTIN_FIXED_RULES = r"""
+# sentry-go calls every frame outside GOROOT in-app, Go's module cache (the project's dependencies) included.
+family:go path:**/go/pkg/mod/** -app
 """

@@ -230,10 +230,9 @@ class FrameView:
         flag = self.frame.get("in_app")
         return flag if isinstance(flag, bool) else None
 
-    @property
-    def place(self) -> str:
+    def place(self, *, by_module: bool = True) -> str:
         """The module, else the file's lower-cased base name: what says where the frame is, besides its name."""
-        if self.module:
+        if self.module and by_module:
             return self.module
         for key in ("filename", "abs_path"):
             path = _text(self.frame.get(key))

@@ -268,16 +268,20 @@ EMPTY = ProjectRules()
 # --- applying stack trace rules ---------------------------------------------------------------------------
 
 
-def apply_stack_rules(view: FrameView, builtin: ProjectRules, rules: ProjectRules) -> tuple[bool | None, bool]:
+def apply_stack_rules(
+    view: FrameView, builtin: ProjectRules, rules: ProjectRules, fixed: ProjectRules = EMPTY
+) -> tuple[bool | None, bool]:
     """The frame's in-app flag and whether it counts for grouping.
 
-    The SDK's ``in_app`` wins over the built-in rules (they only guess where the SDK did not say); the project's
-    rules come last and win over both. Within each list a later line wins.
+    The SDK's ``in_app`` wins over the ``builtin`` rules (they only guess where the SDK did not say); the
+    ``fixed`` rules hold whatever the SDK said, and the project's rules come last and win over all. Within each
+    list a later line wins.
     """
     sdk = view.sdk_in_app
     in_app, group = _apply(builtin, view, sdk, True, may_set_app=sdk is None)
-    if rules.stack_rules:
-        in_app, group = _apply(rules, view, in_app, group, may_set_app=True)
+    for source in (fixed, rules):
+        if source.stack_rules:
+            in_app, group = _apply(source, view, in_app, group, may_set_app=True)
     return in_app, group
 
 
@@ -362,7 +366,7 @@ def _expand(part: str, event: NormalizedEvent, frame: FrameView | None) -> str:
             "level": event.level,
             "logger": event.data.get("logger"),
             "function": frame.function if frame else None,
-            "module": (frame.module or frame.place) if frame else None,
+            "module": (frame.module or frame.place()) if frame else None,
         }.get(name)
         if name == "default":
             return match[0]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from stackwatch.server.digest.grouping.builtin import BUILTIN_STACK_RULES
+from stackwatch.server.digest.grouping.builtin import BUILTIN_FIXED_RULES, BUILTIN_STACK_RULES
 from stackwatch.server.digest.grouping.frames import FrameView, view_of
 from stackwatch.server.digest.grouping.parameterize import parameterize
 from stackwatch.server.digest.grouping.rules import (
@@ -37,18 +37,22 @@ __all__ = ["VERSION", "default_components", "grouping_hash", "in_app"]
 
 VERSION = 2
 BUILTIN = ProjectRules.parse(BUILTIN_STACK_RULES, "")
+BUILTIN_FIXED = ProjectRules.parse(BUILTIN_FIXED_RULES, "")
 _NATIVE = frozenset({"native", "rust"})
-# Per family: whether the frame's place (module, else file name) counts, and when its source line does.
+# Per family: what says where the frame is besides its function (``module``: the module, else the file's base
+# name; ``file``: the file's base name; ``none``), and when its source line counts.
 # Native code is grouped on the function alone: the same function is built from other paths on other machines.
 # JavaScript's source line counts only for a frame without a function, and only if short: a minified line or
-# one browser's missing name must not split an issue.
-_STYLES: dict[str, tuple[bool, str]] = {
-    "python": (True, "always"),
-    "javascript": (True, "without-function"),
-    "native": (False, "never"),
-    "rust": (False, "never"),
+# one browser's missing name must not split an issue. Ruby by file: sentry-ruby sets ``module`` only from Ruby
+# 3.4's ``Class#method`` labels, so the same frame has a module on one Ruby and none on the next.
+_STYLES: dict[str, tuple[str, str]] = {
+    "python": ("module", "always"),
+    "javascript": ("module", "without-function"),
+    "native": ("none", "never"),
+    "rust": ("none", "never"),
+    "ruby": ("file", "never"),
 }
-_DEFAULT_STYLE = (True, "never")
+_DEFAULT_STYLE = ("module", "never")
 _MAX_SOURCE_LINE = 120
 
 
@@ -57,7 +61,7 @@ def in_app(frame: dict[str, Any], platform: str, rules: ProjectRules = EMPTY) ->
 
     ``None``: nobody knows (the SDK did not say and no rule matched).
     """
-    return apply_stack_rules(view_of(frame, platform), BUILTIN, rules)[0]
+    return apply_stack_rules(view_of(frame, platform), BUILTIN, rules, BUILTIN_FIXED)[0]
 
 
 class _Frame:
@@ -77,7 +81,7 @@ def _counted_frames(exception: dict[str, Any], platform: str, rules: ProjectRule
     counted = []
     for frame in frames:
         view = view_of(frame, platform)
-        flag, group = apply_stack_rules(view, BUILTIN, rules)
+        flag, group = apply_stack_rules(view, BUILTIN, rules, BUILTIN_FIXED)
         if group:
             counted.append(_Frame(view, flag))
     return counted
@@ -126,10 +130,10 @@ def _image_offset(view: FrameView) -> str | None:
 
 
 def _frame_component(view: FrameView) -> str:
-    with_place, source = _STYLES.get(view.family, _DEFAULT_STYLE)
+    place, source = _STYLES.get(view.family, _DEFAULT_STYLE)
     if view.family in _NATIVE and not view.symbolicated:
         return f"frame:{_image_offset(view)}"
-    parts = [view.place] if with_place else []
+    parts = [] if place == "none" else [view.place(by_module=place == "module")]
     parts.append(view.function)
     line = view.frame.get("context_line")
     if source != "never" and isinstance(line, str) and line.strip():
