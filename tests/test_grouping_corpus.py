@@ -48,6 +48,7 @@ V1_WRONG = frozenset(
         "cocoa-ios/nserror-different-codes",
         "dotnet/async-state-machine-not-demangled",
         "dotnet/displayclass-and-async-lambda-renumbered",
+        "go/dependency-frames-the-sdk-calls-in-app",
         "java-android/android-framework-frames-without-in-app",
         "java-android/jvm-lambda-and-proxy-numbers",
         "java-android/jvm-synthetic-lambda-method-renumbered",
