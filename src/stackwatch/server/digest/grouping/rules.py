@@ -280,7 +280,7 @@ def apply_stack_rules(
     sdk = view.sdk_in_app
     in_app, group = _apply(builtin, view, sdk, True, may_set_app=sdk is None)
     for source in (fixed, rules):
-        if source.stack_rules:
+        if source.by_family.get(view.family) if source.by_family else source.stack_rules:
             in_app, group = _apply(source, view, in_app, group, may_set_app=True)
     return in_app, group
 
