@@ -24,7 +24,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from stackwatch.server.digest.grouping import frames, grouping_hash, v2
+from stackwatch.server.digest.grouping import frames, grouping_hash
+from stackwatch.server.digest.grouping import rules as grouping_rules
 from stackwatch.server.digest.grouping.rules import ProjectRules
 from stackwatch.server.digest.normalize import EventContext, NormalizedEvent, normalize_event
 
@@ -259,8 +260,7 @@ def _forget() -> None:
     """Empty version 2's memories of names and rule results: every frame is then read for the first time."""
     frames.rewrite.cache_clear()
     frames._read.cache_clear()
-    for rules in (v2.BUILTIN, _PROJECT_RULES):
-        rules.seen.clear()
+    grouping_rules.SEEN.clear()
 
 
 def _round(batch: list[NormalizedEvent], version: int, rules: ProjectRules, *, cold: bool = False) -> float:

@@ -132,9 +132,8 @@ class ProjectRules:
     fingerprint_text: str = ""
     stack_rules: tuple[StackRule, ...] = ()
     fingerprint_rules: tuple[FingerprintRule, ...] = ()
-    # The stack rules that can match a frame of each family, and what they gave frames already seen.
+    # The stack rules that can match a frame of each family.
     by_family: dict[str, tuple[StackRule, ...]] = field(default_factory=dict, compare=False, repr=False)
-    seen: dict[tuple[Any, ...], tuple[bool | None, bool]] = field(default_factory=dict, compare=False, repr=False)
 
     @staticmethod
     def parse(stack_text: str, fingerprint_text: str) -> ProjectRules:
@@ -285,6 +284,9 @@ def apply_stack_rules(
     return in_app, group
 
 
+# What a list of rules gave a frame, by the list's text and what the rules read of the frame: one bounded memory
+# for every project, emptied when full (a few MB).
+SEEN: dict[tuple[Any, ...], tuple[bool | None, bool]] = {}
 _MAX_SEEN = 50_000
 
 
@@ -292,8 +294,9 @@ def _apply(
     rules: ProjectRules, view: FrameView, in_app: bool | None, group: bool, *, may_set_app: bool
 ) -> tuple[bool | None, bool]:
     """One list of rules over one frame, remembered by what the rules can read: frames repeat from event to event."""
-    key = (view.key, in_app, group, may_set_app)
-    found = rules.seen.get(key)
+    # Rules made by ``parse`` are known by their text; any others are not remembered.
+    key = (rules.stack_text, view.key, in_app, group, may_set_app) if rules.stack_text else None
+    found = SEEN.get(key) if key else None
     if found is not None:
         return found
     candidates = rules.by_family.get(view.family, rules.stack_rules) if rules.by_family else rules.stack_rules
@@ -305,9 +308,10 @@ def _apply(
                 group = value
             elif may_set_app:
                 in_app = value
-    if len(rules.seen) >= _MAX_SEEN:
-        rules.seen.clear()
-    rules.seen[key] = (in_app, group)
+    if key:
+        if len(SEEN) >= _MAX_SEEN:
+            SEEN.clear()
+        SEEN[key] = (in_app, group)
     return in_app, group
 
 
