@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from stackwatch.server.digest.grouping import v1, v2
-from stackwatch.server.digest.grouping.rules import EMPTY, ProjectRules, effective_fingerprint, is_default_marker
+from stackwatch.server.digest.grouping.fingerprints import effective_fingerprint, is_default_marker
+from stackwatch.server.digest.grouping.rules import EMPTY, ProjectRules
 from stackwatch.server.digest.normalize import NormalizedEvent
 
 __all__ = ["CURRENT", "STRATEGIES", "effective_fingerprint", "grouping_hash", "in_app", "is_explicit"]

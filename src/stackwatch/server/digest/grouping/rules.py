@@ -5,22 +5,21 @@ count for grouping; fingerprint rules (``error.type:DatabaseUnavailable -> datab
 a fingerprint. Both are lines of text a project keeps in its settings; ``ProjectRules.parse`` reads them once per
 text and raises ``RuleError`` (with the 1-based line) for a line it cannot read. The built-in rules of grouping
 version 2 (grouping/builtin.py) are written in the same stack trace rule format and read by the same parser.
-The syntax is documented in docs/grouping.md, "Project rules".
+The syntax is documented in docs/grouping.md, "Project rules"; fingerprint rules are applied by fingerprints.py.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 from stackwatch.server.digest.grouping.families import FAMILIES
-from stackwatch.server.digest.grouping.frames import FrameView, event_views
-from stackwatch.server.digest.normalize import NormalizedEvent, as_dict
+from stackwatch.server.digest.grouping.frames import FrameView
 
-__all__ = ["EMPTY", "ProjectRules", "RuleError", "apply_stack_rules", "effective_fingerprint", "is_default_marker"]
+__all__ = ["EMPTY", "VARIABLE", "FingerprintRule", "ProjectRules", "RuleError", "apply_stack_rules", "frame_matches"]
 
 STACK_MATCHERS = ("path", "function", "module", "package", "family", "app")
 EVENT_MATCHERS = ("error.type", "error.value", "message", "logger", "level", "release")
@@ -40,7 +39,7 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 _PART = re.compile(r"""(?:"(?:[^"\\]|\\.)*"|\{\{[^{}]*\}\}|[^\s,"{}])+|(?P<bad>"|\{\{|\}\}|[{}])""")
-_VARIABLE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+VARIABLE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 
 
 class RuleError(ValueError):
@@ -103,7 +102,7 @@ class Matcher:
         return (self.lines.search(view.texts[self.key]) is not None) != self.negated
 
 
-def _frame_matches(matchers: Sequence[Matcher], view: FrameView, in_app: bool | None) -> bool:
+def frame_matches(matchers: Sequence[Matcher], view: FrameView, in_app: bool | None) -> bool:
     return all(matcher.test_frame(view, in_app) for matcher in matchers)
 
 
@@ -116,7 +115,7 @@ class StackRule:
     def matches(self, view: FrameView, in_app: bool | None) -> bool:
         if self.families is not None and view.family not in self.families:
             return False
-        return _frame_matches(self.matchers, view, in_app)
+        return frame_matches(self.matchers, view, in_app)
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +216,7 @@ def _parts(number: int, text: str) -> tuple[str, ...]:
             problem = "unclosed quote" if match["bad"] == '"' else f"unbalanced {match['bad']!r}"
             raise RuleError(kind, number, problem)
         part = re.sub(r'"((?:[^"\\]|\\.)*)"', lambda m: _unquote(f'"{m[1]}"'), match[0])
-        for variable in _VARIABLE.findall(part):
+        for variable in VARIABLE.findall(part):
             if variable not in VARIABLES:
                 known = ", ".join(f"{{{{ {name} }}}}" for name in VARIABLES)
                 raise RuleError(kind, number, f"unknown variable {{{{ {variable} }}}} (known: {known})")
@@ -313,107 +312,3 @@ def _apply(
             SEEN.clear()
         SEEN[key] = (in_app, group)
     return in_app, group
-
-
-# --- applying fingerprint rules ---------------------------------------------------------------------------
-
-
-def is_default_marker(part: str) -> bool:
-    """``{{ default }}`` however it is spaced."""
-    return part.replace(" ", "") == "{{default}}"
-
-
-def _event_values(event: NormalizedEvent, key: str) -> Sequence[str]:
-    data = event.data
-    if key == "error.type":
-        return [str(e.get("type") or "") for e in event.exceptions] or [""]
-    if key == "error.value":
-        return [str(e.get("value") or "") for e in event.exceptions] or [""]
-    if key == "message":
-        entry = as_dict(data.get("logentry"))
-        texts = [str(entry.get(name)) for name in ("formatted", "message") if entry.get(name)]
-        return texts + [str(e.get("value") or "") for e in event.exceptions] or [""]
-    if key == "level":
-        return [event.level]
-    if key == "release":
-        return [event.release or ""]
-    if key == "logger":
-        return [str(data.get("logger") or "")]
-    return [event.tags.get(key[5:], "")]  # tags.NAME
-
-
-def _matching_frame(rule: FingerprintRule, views: list[list[FrameView]]) -> FrameView | None:
-    """The innermost frame on which every frame matcher of the rule holds."""
-    for frames in reversed(views):
-        for view in reversed(frames):
-            if _frame_matches(rule.frame_matchers, view, view.sdk_in_app):
-                return view
-    return None
-
-
-def _innermost(views: list[list[FrameView]]) -> FrameView | None:
-    frames = views[-1] if views else []
-    in_app = [view for view in frames if view.sdk_in_app is True]
-    chosen = in_app or frames
-    return chosen[-1] if chosen else None
-
-
-def _expand(part: str, event: NormalizedEvent, frame: FrameView | None) -> str:
-    outermost = event.exceptions[-1] if event.exceptions else {}
-
-    def value(match: re.Match[str]) -> str:
-        name = match[1]
-        found = {
-            "error.type": outermost.get("type"),
-            "error.value": outermost.get("value"),
-            "transaction": event.data.get("transaction"),
-            "level": event.level,
-            "logger": event.data.get("logger"),
-            "function": frame.function if frame else None,
-            "module": (frame.module or frame.place()) if frame else None,
-        }.get(name)
-        if name == "default":
-            return match[0]
-        return str(found) if found else f"<no-{name.replace('.', '-')}>"
-
-    return _VARIABLE.sub(value, part)
-
-
-def _rule_fingerprint(
-    event: NormalizedEvent, rules: ProjectRules, views: Callable[[], list[list[FrameView]]]
-) -> list[str] | None:
-    for rule in rules.fingerprint_rules:
-        if not all(m.test(_event_values(event, m.key)) for m in rule.event_matchers):
-            continue
-        frame: FrameView | None = None
-        if rule.frame_matchers:
-            frame = _matching_frame(rule, views())
-            if frame is None:
-                continue
-        elif any("function" in part or "module" in part for part in rule.parts):
-            frame = _innermost(views())
-        return [_expand(part, event, frame) for part in rule.parts]
-    return None
-
-
-def effective_fingerprint(event: NormalizedEvent, rules: ProjectRules = EMPTY) -> list[str] | None:
-    """The fingerprint that decides the event's hash: the SDK's, else the first matching fingerprint rule's.
-
-    An SDK fingerprint that is only ``{{ default }}`` says nothing, so a rule may still give one. ``None``: the
-    strategy's default grouping decides.
-    """
-    sdk = event.fingerprint
-    if sdk and not all(is_default_marker(part) for part in sdk):
-        return sdk
-    if rules.fingerprint_rules:
-        cache: list[list[list[FrameView]]] = []
-
-        def views() -> list[list[FrameView]]:
-            if not cache:
-                cache.append(event_views(event))
-            return cache[0]
-
-        found = _rule_fingerprint(event, rules, views)
-        if found is not None:
-            return found
-    return sdk

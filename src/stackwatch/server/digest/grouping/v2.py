@@ -2,14 +2,16 @@
 
 In order of precedence, as in version 1:
 
-1. A fingerprint: the SDK's, else the first matching project fingerprint rule's (``rules.effective_fingerprint``);
-   ``{{ default }}`` in it stands for the hash the steps below compute.
+1. A fingerprint: the SDK's, else the first matching project fingerprint rule's
+   (``fingerprints.effective_fingerprint``); ``{{ default }}`` in it stands for the hash the steps below compute.
 2. The stack traces of every exception in the chain, each exception's type included. Frames are read by family
    (grouping/families.py): names go through the rewrite table (grouping/frames.py), and the built-in and project
    stack trace rules (grouping/builtin.py, rules.py) decide which frames are in-app and which count at all.
-   Then, as in version 1, only the in-app frames count when there are any, otherwise all frames, except that a
-   native stack drops unsymbolicated frames, and system frames while other frames remain.
-3. Without frames that count: exception types and parameterized values.
+   Then, as in version 1, only the in-app frames count when there are any, otherwise all frames, except that
+   frames the rules (not the SDK) put out of the app, and native system frames, go while frames nobody ruled on
+   remain. Native frames without a name count only when no native frame has one, by their offset in their image.
+   A crash handler's made-up (``synthetic``) exception type does not count.
+3. Without frames that count: exception types and parameterized values (and an NSError's code).
 4. For messages: the log template, or the message with its variable parts replaced by placeholders.
 
 What a frame contributes depends on its family (``_STYLES``): never its line number. A Python event with the
@@ -22,15 +24,10 @@ import hashlib
 from typing import Any
 
 from stackwatch.server.digest.grouping.builtin import BUILTIN_FIXED_RULES, BUILTIN_STACK_RULES
+from stackwatch.server.digest.grouping.fingerprints import effective_fingerprint, is_default_marker
 from stackwatch.server.digest.grouping.frames import FrameView, view_of
 from stackwatch.server.digest.grouping.parameterize import parameterize
-from stackwatch.server.digest.grouping.rules import (
-    EMPTY,
-    ProjectRules,
-    apply_stack_rules,
-    effective_fingerprint,
-    is_default_marker,
-)
+from stackwatch.server.digest.grouping.rules import EMPTY, ProjectRules, apply_stack_rules
 from stackwatch.server.digest.normalize import NormalizedEvent
 
 __all__ = ["VERSION", "default_components", "grouping_hash", "in_app"]
