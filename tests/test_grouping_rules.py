@@ -93,14 +93,19 @@ def test_rule_errors_say_what_and_where(stack: str, fingerprint: str, line: int,
 # --- stack trace rules --------------------------------------------------------------------------------------
 
 
-VENDORED = {"function": "charge", "abs_path": "/srv/shop/vendor/stripe/client.py", "module": "vendor.stripe.client"}
+VENDORED = {
+    "function": "charge",
+    "abs_path": "/srv/shop/third_party/stripe/client.py",
+    "module": "third_party.stripe.client",
+}
 OWN = {"function": "checkout", "abs_path": "/srv/shop/cart.py", "module": "shop.cart"}
 
 
 def test_app_actions_set_in_app_and_win_over_the_sdk() -> None:
     assert in_app(VENDORED, "python") is None
-    assert in_app(VENDORED, "python", rules("path:**/vendor/** -app")) is False
-    assert in_app({**VENDORED, "in_app": True}, "python", rules("path:**/vendor/** -app")) is False
+    assert in_app({**VENDORED, "abs_path": "/srv/shop/vendor/stripe/client.py"}, "python") is False  # built-in
+    assert in_app(VENDORED, "python", rules("path:**/third_party/** -app")) is False
+    assert in_app({**VENDORED, "in_app": True}, "python", rules("path:**/third_party/** -app")) is False
     assert in_app(OWN, "python", rules("module:shop.* +app")) is True
     site = {"function": "get", "abs_path": "/venv/lib/python3.12/site-packages/shop_sdk/api.py"}
     assert in_app(site, "python") is False  # the built-in guess ...
@@ -108,20 +113,20 @@ def test_app_actions_set_in_app_and_win_over_the_sdk() -> None:
 
 
 def test_later_lines_win() -> None:
-    assert in_app(VENDORED, "python", rules("path:**/vendor/** -app\npath:**/vendor/stripe/** +app")) is True
-    assert in_app(VENDORED, "python", rules("path:**/vendor/stripe/** +app\npath:**/vendor/** -app")) is False
+    assert in_app(VENDORED, "python", rules("path:**/third_party/** -app\npath:**/third_party/stripe/** +app")) is True
+    assert in_app(VENDORED, "python", rules("path:**/third_party/stripe/** +app\npath:**/third_party/** -app")) is False
 
 
 def test_every_matcher_of_a_line_must_match() -> None:
-    assert in_app(VENDORED, "python", rules("path:**/vendor/** function:charge -app")) is False
-    assert in_app(VENDORED, "python", rules("path:**/vendor/** function:refund -app")) is None
-    assert in_app(VENDORED, "python", rules("path:**/vendor/** family:javascript -app")) is None
-    assert in_app(VENDORED, "python", rules("family:python module:vendor.* -app")) is False
+    assert in_app(VENDORED, "python", rules("path:**/third_party/** function:charge -app")) is False
+    assert in_app(VENDORED, "python", rules("path:**/third_party/** function:refund -app")) is None
+    assert in_app(VENDORED, "python", rules("path:**/third_party/** family:javascript -app")) is None
+    assert in_app(VENDORED, "python", rules("family:python module:third_party.* -app")) is False
 
 
 def test_negation_quotes_and_app_matcher() -> None:
-    assert in_app(OWN, "python", rules("!path:**/vendor/** +app")) is True
-    assert in_app(VENDORED, "python", rules("!path:**/vendor/** +app")) is None
+    assert in_app(OWN, "python", rules("!path:**/third_party/** +app")) is True
+    assert in_app(VENDORED, "python", rules("!path:**/third_party/** +app")) is None
     spaced = {"function": "f", "abs_path": "/srv/my lib/x.py"}
     assert in_app(spaced, "python", rules('path:"/srv/my lib/**" -app')) is False
     assert in_app(OWN, "python", rules("module:shop.* +app\napp:yes function:checkout -app")) is False

@@ -282,6 +282,7 @@ BUILTIN_EXAMPLES: list[tuple[dict[str, Any], str, bool | None, bool]] = [
     ({"function": "parse", "abs_path": "/usr/local/lib/ruby/3.2.0/json/common.rb"}, "ruby", False, True),
     ({"function": "handle", "abs_path": "/var/www/vendor/laravel/framework/src/Pipeline.php"}, "php", False, True),
     ({"function": "ServeHTTP", "abs_path": "/root/go/pkg/mod/github.com/go-chi/chi@v5/mux.go"}, "go", False, True),
+    ({"function": "(*Client).Do", "abs_path": "/build/vendor/github.com/acme/http/client.go"}, "go", False, True),
     ({"function": "(*conn).serve", "abs_path": "/usr/local/go/src/net/http/server.go"}, "go", False, True),
     ({"function": "(*conn).serve", "abs_path": "/usr/lib/go-1.22/src/net/http/server.go"}, "go", False, True),
     ({"function": "tokio::run", "abs_path": "/home/u/.cargo/registry/src/tokio-1.0/src/rt.rs"}, "rust", False, True),
@@ -785,3 +786,26 @@ def test_ruby_frames_count_by_file_whether_or_not_the_sdk_set_a_module() -> None
     other = ruby(False)
     other["exception"]["values"][0]["stacktrace"]["frames"][0]["abs_path"] = "/rails/app/services/refund.rb"
     assert v2_hash(other) != v2_hash(ruby(False))
+
+
+@pytest.mark.parametrize("junk", [None, 7, 3.5, True, [], {}, "", "0x", "\u0000", "((((", "<<<<", "x" * 5000])
+def test_any_json_in_a_frame_is_read_without_failing(junk: Any) -> None:
+    fields = (
+        "function",
+        "raw_function",
+        "module",
+        "filename",
+        "abs_path",
+        "package",
+        "platform",
+        "instruction_addr",
+        "image_addr",
+        "context_line",
+        "in_app",
+    )
+    frames = [{name: junk for name in fields}, {**{name: junk for name in fields}, "function": "render"}]
+    for platform in ("javascript", "native", "cocoa", "java", "csharp", "python", "ruby", "php", "go", "rust", "x"):
+        event = error(platform, "Error", "boom", frames)
+        event["exception"]["values"][0]["mechanism"] = {"synthetic": junk, "meta": {"ns_error": junk}}
+        project = ProjectRules.parse("path:** -app\nfunction:* +group", "error.type:* -> {{ function }} {{ module }}")
+        assert len(v2_hash(event)) == len(v2_hash(event, project)) == 32

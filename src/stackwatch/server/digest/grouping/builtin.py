@@ -76,11 +76,12 @@ family:dotnet module:System -app
 family:dotnet module:System.* -app
 family:dotnet module:Microsoft.* -app
 
-# --- Ruby, PHP, Go, Rust: installed libraries and the standard library -------------------------------------
+# --- Vendored dependencies, in any language (PHP's Composer, Ruby's bundle, Go's vendor/, C++ vendor trees) ---
+path:**/vendor/** -app
+
+# --- Ruby, Go, Rust: installed libraries and the standard library ------------------------------------------
 family:ruby path:**/gems/** -app
-family:ruby path:**/vendor/bundle/** -app
 family:ruby path:**/lib/ruby/** -app
-family:php path:**/vendor/** -app
 family:go path:/usr/local/go/src/** -app
 family:go path:/usr/lib/go*/src/** -app
 family:rust,native path:**/.cargo/registry/** -app
