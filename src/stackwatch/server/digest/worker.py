@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import OperationalError
@@ -24,7 +25,9 @@ from sqlalchemy.exc import OperationalError
 from stackwatch.scrub import ScrubOptions
 from stackwatch.server.alerts.evaluate import evaluate_batch
 from stackwatch.server.digest.dictionaries import DictionaryPolicy, PayloadCompressor, maintain
-from stackwatch.server.digest.items import ProjectPolicy, parse_rows
+from stackwatch.server.digest.grouping import CURRENT, STRATEGIES, moving_from
+from stackwatch.server.digest.grouping.rules import EMPTY, ProjectRules, RuleError
+from stackwatch.server.digest.items import Grouping, ProjectPolicy, parse_rows
 from stackwatch.server.digest.store import BatchResult, write_batch
 from stackwatch.server.metrics import record_counters
 from stackwatch.server.retention import Retention
@@ -57,17 +60,39 @@ _DICTIONARY_CHECK_EVENTS = 1000  # or sooner, after this many events
 _PARTITION_UPKEEP = 600.0
 
 
-def _policies(connection: Connection, project_ids: set[int]) -> dict[int, ProjectPolicy]:
-    query = select(projects.c.id, projects.c.collect_ips, projects.c.scrub_emails, projects.c.scrub_ips).where(
-        projects.c.id.in_(project_ids)
-    )
+def _policies(connection: Connection, project_ids: set[int], now: float) -> dict[int, ProjectPolicy]:
+    columns = projects.c
+    query = select(
+        columns.id,
+        columns.collect_ips,
+        columns.scrub_emails,
+        columns.scrub_ips,
+        columns.grouping_version,
+        columns.grouping_previous,
+        columns.grouping_transition_until,
+        columns.stacktrace_rules,
+        columns.fingerprint_rules,
+    ).where(columns.id.in_(project_ids))
     return {
         row.id: ProjectPolicy(
             collect_ips=bool(row.collect_ips),
             scrub=ScrubOptions(scrub_emails=bool(row.scrub_emails), scrub_ips=bool(row.scrub_ips)),
+            grouping=_grouping(row, now),
         )
         for row in connection.execute(query)
     }
+
+
+def _grouping(row: Any, now: float) -> Grouping:
+    """A project's grouping; rules that no longer parse (saved by an older Stackwatch) are logged and ignored."""
+    try:
+        rules = ProjectRules.parse(row.stacktrace_rules, row.fingerprint_rules)
+    except RuleError as error:
+        log.warning("project %d: grouping rules ignored: %s", row.id, error)
+        rules = EMPTY
+    version = row.grouping_version if row.grouping_version in STRATEGIES else CURRENT
+    previous = moving_from(row.grouping_previous, row.grouping_transition_until, now)
+    return Grouping(version, previous if previous in STRATEGIES else None, rules)
 
 
 class Digester:
@@ -125,7 +150,7 @@ class Digester:
                     return None
                 readable = self._quarantine_unreadable(connection, rows)
                 project_ids = {row.project_id for row in readable}
-                policies = _policies(connection, project_ids)
+                policies = _policies(connection, project_ids, time.time())
                 # Envelopes of a project deleted since they were accepted have nowhere to go.
                 known = [row for row in readable if row.project_id in policies]
                 batch = parse_rows(known, policies, self._max_attachment_bytes, self._identity_key)

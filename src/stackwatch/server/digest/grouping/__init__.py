@@ -12,13 +12,21 @@ from stackwatch.server.digest.grouping import v1
 from stackwatch.server.digest.grouping.rules import EMPTY, ProjectRules
 from stackwatch.server.digest.normalize import NormalizedEvent
 
-__all__ = ["CURRENT", "STRATEGIES", "grouping_hash", "is_explicit"]
+__all__ = ["CURRENT", "STRATEGIES", "TRANSITION_DAYS", "grouping_hash", "is_explicit", "moving_from"]
 
 # A strategy maps an event and its project's rules to a hash; version 1 predates project rules and ignores them.
 STRATEGIES: dict[int, Callable[[NormalizedEvent, ProjectRules], str]] = {
     v1.VERSION: lambda event, _rules: v1.grouping_hash(event),
 }
 CURRENT = v1.VERSION
+# Days a project moving to another version also looks events' issues up by the previous version's hash.
+TRANSITION_DAYS = 90
+
+
+def moving_from(previous: int | None, until: float | None, moment: float) -> int | None:
+    """The version a project is moving from at ``moment`` (its settings' ``grouping_previous`` and
+    ``grouping_transition_until``), or ``None`` when it is not moving, or no longer."""
+    return previous if previous is not None and (until or 0.0) > moment else None
 
 
 def grouping_hash(event: NormalizedEvent, version: int = CURRENT, rules: ProjectRules = EMPTY) -> str:

@@ -28,7 +28,7 @@ class ProjectRules:
     fingerprint_text: str = ""
 
     @staticmethod
-    def parse(stack_text: str, fingerprint_text: str) -> ProjectRules:
+    def parse(stack_text: str | None, fingerprint_text: str | None) -> ProjectRules:
         return _parse(stack_text or "", fingerprint_text or "")
 
 
