@@ -19,6 +19,7 @@ __all__ = [
     "EventDetail",
     "EventPage",
     "EventSummary",
+    "GroupingHash",
     "GroupingTransition",
     "Issue",
     "IssueDetail",
@@ -121,9 +122,17 @@ class HourlyCount(BaseModel):
     count: int
 
 
+class GroupingHash(BaseModel):
+    hash: str
+    version: int
+    first_seen: str
+
+
 class IssueDetail(Issue):
     tags: list[TagFacet]
     hourly: list[HourlyCount]
+    # Every hash that finds the issue: the one that created it, and those it gained (docs/grouping.md).
+    hashes: list[GroupingHash]
 
 
 class EventSummary(BaseModel):

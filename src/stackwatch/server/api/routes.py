@@ -214,6 +214,7 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
                 **issue,
                 "tags": queries.tag_facets(connection, issue_id),
                 "hourly": queries.hourly_series(connection, issue_id, hours),
+                "hashes": queries.grouping_hashes_of(connection, issue_id),
             }
 
     @router.patch("/issues/{issue_id}", response_model=Issue)
