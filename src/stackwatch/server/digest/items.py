@@ -15,6 +15,7 @@ from stackwatch.scrub import ScrubOptions, scrub_text
 from stackwatch.server.digest.grouping import CURRENT, grouping_hash
 from stackwatch.server.digest.normalize import EventContext, NormalizedEvent, as_dict, normalize_event, parse_timestamp
 from stackwatch.server.digest.summary import Summary, summarize
+from stackwatch.server.digest.timestamps import MAX_FUTURE, MAX_PAST, read_timestamp
 from stackwatch.server.ingest.envelope import EnvelopeError, parse_envelope
 from stackwatch.server.storage.inbox import InboxRow
 from stackwatch.server.storage.upsert import clean
@@ -46,10 +47,13 @@ def hour_of(timestamp: float) -> int:
 
 @dataclass(frozen=True, slots=True)
 class ProjectPolicy:
-    """What a project's settings decide about its events: IP collection and the optional redaction rules."""
+    """What a project's settings decide about its events: IP collection, the optional redaction rules, and the
+    window of timestamps kept as sent (seconds back: its retention; ahead: the server's allowance for skew)."""
 
     collect_ips: bool = True
     scrub: ScrubOptions = field(default_factory=ScrubOptions)
+    max_past: float = MAX_PAST
+    max_future: float = MAX_FUTURE
 
 
 @dataclass(slots=True)
@@ -185,6 +189,9 @@ def parse_rows(
             envelope_event_id=header_id if isinstance(header_id, str) else None,
             scrub=policy.scrub,
             identity_key=identity_key,
+            max_past=policy.max_past,
+            max_future=policy.max_future,
+            sent_at=read_timestamp(envelope.headers.get("sent_at")),
         )
         for item in envelope.items:
             try:

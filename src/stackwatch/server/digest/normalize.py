@@ -12,18 +12,20 @@ import hmac
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from stackwatch.scrub import ScrubOptions, scrub_event
+from stackwatch.scrub import ScrubOptions, scrub_event, scrub_text
+from stackwatch.server.digest.messages import MAX_MESSAGE, format_message
+from stackwatch.server.digest.timestamps import MAX_FUTURE, MAX_PAST, Clock, correct_timestamps, read_timestamp
 from stackwatch.server.storage.schema import LEVELS
 
-__all__ = ["MAX_FUTURE", "EventContext", "NormalizedEvent", "as_dict", "normalize_event"]
+__all__ = ["MAX_FUTURE", "MAX_PAST", "EventContext", "NormalizedEvent", "as_dict", "normalize_event"]
 
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 _LEVEL_ALIASES = {"critical": "fatal", "warn": "warning", "log": "info", "trace": "debug", "notice": "info"}
-# Future timestamps further ahead than this are clock skew: the receive time is used instead.
-MAX_FUTURE = 60.0
+# Where an event's message may be, in order of precedence: the interface, its name in raven's days, and
+# ``message`` as an object (older SDKs); ``message`` as a plain string comes last.
+_MESSAGE_KEYS = ("logentry", "sentry.interfaces.Message", "message")
 MAX_TAGS = 100
 MAX_TAG_KEY = 200
 MAX_TAG_VALUE = 200
@@ -40,6 +42,11 @@ class EventContext:
     scrub: ScrubOptions = field(default_factory=ScrubOptions)
     # Key for the hash that stands in for a user identity (email, IP) that redaction removed from the event.
     identity_key: bytes = b""
+    # The window an event's timestamp must fall in (seconds before and after ``received_at``; before: the
+    # project's retention), and the envelope header's ``sent_at`` (see digest/timestamps.py).
+    max_past: float = MAX_PAST
+    max_future: float = MAX_FUTURE
+    sent_at: float | None = None
 
 
 @dataclass(slots=True)
@@ -84,22 +91,9 @@ def normalize_event_id(*candidates: Any) -> str:
 
 
 def parse_timestamp(value: Any, received_at: float) -> float:
-    stamp: float | None = None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        stamp = float(value)
-    elif isinstance(value, str):
-        try:
-            stamp = float(value)
-        except ValueError:
-            try:
-                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            except ValueError:
-                parsed = None
-            if parsed is not None:
-                if parsed.tzinfo is None:
-                    parsed = parsed.replace(tzinfo=UTC)
-                stamp = parsed.timestamp()
-    if stamp is None or stamp != stamp or stamp <= 0 or stamp > received_at + MAX_FUTURE:
+    """The time of a session or client report: as sent, unless unreadable or ahead of the receive time."""
+    stamp = read_timestamp(value)
+    if stamp is None or stamp <= 0 or stamp > received_at + MAX_FUTURE:
         return received_at
     return stamp
 
@@ -148,24 +142,78 @@ def _exceptions(value: Any) -> list[dict[str, Any]]:
     return exceptions
 
 
-def _logentry(data: dict[str, Any]) -> dict[str, Any] | None:
-    entry = data.get("logentry")
-    message = data.get("message")
-    if isinstance(message, dict):  # the older interface name carried the same object
-        entry = entry if isinstance(entry, dict) else message
-    if isinstance(entry, dict):
-        template = _text(entry.get("message"), 8192) or _text(entry.get("formatted"), 8192)
-        if template is None:
-            return None
-        normalized: dict[str, Any] = {"message": template}
-        formatted = _text(entry.get("formatted"), 8192)
-        if formatted:
-            normalized["formatted"] = formatted
-        if entry.get("params") is not None:
-            normalized["params"] = entry["params"]
-        return normalized
-    text = _text(message, 8192)
-    return {"message": text} if text else None
+def _message_source(data: dict[str, Any]) -> tuple[str, Any]:
+    """Which key holds the event's message, and what it holds."""
+    for key in _MESSAGE_KEYS:
+        if isinstance(data.get(key), dict):
+            return key, data[key]
+    return "message", data.get("message")
+
+
+def _logentry(data: dict[str, Any], scrub: ScrubOptions) -> dict[str, Any] | None:
+    """The message as ``{"message": template, "params": …, "formatted": …}``; moves its redaction remarks along.
+
+    ``formatted`` is the SDK's when it sent one, else the template filled in with the params. Those were redacted
+    with the rest of the event, but a secret may only show once they are in place (``password=%s``), so what is
+    filled in here is redacted again.
+    """
+    source, entry = _message_source(data)
+    if not isinstance(entry, dict):
+        text = _text(entry, MAX_MESSAGE)
+        _move_meta(data, ["message"], ["logentry", "message"])
+        return {"message": text} if text else None
+    template = _text(entry.get("message"), MAX_MESSAGE) or _text(entry.get("formatted"), MAX_MESSAGE)
+    if template is None:
+        return None
+    if source != "logentry":
+        _move_meta(data, [source], ["logentry"])
+    normalized: dict[str, Any] = {"message": template}
+    params = entry.get("params")
+    if params is not None:
+        normalized["params"] = params
+    formatted = _text(entry.get("formatted"), MAX_MESSAGE)
+    if formatted is None:
+        formatted = _filled_in(data, format_message(template, params), scrub)
+    if formatted and formatted != template:
+        normalized["formatted"] = formatted
+    return normalized
+
+
+def _filled_in(data: dict[str, Any], formatted: str | None, scrub: ScrubOptions) -> str | None:
+    if formatted is None:
+        return None
+    scrubbed, remarks = scrub_text(formatted, scrub)
+    if remarks:
+        meta = _meta_node(data, ["logentry", "formatted"])
+        meta[""] = {"rem": [remark.to_meta() for remark in remarks], "len": len(formatted)}
+    return scrubbed
+
+
+def _meta_node(data: dict[str, Any], path: list[str]) -> dict[str, Any]:
+    """The ``_meta`` node at ``path``, made where missing."""
+    node = data.get("_meta")
+    if not isinstance(node, dict):
+        node = data["_meta"] = {}
+    for key in path:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = node[key] = {}
+        node = child
+    return node
+
+
+def _move_meta(data: dict[str, Any], source: list[str], target: list[str]) -> None:
+    """Move the redaction remarks of a value whose place normalizing changes (``message`` → ``logentry``)."""
+    meta = data.get("_meta")
+    node: Any = meta
+    for key in source[:-1]:
+        node = node.get(key) if isinstance(node, dict) else None
+    if not isinstance(node, dict) or not isinstance(node.get(source[-1]), dict):
+        return
+    moved = node.pop(source[-1])
+    parent = _meta_node(data, target[:-1])
+    if not isinstance(parent.get(target[-1]), dict):
+        parent[target[-1]] = moved
 
 
 def _user(data: dict[str, Any], context: EventContext) -> dict[str, Any] | None:
@@ -227,19 +275,21 @@ def normalize_event(raw: dict[str, Any], context: EventContext) -> NormalizedEve
     data = scrub_event(data, context.scrub)
     scrubbed_user = data.get("user")
     event_id = normalize_event_id(context.envelope_event_id, data.get("event_id"))
-    timestamp = parse_timestamp(data.get("timestamp"), context.received_at)
+    clock = Clock(context.received_at, context.max_past, context.max_future, context.sent_at)
+    timestamp = correct_timestamps(data, clock)
     level = normalize_level(data.get("level"))
     tags = _tags(data.get("tags"))
     contexts = as_dict(data.get("contexts"))
     exceptions = _exceptions(data.get("exception"))
-    logentry = _logentry(data)
+    logentry = _logentry(data, context.scrub)
     fingerprint = data.get("fingerprint")
     if not (isinstance(fingerprint, list) and fingerprint and all(isinstance(p, str) for p in fingerprint)):
         fingerprint = None
 
     data.update(event_id=event_id, timestamp=timestamp, level=level, tags=tags, contexts=contexts)
     data["received"] = context.received_at
-    data.pop("message", None)
+    for key in _MESSAGE_KEYS[1:]:
+        data.pop(key, None)
     for name, value in (
         ("exception", {"values": exceptions} if exceptions else None),
         ("logentry", logentry),
