@@ -14,8 +14,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from stackwatch.scrub import ScrubOptions, scrub_event, scrub_text
-from stackwatch.server.digest.messages import MAX_MESSAGE, format_message
+from stackwatch.scrub import ScrubOptions, scrub_event
+from stackwatch.server.digest.logentry import MESSAGE_KEYS, normalize_logentry
 from stackwatch.server.digest.timestamps import MAX_FUTURE, MAX_PAST, Clock, correct_timestamps, read_timestamp
 from stackwatch.server.storage.schema import LEVELS
 
@@ -23,9 +23,6 @@ __all__ = ["MAX_FUTURE", "MAX_PAST", "EventContext", "NormalizedEvent", "as_dict
 
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 _LEVEL_ALIASES = {"critical": "fatal", "warn": "warning", "log": "info", "trace": "debug", "notice": "info"}
-# Where an event's message may be, in order of precedence: the interface, its name in raven's days, and
-# ``message`` as an object (older SDKs); ``message`` as a plain string comes last.
-_MESSAGE_KEYS = ("logentry", "sentry.interfaces.Message", "message")
 MAX_TAGS = 100
 MAX_TAG_KEY = 200
 MAX_TAG_VALUE = 200
@@ -142,80 +139,6 @@ def _exceptions(value: Any) -> list[dict[str, Any]]:
     return exceptions
 
 
-def _message_source(data: dict[str, Any]) -> tuple[str, Any]:
-    """Which key holds the event's message, and what it holds."""
-    for key in _MESSAGE_KEYS:
-        if isinstance(data.get(key), dict):
-            return key, data[key]
-    return "message", data.get("message")
-
-
-def _logentry(data: dict[str, Any], scrub: ScrubOptions) -> dict[str, Any] | None:
-    """The message as ``{"message": template, "params": …, "formatted": …}``; moves its redaction remarks along.
-
-    ``formatted`` is the SDK's when it sent one, else the template filled in with the params. Those were redacted
-    with the rest of the event, but a secret may only show once they are in place (``password=%s``), so what is
-    filled in here is redacted again.
-    """
-    source, entry = _message_source(data)
-    if not isinstance(entry, dict):
-        text = _text(entry, MAX_MESSAGE)
-        _move_meta(data, ["message"], ["logentry", "message"])
-        return {"message": text} if text else None
-    template = _text(entry.get("message"), MAX_MESSAGE) or _text(entry.get("formatted"), MAX_MESSAGE)
-    if template is None:
-        return None
-    if source != "logentry":
-        _move_meta(data, [source], ["logentry"])
-    normalized: dict[str, Any] = {"message": template}
-    params = entry.get("params")
-    if params is not None:
-        normalized["params"] = params
-    formatted = _text(entry.get("formatted"), MAX_MESSAGE)
-    if formatted is None:
-        formatted = _filled_in(data, format_message(template, params), scrub)
-    if formatted and formatted != template:
-        normalized["formatted"] = formatted
-    return normalized
-
-
-def _filled_in(data: dict[str, Any], formatted: str | None, scrub: ScrubOptions) -> str | None:
-    if formatted is None:
-        return None
-    scrubbed, remarks = scrub_text(formatted, scrub)
-    if remarks:
-        meta = _meta_node(data, ["logentry", "formatted"])
-        meta[""] = {"rem": [remark.to_meta() for remark in remarks], "len": len(formatted)}
-    return scrubbed
-
-
-def _meta_node(data: dict[str, Any], path: list[str]) -> dict[str, Any]:
-    """The ``_meta`` node at ``path``, made where missing."""
-    node = data.get("_meta")
-    if not isinstance(node, dict):
-        node = data["_meta"] = {}
-    for key in path:
-        child = node.get(key)
-        if not isinstance(child, dict):
-            child = node[key] = {}
-        node = child
-    return node
-
-
-def _move_meta(data: dict[str, Any], source: list[str], target: list[str]) -> None:
-    """Move the redaction remarks of a value whose place normalizing changes (``message`` → ``logentry``)."""
-    meta = data.get("_meta")
-    node: Any = meta
-    for key in source[:-1]:
-        node = node.get(key) if isinstance(node, dict) else None
-    if not isinstance(node, dict) or not isinstance(node.get(source[-1]), dict):
-        return
-    moved = node.pop(source[-1])
-    parent = _meta_node(data, target[:-1])
-    if not isinstance(parent.get(target[-1]), dict):
-        parent[target[-1]] = moved
-
-
 def _user(data: dict[str, Any], context: EventContext) -> dict[str, Any] | None:
     user = data.get("user")
     if not isinstance(user, dict):
@@ -281,14 +204,14 @@ def normalize_event(raw: dict[str, Any], context: EventContext) -> NormalizedEve
     tags = _tags(data.get("tags"))
     contexts = as_dict(data.get("contexts"))
     exceptions = _exceptions(data.get("exception"))
-    logentry = _logentry(data, context.scrub)
+    logentry = normalize_logentry(data, context.scrub)
     fingerprint = data.get("fingerprint")
     if not (isinstance(fingerprint, list) and fingerprint and all(isinstance(p, str) for p in fingerprint)):
         fingerprint = None
 
     data.update(event_id=event_id, timestamp=timestamp, level=level, tags=tags, contexts=contexts)
     data["received"] = context.received_at
-    for key in _MESSAGE_KEYS[1:]:
+    for key in MESSAGE_KEYS[1:]:
         data.pop(key, None)
     for name, value in (
         ("exception", {"values": exceptions} if exceptions else None),
