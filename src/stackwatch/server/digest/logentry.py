@@ -12,9 +12,9 @@ SDK's when it sent one, else the template filled in with the params (digest/mess
 Redaction already ran over the template and each param on its own, but a message's secret can be spread over
 them: ``"password=%s", ["hunter2"]`` (the template is redacted, the param is a plain word) or ``"%s=%s",
 ["password", "hunter2"]`` (only the filled-in text shows it). So what is filled in is redacted again, and as soon
-as redaction found anything in the message — template or text — the params are redacted whole: which of them made
-the secret cannot be told. A redacted template is never filled in: its placeholders no longer line up with the
-params, and ``"password=%s user=%s"`` would put the password where the user was.
+as redaction found anything in the message — template or text — every param it left alone is redacted whole:
+which of them made the secret cannot be told. A redacted template is never filled in: its placeholders no longer
+line up with the params, and ``"password=%s user=%s"`` would put the password where the user was.
 """
 
 from __future__ import annotations
@@ -49,8 +49,7 @@ def normalize_logentry(data: dict[str, Any], scrub: ScrubOptions) -> dict[str, A
     """The (redacted) event's message in the one shape, or ``None`` when it has none; updates ``data["_meta"]``."""
     source, entry = _source(data)
     if not isinstance(entry, dict):
-        text = _text(entry)
-        _move_meta(data, ["message"], ["logentry", "message"])
+        text = _text(entry)  # its remarks stay at ``_meta.message``, where the event page looks too
         return {"message": text} if text else None
     template = _text(entry.get("message")) or _text(entry.get("formatted"))
     if template is None:
@@ -94,18 +93,23 @@ def _redacted(data: dict[str, Any], part: str) -> str | None:
 
 
 def _filtered_params(data: dict[str, Any], params: list[Any] | dict[str, Any], rule: str) -> Any:
-    """Every param replaced by ``[Filtered]``, each with a remark naming ``rule``."""
+    """The params with each one redaction left alone replaced by ``[Filtered]``, with a remark naming ``rule``."""
     keys = [str(i) for i in range(len(params))] if isinstance(params, list) else [str(k) for k in params]
     values = params if isinstance(params, list) else list(params.values())
+    meta = _meta_node(data, ["logentry", "params"])
+    kept: list[Any] = []
     for key, value in zip(keys, values, strict=True):
-        if value != FILTERED:
-            note: dict[str, Any] = {"rem": [[rule, "x"]]}
-            if isinstance(value, str):
-                note["len"] = len(value)
-            _meta_node(data, ["logentry", "params", key])[""] = note
-    if isinstance(params, list):
-        return [FILTERED] * len(params)
-    return dict.fromkeys(params, FILTERED)
+        if isinstance(meta.get(key), dict):
+            kept.append(value)  # redacted on its own already: its remark says by which rule
+            continue
+        note: dict[str, Any] = {"rem": [[rule, "x"]]}
+        if isinstance(value, str):
+            note["len"] = len(value)
+        meta[key] = {"": note}
+        kept.append(FILTERED)
+    if not meta:
+        del data["_meta"]["logentry"]["params"]
+    return kept if isinstance(params, list) else dict(zip(params, kept, strict=True))
 
 
 def _meta_node(data: dict[str, Any], path: list[str]) -> dict[str, Any]:
