@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
 from stackwatch.server.digest.grouping import grouping_hash
 from stackwatch.server.digest.messages import format_message
 from stackwatch.server.digest.summary import Summary, summarize
-from tests.support import exception_event, frame, message_event, new_id, normalized
+from tests.conftest import Stack
+from tests.support import AUTH, exception_event, frame, issue_of, message_event, new_id, normalized
 
 GITHUB_TOKEN = "ghp_" + "a1B2c3D4e5" * 3 + "f6G7h8"
 
@@ -321,3 +323,32 @@ def test_the_logger_is_the_last_resort() -> None:
     )
     assert summary_of(exception_event(frames=[], logger="app.cli")).culprit == "app.cli"
     assert summary_of(message_event("nothing else")).culprit == ""
+
+
+# --- through ingest and the digest ----------------------------------------------------------------------------------
+
+
+def test_a_raven_message_through_the_store_endpoint_is_titled_filled_in(stack: Stack) -> None:
+    """raven-python's shape, as it posted to ``/api/N/store/``: the legacy interface with printf params."""
+    first, second = (
+        {
+            "event_id": new_id(),
+            "platform": "python",
+            "level": "error",
+            "logger": "shop.payments",
+            "sentry.interfaces.Message": {"message": "payment %s declined by %s", "params": [payment, "acquirer"]},
+        }
+        for payment in ("p-41", "p-42")
+    )
+    for event in (first, second):
+        response = stack.client.post("/api/1/store/", content=orjson.dumps(event), headers={"X-Sentry-Auth": AUTH})
+        assert response.status_code == 200, response.text
+    stack.digest()
+    issue = stack.api(f"/issues/{issue_of(stack, first['event_id'])}").json()
+    assert issue_of(stack, first["event_id"]) == issue_of(stack, second["event_id"])  # grouped on the template
+    assert (issue["title"], issue["culprit"]) == ("payment p-42 declined by acquirer", "shop.payments")
+    listed = stack.api(f"/issues/{issue['id']}/events").json()["data"]
+    assert sorted(event["title"] for event in listed) == [
+        "payment p-41 declined by acquirer",
+        "payment p-42 declined by acquirer",
+    ]
