@@ -16,6 +16,7 @@ from stackwatch.server.digest.grouping import CURRENT, grouping_hash, is_explici
 from stackwatch.server.digest.grouping.rules import EMPTY, ProjectRules
 from stackwatch.server.digest.normalize import EventContext, NormalizedEvent, as_dict, normalize_event, parse_timestamp
 from stackwatch.server.digest.summary import Summary, summarize
+from stackwatch.server.digest.timestamps import MAX_FUTURE, MAX_PAST, read_timestamp
 from stackwatch.server.ingest.envelope import EnvelopeError, parse_envelope
 from stackwatch.server.storage.inbox import InboxRow
 from stackwatch.server.storage.upsert import clean
@@ -59,10 +60,14 @@ class Grouping:
 
 @dataclass(frozen=True, slots=True)
 class ProjectPolicy:
-    """What a project's settings decide about its events: IP collection, the optional redaction rules, grouping."""
+    """What a project's settings decide about its events: IP collection, the optional redaction rules, the
+    window of timestamps kept as sent (seconds back: its retention; ahead: the server's allowance for skew), and
+    grouping."""
 
     collect_ips: bool = True
     scrub: ScrubOptions = field(default_factory=ScrubOptions)
+    max_past: float = MAX_PAST
+    max_future: float = MAX_FUTURE
     grouping: Grouping = field(default_factory=Grouping)
 
 
@@ -212,6 +217,9 @@ def parse_rows(
             envelope_event_id=header_id if isinstance(header_id, str) else None,
             scrub=policy.scrub,
             identity_key=identity_key,
+            max_past=policy.max_past,
+            max_future=policy.max_future,
+            sent_at=read_timestamp(envelope.headers.get("sent_at")),
         )
         for item in envelope.items:
             try:

@@ -29,6 +29,7 @@ from stackwatch.server.digest.grouping import CURRENT, STRATEGIES, moving_from
 from stackwatch.server.digest.grouping.rules import EMPTY, ProjectRules, RuleError
 from stackwatch.server.digest.items import Grouping, ProjectPolicy, parse_rows
 from stackwatch.server.digest.store import BatchResult, write_batch
+from stackwatch.server.digest.timestamps import MAX_FUTURE, MAX_PAST
 from stackwatch.server.metrics import record_counters
 from stackwatch.server.retention import Retention
 from stackwatch.server.storage import disk, partitions, quarantine
@@ -60,13 +61,17 @@ _DICTIONARY_CHECK_EVENTS = 1000  # or sooner, after this many events
 _PARTITION_UPKEEP = 600.0
 
 
-def _policies(connection: Connection, project_ids: set[int], now: float) -> dict[int, ProjectPolicy]:
+def _policies(
+    connection: Connection, project_ids: set[int], max_past: float, max_future: float, now: float
+) -> dict[int, ProjectPolicy]:
+    """Each project's policy; ``max_past`` is the retention window of a project without its own."""
     columns = projects.c
     query = select(
         columns.id,
         columns.collect_ips,
         columns.scrub_emails,
         columns.scrub_ips,
+        columns.retention_days,
         columns.grouping_version,
         columns.grouping_previous,
         columns.grouping_transition_until,
@@ -77,6 +82,8 @@ def _policies(connection: Connection, project_ids: set[int], now: float) -> dict
         row.id: ProjectPolicy(
             collect_ips=bool(row.collect_ips),
             scrub=ScrubOptions(scrub_emails=bool(row.scrub_emails), scrub_ips=bool(row.scrub_ips)),
+            max_past=row.retention_days * _DAY if row.retention_days else max_past,
+            max_future=max_future,
             grouping=_grouping(row, now),
         )
         for row in connection.execute(query)
@@ -109,8 +116,13 @@ class Digester:
         retention: Retention | None = None,
         dictionaries: bool = True,
         dictionary_policy: DictionaryPolicy | None = None,
+        max_future: float = MAX_FUTURE,
     ):
         self.retention = retention
+        # Event timestamps further ahead than this, or older than the retention window (30 days without
+        # retention), are replaced by the receive time (digest/timestamps.py).
+        self._max_future = max_future
+        self._max_past = retention.defaults.days * _DAY if retention is not None else MAX_PAST
         self._engine = engine
         self._quarantine_days = quarantine_days
         self._swept = 0.0
@@ -150,7 +162,7 @@ class Digester:
                     return None
                 readable = self._quarantine_unreadable(connection, rows)
                 project_ids = {row.project_id for row in readable}
-                policies = _policies(connection, project_ids, time.time())
+                policies = _policies(connection, project_ids, self._max_past, self._max_future, time.time())
                 # Envelopes of a project deleted since they were accepted have nowhere to go.
                 known = [row for row in readable if row.project_id in policies]
                 batch = parse_rows(known, policies, self._max_attachment_bytes, self._identity_key)
