@@ -477,7 +477,11 @@ def test_event_detail(stack: Stack, data: Dataset) -> None:
     assert payload["exception"]["values"][0]["type"] == "ConnectionError"
     assert payload["tags"] == workflow_tags("api", "wf_a", "r1")
     assert payload["extra"] == {"n": 0}
-    assert payload["grouping"]["hash"] == stack.api(f"/issues/{data.connection}").json()["grouping_hash"]
+    detail = stack.api(f"/issues/{data.connection}").json()
+    assert payload["grouping"]["hash"] == detail["grouping_hash"]
+    assert [(h["hash"], h["version"]) for h in detail["hashes"]] == [
+        (detail["grouping_hash"], payload["grouping"]["version"])
+    ]
     dashed = f"{event_id[:8]}-{event_id[8:12]}-{event_id[12:16]}-{event_id[16:20]}-{event_id[20:]}"
     assert stack.api(f"/events/{dashed.upper()}").json()["event_id"] == event_id
     assert stack.api(f"/events/{support.new_id()}").status_code == 404

@@ -35,6 +35,7 @@ def test_defaults(tmp_path: Path, base: dict[str, Any]) -> None:
     assert settings.sqlite_synchronous == "FULL"
     assert (settings.max_header_bytes, settings.max_header_line_bytes, settings.max_headers) == (65536, 16384, 100)
     assert (settings.body_timeout, settings.keepalive_timeout) == (60, 5)
+    assert settings.max_future_seconds == 60
     assert settings.runs_ingest and settings.runs_web and settings.runs_worker
 
 
@@ -60,8 +61,10 @@ def test_env_is_read(tmp_path: Path) -> None:
         "STACKWATCH_SECRET_KEY": "s3cret",
         "STACKWATCH_MAX_HEADER_BYTES": "32KB",
         "STACKWATCH_BODY_TIMEOUT": "300",
+        "STACKWATCH_MAX_FUTURE_SECONDS": "7200",
     }
     settings = load_settings({}, env)
+    assert settings.max_future_seconds == 7200
     assert (settings.max_header_bytes, settings.body_timeout) == (32 * 1024, 300)
     assert settings.data_dir == (tmp_path / "envdata").resolve()
     assert settings.port == 9100
@@ -130,6 +133,9 @@ def test_unreadable_file_names_its_variable(tmp_path: Path, base: dict[str, Any]
         ("STACKWATCH_TRUSTED_PROXIES", "proxy.internal"),
         ("STACKWATCH_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/33"),
         ("STACKWATCH_TRUSTED_PROXIES", "*"),
+        ("STACKWATCH_MAX_FUTURE_SECONDS", "-1"),
+        ("STACKWATCH_MAX_FUTURE_SECONDS", "1h"),
+        ("STACKWATCH_MAX_FUTURE_SECONDS", "31536001"),
     ],
 )
 def test_bad_env_value_names_the_variable(base: dict[str, Any], variable: str, value: str) -> None:

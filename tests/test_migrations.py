@@ -216,3 +216,36 @@ def test_facet_tables_keep_their_rows_in_the_primary_key_on_sqlite(engine: Engin
     for table in ("issue_tags", "issue_impact"):
         assert ddl[table].rstrip().endswith("WITHOUT ROWID"), ddl[table]
     assert differences(engine) == []
+
+
+def test_existing_projects_move_to_grouping_v2_keeping_their_issues_hashes(engine: Engine) -> None:
+    """0013 records every issue's own hash in grouping_hashes and starts every project's move from version 1."""
+    import time
+
+    from stackwatch.server.storage.schema import grouping_hashes
+
+    upgrade(engine, "0012")
+    with engine.begin() as connection:
+        for slug in ("a", "b"):
+            connection.execute(insert(projects).values(slug=slug, name=slug, collect_ips=True, created_at=1.0))
+        connection.execute(
+            text(
+                "INSERT INTO issues (id, project_id, grouping_hash, grouping_version, title, culprit, type, value,"
+                " level, status, platform, unhandled, first_seen, last_seen, event_count, user_count,"
+                " workflow_count, run_count, tenant_count) VALUES (:id, :project, :hash, 1, 't', '', 'E', '',"
+                " 'error', 'unresolved', 'python', false, :seen, :seen, 1, 0, 0, 0, 0)"
+            ),
+            [{"id": 7, "project": 1, "hash": "h7", "seen": 5.0}, {"id": 9, "project": 2, "hash": "h9", "seen": 6.0}],
+        )
+    before = time.time()
+    upgrade(engine, "head")
+    with engine.connect() as connection:
+        hashes = connection.execute(select(grouping_hashes).order_by(grouping_hashes.c.issue_id)).all()
+        moving = connection.execute(
+            select(projects.c.grouping_version, projects.c.grouping_previous, projects.c.grouping_transition_until)
+        ).all()
+    assert [tuple(row) for row in hashes] == [(1, "h7", 7, 1, 5.0), (2, "h9", 9, 1, 6.0)]
+    for version, previous, until in moving:
+        assert (version, previous) == (2, 1)
+        assert before + 89 * 86_400 < until < time.time() + 91 * 86_400
+    assert differences(engine) == []

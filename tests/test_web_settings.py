@@ -107,6 +107,7 @@ def every_post(stack: Stack) -> list[tuple[str, dict[str, Any]]]:
         (f"{SETTINGS}/members", {"email": "admin@example.com"}),
         (f"{SETTINGS}/members/remove", {"email": "dev@example.com"}),
         (f"{SETTINGS}/retention", {"retention_days": "7", "max_events": "50"}),
+        (f"{SETTINGS}/grouping", {"grouping_version": "1", "stacktrace_rules": "", "fingerprint_rules": ""}),
         (f"{SETTINGS}/channels", {"name": "ops", "kind": "slack", "url": "https://hooks.slack.com/services/T/B/x"}),
         (f"{SETTINGS}/channels/{channel}/delete", {}),
         (f"{SETTINGS}/channels/{channel}/test", {}),
@@ -124,12 +125,12 @@ def test_an_administrator_sees_every_section_with_its_forms(stack: Stack) -> Non
     assert page.headers["content-security-policy"].startswith("default-src 'self'")
     text = page.text
     assert accounts.dsn(stack.settings.base_url, PYTHON_KEY, 1) in text
-    for heading in ("Client keys (DSN)", "Members", "Retention", "Alert channels", "Alert rules"):
+    for heading in ("Client keys (DSN)", "Members", "Retention", "Grouping", "Alert channels", "Alert rules"):
         assert f"<h2>{heading}</h2>" in text
     assert "Administrators" in text and "the administrators" in text
     assert "New issue" in text and "Regression" in text and "Fatal in production" in text
     assert "environment=production" in text
-    for action in ("/keys", "/keys/1/revoke", "/keys/1/rate-limit", "/members", "/retention", "/channels", "/rules"):
+    for action in ("/keys", "/keys/1/revoke", "/keys/1/rate-limit", "/members", "/retention", "/grouping", "/channels", "/rules"):
         assert f'action="{SETTINGS}{action}"' in text
     assert 'aria-current="page"' in text and f'href="{SETTINGS}"' in text  # the project nav, on "Settings"
     tokens = client.get(TOKENS)

@@ -72,6 +72,9 @@ class Settings:
     retention_days: int = 90
     retention_max_events: int = 100_000
     retention_interval: int = 60
+    # Event timestamps more than this many seconds ahead of their receive time are clock skew: the digest stamps
+    # the receive time and keeps the original in the event's _meta (digest/timestamps.py).
+    max_future_seconds: int = 60
     # Disk: megabytes the store may take (SQLite files, or the PostgreSQL database); 0 = no limit. At 90 % the
     # retention pass evicts more eagerly, at 100 % ingest answers 429 (server/storage/disk.py).
     max_disk_mb: int = 0
@@ -253,6 +256,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "retention_days": _int_in(1, 36_500),
     "retention_max_events": _int_in(0, 10**9),
     "retention_interval": _int_in(1, 86_400),
+    "max_future_seconds": _int_in(0, 31_536_000),
     "max_disk_mb": _int_in(0, 10**9),
     "max_header_bytes": lambda text: _size_at_least(1024, text),
     "max_header_line_bytes": lambda text: _size_at_least(1024, text),

@@ -188,8 +188,10 @@ class Retention:
         pressure: Callable[[], float] = lambda: 0.0,
         clock: Callable[[], float] = time.time,
         chunk: int = CHUNK,
+        max_future: float = MAX_FUTURE,
     ):
         self._engine = engine
+        self._max_future = max_future  # how far ahead of its receive time the digest lets a timestamp be
         self._defaults = defaults
         self._interval = interval
         self._pressure = pressure
@@ -257,9 +259,9 @@ class Retention:
         """The project's issues that may hold something older than ``cutoff``.
 
         An event's timestamp is never more than the digest's allowance for clock skew past its receive time
-        (normalize.parse_timestamp), so an issue first seen later than ``cutoff`` plus that received nothing before.
+        (digest/timestamps.py), so an issue first seen later than ``cutoff`` plus that received nothing before.
         """
-        young = cutoff + MAX_FUTURE
+        young = cutoff + self._max_future
         with self._engine.connect() as connection:
             query = select(issues.c.id).where(issues.c.project_id == project_id, issues.c.first_seen < young)
             return list(connection.execute(query.order_by(issues.c.id)).scalars())

@@ -55,7 +55,9 @@ def open_services(settings: Settings, *, migrate: bool = True) -> Services:
             Limits(settings.retention_days, settings.retention_max_events),
             interval=settings.retention_interval,
             pressure=disk.pressure,  # near STACKWATCH_MAX_DISK_MB, the count limits tighten
+            max_future=settings.max_future_seconds,
         ),
+        max_future=settings.max_future_seconds,
     )
     dispatcher = Dispatcher(engine, settings)
     # A batch that wrote notifications wakes the dispatcher of this process at once.

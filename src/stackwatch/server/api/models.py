@@ -19,6 +19,8 @@ __all__ = [
     "EventDetail",
     "EventPage",
     "EventSummary",
+    "GroupingHash",
+    "GroupingTransition",
     "Issue",
     "IssueDetail",
     "IssuePage",
@@ -44,6 +46,15 @@ class Project(BaseModel):
     # Events stored now, and the bytes of their compressed payloads and attachments.
     stored_events: int
     stored_bytes: int
+    grouping_version: int
+    grouping_transition: GroupingTransition | None  # while the project moves from another version
+    stacktrace_rules: str
+    fingerprint_rules: str
+
+
+class GroupingTransition(BaseModel):
+    from_version: int
+    until: str
 
 
 class ProjectUpdate(BaseModel):
@@ -57,6 +68,10 @@ class ProjectUpdate(BaseModel):
     scrub_ips: bool | None = None
     retention_days: int | None = None
     max_events: int | None = None
+    # Grouping applies to events digested after the change; a new version starts a transition (docs/grouping.md).
+    grouping_version: int | None = None
+    stacktrace_rules: str | None = None
+    fingerprint_rules: str | None = None
 
 
 class Issue(BaseModel):
@@ -107,9 +122,17 @@ class HourlyCount(BaseModel):
     count: int
 
 
+class GroupingHash(BaseModel):
+    hash: str
+    version: int
+    first_seen: str
+
+
 class IssueDetail(Issue):
     tags: list[TagFacet]
     hourly: list[HourlyCount]
+    # Every hash that finds the issue: the one that created it, and those it gained (docs/grouping.md).
+    hashes: list[GroupingHash]
 
 
 class EventSummary(BaseModel):

@@ -21,6 +21,7 @@ from stackwatch.server.storage.payloads import PayloadUnreadable, read_payload
 from stackwatch.server.storage.schema import (
     IMPACT_FACETS,
     events,
+    grouping_hashes,
     issue_hourly,
     issue_impact,
     issue_tags,
@@ -181,6 +182,16 @@ def set_status(connection: Connection, status: str, *conditions: ColumnElement[b
     """
     values: dict[str, Any] = {"status": status, "resolved_at": now() if status == "resolved" else None}
     return connection.execute(update(issues).where(*conditions).values(**values)).rowcount
+
+
+def grouping_hashes_of(connection: Connection, issue_id: int) -> list[dict[str, Any]]:
+    """The hashes that find an issue, oldest first."""
+    query = (
+        select(grouping_hashes.c.hash, grouping_hashes.c.version, grouping_hashes.c.first_seen)
+        .where(grouping_hashes.c.issue_id == issue_id)
+        .order_by(grouping_hashes.c.first_seen, grouping_hashes.c.hash)
+    )
+    return [{"hash": r.hash, "version": r.version, "first_seen": iso(r.first_seen)} for r in connection.execute(query)]
 
 
 def tag_facets(connection: Connection, issue_id: int) -> list[dict[str, Any]]:

@@ -24,14 +24,17 @@ from stackwatch.server.api.models import (
 )
 from stackwatch.server.api.params import IssueId, event_project
 from stackwatch.server.config import Settings
+from stackwatch.server.digest.grouping import moving_from
 from stackwatch.server.retention import Limits, stored_totals
 from stackwatch.server.storage import throttle
 from stackwatch.server.storage.accounts import (
+    GROUPING_SETTINGS,
     RETENTION_BOUNDS,
     AccountError,
     dsn,
     find_token,
     touch_token,
+    update_grouping,
     update_project,
 )
 from stackwatch.server.storage.db import now
@@ -107,6 +110,7 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
         query = select(projects).order_by(projects.c.id)
         if slug is not None:
             query = query.where(projects.c.slug == slug)
+        moment = now()
         with engine.connect() as connection:
             rows = connection.execute(query).all()
             # Newest first, so the dict keeps each project's oldest active key: the DSN ``project_dsn`` prints.
@@ -133,9 +137,20 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
                 "effective_max_events": defaults.of(row.retention_days, row.max_events).max_events,
                 "stored_events": stored[row.id][0],
                 "stored_bytes": stored[row.id][1],
+                **grouping_fields(row, moment),
             }
             for row in rows
         ]
+
+    def grouping_fields(row: Any, moment: float) -> dict[str, Any]:
+        previous = moving_from(row.grouping_previous, row.grouping_transition_until, moment)
+        transition = {"from_version": previous, "until": queries.iso(row.grouping_transition_until)}
+        return {
+            "grouping_version": row.grouping_version,
+            "grouping_transition": None if previous is None else transition,
+            "stacktrace_rules": row.stacktrace_rules or "",
+            "fingerprint_rules": row.fingerprint_rules or "",
+        }
 
     @router.get("/projects", response_model=list[Project])
     def list_projects(request: Request) -> list[dict[str, Any]]:
@@ -149,11 +164,13 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
             for name, value in change.model_dump(exclude_unset=True).items()
             if value is not None or name in RETENTION_BOUNDS
         }
+        grouping = {name: values.pop(name) for name in GROUPING_SETTINGS if name in values}
         with engine.connect() as connection:
             connection = connection.execution_options(sqlite_write=True)
             with connection.begin():
                 try:
                     found = update_project(connection, slug, **values)
+                    found = found and update_grouping(connection, slug, **grouping)
                 except AccountError as error:
                     raise HTTPException(422, str(error)) from None
                 if not found:
@@ -197,6 +214,7 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
                 **issue,
                 "tags": queries.tag_facets(connection, issue_id),
                 "hourly": queries.hourly_series(connection, issue_id, hours),
+                "hashes": queries.grouping_hashes_of(connection, issue_id),
             }
 
     @router.patch("/issues/{issue_id}", response_model=Issue)

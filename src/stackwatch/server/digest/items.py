@@ -12,9 +12,11 @@ from typing import Any
 import orjson
 
 from stackwatch.scrub import ScrubOptions, scrub_text
-from stackwatch.server.digest.grouping import CURRENT, grouping_hash
+from stackwatch.server.digest.grouping import CURRENT, grouping_hash, is_explicit
+from stackwatch.server.digest.grouping.rules import EMPTY, ProjectRules
 from stackwatch.server.digest.normalize import EventContext, NormalizedEvent, as_dict, normalize_event, parse_timestamp
 from stackwatch.server.digest.summary import Summary, summarize
+from stackwatch.server.digest.timestamps import MAX_FUTURE, MAX_PAST, read_timestamp
 from stackwatch.server.ingest.envelope import EnvelopeError, parse_envelope
 from stackwatch.server.storage.inbox import InboxRow
 from stackwatch.server.storage.upsert import clean
@@ -23,8 +25,10 @@ __all__ = [
     "MAX_QUANTITY",
     "AttachmentRecord",
     "EventRecord",
+    "Grouping",
     "ParsedBatch",
     "ProjectPolicy",
+    "event_record",
     "hour_of",
     "parse_rows",
 ]
@@ -45,11 +49,26 @@ def hour_of(timestamp: float) -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class Grouping:
+    """How a project's events are grouped: the version, the version it is moving from (``None`` once the
+    transition is over) and its rules."""
+
+    version: int = CURRENT
+    previous: int | None = None
+    rules: ProjectRules = EMPTY
+
+
+@dataclass(frozen=True, slots=True)
 class ProjectPolicy:
-    """What a project's settings decide about its events: IP collection and the optional redaction rules."""
+    """What a project's settings decide about its events: IP collection, the optional redaction rules, the
+    window of timestamps kept as sent (seconds back: its retention; ahead: the server's allowance for skew), and
+    grouping."""
 
     collect_ips: bool = True
     scrub: ScrubOptions = field(default_factory=ScrubOptions)
+    max_past: float = MAX_PAST
+    max_future: float = MAX_FUTURE
+    grouping: Grouping = field(default_factory=Grouping)
 
 
 @dataclass(slots=True)
@@ -58,6 +77,9 @@ class EventRecord:
     grouping_hash: str
     grouping_version: int
     summary: Summary
+    # The previous version's hash while the project moves between versions: the issue it finds takes the event
+    # when ``grouping_hash`` finds none (see digest/store.py).
+    previous_hash: str | None = None
 
 
 @dataclass(slots=True)
@@ -141,9 +163,19 @@ def _add_client_report(batch: ParsedBatch, project_id: int, received_at: float, 
             batch.client_reports[(project_id, hour, reason, category)] += quantity
 
 
-def _event_record(payload: dict[str, Any], context: EventContext) -> EventRecord:
+def event_record(payload: dict[str, Any], context: EventContext, grouping: Grouping) -> EventRecord:
+    """Normalize, group and summarize one event.
+
+    While the project moves between versions the previous version's hash is computed too, unless a project
+    fingerprint rule decided the grouping: the older version knows no rules, and its hash would pull the event
+    back into the issue the rule is there to split it from.
+    """
     event = normalize_event(payload, context)
-    return EventRecord(event, grouping_hash(event), CURRENT, summarize(event))
+    primary = grouping_hash(event, grouping.version, grouping.rules)
+    previous = None
+    if grouping.previous is not None and not is_explicit(event, grouping.rules):
+        previous = grouping_hash(event, grouping.previous, grouping.rules)
+    return EventRecord(event, primary, grouping.version, summarize(event), previous if previous != primary else None)
 
 
 def _scrub_attachment(payload: bytes, options: ScrubOptions) -> bytes:
@@ -185,10 +217,15 @@ def parse_rows(
             envelope_event_id=header_id if isinstance(header_id, str) else None,
             scrub=policy.scrub,
             identity_key=identity_key,
+            max_past=policy.max_past,
+            max_future=policy.max_future,
+            sent_at=read_timestamp(envelope.headers.get("sent_at")),
         )
         for item in envelope.items:
             try:
-                _parse_item(batch, row, context, item.type, item.headers, item.payload, max_attachment_bytes)
+                _parse_item(
+                    batch, row, context, policy.grouping, item.type, item.headers, item.payload, max_attachment_bytes
+                )
             except Exception:  # one bad item must not cost the rest of the batch
                 log.exception("inbox row %d: %s item could not be digested; skipped", row.id, item.type)
                 batch.invalid_items += 1
@@ -207,6 +244,7 @@ def _parse_item(
     batch: ParsedBatch,
     row: InboxRow,
     context: EventContext,
+    grouping: Grouping,
     kind: str,
     headers: dict[str, Any],
     payload: bytes,
@@ -238,6 +276,6 @@ def _parse_item(
         batch.invalid_items += 1
         return
     if kind == "event":
-        batch.events.append(_event_record(data, context))
+        batch.events.append(event_record(data, context, grouping))
     else:
         _COUNTERS[kind](batch, row.project_id, row.received_at, data)

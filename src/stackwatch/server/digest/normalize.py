@@ -12,18 +12,17 @@ import hmac
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from stackwatch.scrub import ScrubOptions, scrub_event
+from stackwatch.server.digest.logentry import MESSAGE_KEYS, normalize_logentry
+from stackwatch.server.digest.timestamps import MAX_FUTURE, MAX_PAST, Clock, correct_timestamps, read_timestamp
 from stackwatch.server.storage.schema import LEVELS
 
-__all__ = ["MAX_FUTURE", "EventContext", "NormalizedEvent", "as_dict", "normalize_event"]
+__all__ = ["MAX_FUTURE", "MAX_PAST", "EventContext", "NormalizedEvent", "as_dict", "normalize_event"]
 
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 _LEVEL_ALIASES = {"critical": "fatal", "warn": "warning", "log": "info", "trace": "debug", "notice": "info"}
-# Future timestamps further ahead than this are clock skew: the receive time is used instead.
-MAX_FUTURE = 60.0
 MAX_TAGS = 100
 MAX_TAG_KEY = 200
 MAX_TAG_VALUE = 200
@@ -40,6 +39,11 @@ class EventContext:
     scrub: ScrubOptions = field(default_factory=ScrubOptions)
     # Key for the hash that stands in for a user identity (email, IP) that redaction removed from the event.
     identity_key: bytes = b""
+    # The window an event's timestamp must fall in (seconds before and after ``received_at``; before: the
+    # project's retention), and the envelope header's ``sent_at`` (see digest/timestamps.py).
+    max_past: float = MAX_PAST
+    max_future: float = MAX_FUTURE
+    sent_at: float | None = None
 
 
 @dataclass(slots=True)
@@ -84,22 +88,9 @@ def normalize_event_id(*candidates: Any) -> str:
 
 
 def parse_timestamp(value: Any, received_at: float) -> float:
-    stamp: float | None = None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        stamp = float(value)
-    elif isinstance(value, str):
-        try:
-            stamp = float(value)
-        except ValueError:
-            try:
-                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            except ValueError:
-                parsed = None
-            if parsed is not None:
-                if parsed.tzinfo is None:
-                    parsed = parsed.replace(tzinfo=UTC)
-                stamp = parsed.timestamp()
-    if stamp is None or stamp != stamp or stamp <= 0 or stamp > received_at + MAX_FUTURE:
+    """The time of a session or client report: as sent, unless unreadable or ahead of the receive time."""
+    stamp = read_timestamp(value)
+    if stamp is None or stamp <= 0 or stamp > received_at + MAX_FUTURE:
         return received_at
     return stamp
 
@@ -146,26 +137,6 @@ def _exceptions(value: Any) -> list[dict[str, Any]]:
             del entry["stacktrace"]
         exceptions.append(entry)
     return exceptions
-
-
-def _logentry(data: dict[str, Any]) -> dict[str, Any] | None:
-    entry = data.get("logentry")
-    message = data.get("message")
-    if isinstance(message, dict):  # the older interface name carried the same object
-        entry = entry if isinstance(entry, dict) else message
-    if isinstance(entry, dict):
-        template = _text(entry.get("message"), 8192) or _text(entry.get("formatted"), 8192)
-        if template is None:
-            return None
-        normalized: dict[str, Any] = {"message": template}
-        formatted = _text(entry.get("formatted"), 8192)
-        if formatted:
-            normalized["formatted"] = formatted
-        if entry.get("params") is not None:
-            normalized["params"] = entry["params"]
-        return normalized
-    text = _text(message, 8192)
-    return {"message": text} if text else None
 
 
 def _user(data: dict[str, Any], context: EventContext) -> dict[str, Any] | None:
@@ -227,19 +198,21 @@ def normalize_event(raw: dict[str, Any], context: EventContext) -> NormalizedEve
     data = scrub_event(data, context.scrub)
     scrubbed_user = data.get("user")
     event_id = normalize_event_id(context.envelope_event_id, data.get("event_id"))
-    timestamp = parse_timestamp(data.get("timestamp"), context.received_at)
+    clock = Clock(context.received_at, context.max_past, context.max_future, context.sent_at)
+    timestamp = correct_timestamps(data, clock)
     level = normalize_level(data.get("level"))
     tags = _tags(data.get("tags"))
     contexts = as_dict(data.get("contexts"))
     exceptions = _exceptions(data.get("exception"))
-    logentry = _logentry(data)
+    logentry = normalize_logentry(data, context.scrub)
     fingerprint = data.get("fingerprint")
     if not (isinstance(fingerprint, list) and fingerprint and all(isinstance(p, str) for p in fingerprint)):
         fingerprint = None
 
     data.update(event_id=event_id, timestamp=timestamp, level=level, tags=tags, contexts=contexts)
     data["received"] = context.received_at
-    data.pop("message", None)
+    for key in MESSAGE_KEYS[1:]:
+        data.pop(key, None)
     for name, value in (
         ("exception", {"values": exceptions} if exceptions else None),
         ("logentry", logentry),

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, Connection, Update, bindparam, case, insert, select, text, update
+from sqlalchemy import BigInteger, Connection, Update, bindparam, case, delete, insert, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from stackwatch.server.digest.dictionaries import PayloadCompressor
@@ -24,6 +24,7 @@ from stackwatch.server.storage.schema import (
     attachments,
     client_report_counts,
     events,
+    grouping_hashes,
     issue_hourly,
     issue_impact,
     issue_minutes,
@@ -38,6 +39,7 @@ __all__ = ["BatchResult", "write_batch"]
 
 # The largest value of the BIGINT counter columns (session_counts, client_report_counts) on both backends.
 MAX_COUNT = 2**63 - 1
+_ISSUE_KEY = ["project_id", "grouping_hash"]
 IMPACT_KINDS = {"user": "user_count", "workflow": "workflow_count", "run": "run_count", "tenant": "tenant_count"}
 
 
@@ -120,24 +122,95 @@ def _fresh_attachments(connection: Connection, records: list[AttachmentRecord]) 
     return [record for key, record in unique.items() if key[4] >= stored[key[:4]]]
 
 
-def _issue_rows(connection: Connection, records: list[EventRecord]) -> dict[tuple[int, str], Any]:
-    hashes = {record.grouping_hash for record in records}
-    query = select(issues.c.id, issues.c.project_id, issues.c.grouping_hash, issues.c.status).where(
-        issues.c.grouping_hash.in_(hashes)
+@dataclass(frozen=True, slots=True)
+class _Found:
+    id: int
+    status: str
+
+
+def _hash_keys(records: list[EventRecord]) -> set[tuple[int, str]]:
+    keys = {(r.event.project_id, r.grouping_hash) for r in records}
+    keys.update((r.event.project_id, r.previous_hash) for r in records if r.previous_hash)
+    return keys
+
+
+def _known_hashes(connection: Connection, keys: set[tuple[int, str]]) -> dict[tuple[int, str], _Found]:
+    """The issues that (project, hash) pairs belong to (``schema.grouping_hashes``)."""
+    if not keys:
+        return {}
+    query = (
+        select(grouping_hashes.c.project_id, grouping_hashes.c.hash, issues.c.id, issues.c.status)
+        .join(issues, issues.c.id == grouping_hashes.c.issue_id)
+        .where(grouping_hashes.c.project_id.in_({p for p, _ in keys}), grouping_hashes.c.hash.in_({h for _, h in keys}))
     )
-    return {(row.project_id, row.grouping_hash): row for row in connection.execute(query)}
+    found = {(row.project_id, row.hash): _Found(row.id, row.status) for row in connection.execute(query)}
+    return {key: value for key, value in found.items() if key in keys}
 
 
-def _create_issues(connection: Connection, records: list[EventRecord], found: dict[tuple[int, str], Any]) -> list[int]:
+def _issues_of(connection: Connection, records: list[EventRecord]) -> tuple[list[_Found], list[int]]:
+    """The issue of each record, and the ids of the issues created for them.
+
+    While a project moves between grouping versions a record has the previous version's hash too, and the issue
+    that hash finds takes the event first: every issue keeps the events it had, whatever the new version would
+    merge. Else the issue the record's own hash finds, else a new issue created by its hash. A hash that is new
+    is added to the issue its first record went to, so later events find that issue by it (after the transition
+    too). Issues are created with ``insert_ignore`` on their own hash and hashes with ``insert_ignore`` on
+    (project, hash): when another worker created the same one first, its row is read back and wins, and an issue
+    of ours that lost its hash to another made at the same moment has no events and is deleted again.
+    """
+    found = _known_hashes(connection, _hash_keys(records))
+
+    def known(record: EventRecord) -> _Found | None:
+        project_id = record.event.project_id
+        previous = found.get((project_id, record.previous_hash)) if record.previous_hash else None
+        return previous or found.get((project_id, record.grouping_hash))
+
     first: dict[tuple[int, str], EventRecord] = {}
     for record in records:
         first.setdefault((record.event.project_id, record.grouping_hash), record)
-    missing = [record for key, record in first.items() if key not in found]
-    rows = [_new_issue(record) for record in missing]
-    created = insert_ignore(connection, issues, rows, ["project_id", "grouping_hash"], ["id"])
-    # Another worker may have created some of them first: read back every one we need.
-    found.update(_issue_rows(connection, missing))
-    return [row.id for row in created]
+    new_hashes = {key: record for key, record in first.items() if key not in found}
+    missing = [record for record in new_hashes.values() if known(record) is None]
+    created = {
+        row.id for row in insert_ignore(connection, issues, [_new_issue(r) for r in missing], _ISSUE_KEY, ["id"])
+    }
+    if new_hashes:
+        own = {
+            (row.project_id, row.grouping_hash): _Found(row.id, row.status)
+            for row in connection.execute(
+                select(issues.c.id, issues.c.project_id, issues.c.grouping_hash, issues.c.status).where(
+                    issues.c.project_id.in_({r.event.project_id for r in missing}),
+                    issues.c.grouping_hash.in_({r.grouping_hash for r in missing}),
+                )
+            )
+        }
+        claims = {key: known(record) or own[key] for key, record in new_hashes.items()}
+        insert_ignore(
+            connection,
+            grouping_hashes,
+            [
+                {
+                    "project_id": project_id,
+                    "hash": hash_,
+                    "issue_id": claims[(project_id, hash_)].id,
+                    "version": new_hashes[(project_id, hash_)].grouping_version,
+                    "first_seen": new_hashes[(project_id, hash_)].event.received_at,
+                }
+                for project_id, hash_ in sorted(claims)  # a fixed order of index locks across workers
+            ],
+            ["project_id", "hash"],
+            ["hash"],
+        )
+        found.update(_known_hashes(connection, set(claims)))
+        lost = created - {found[key].id for key in claims}
+        if lost:
+            connection.execute(delete(issues).where(issues.c.id.in_(lost)))
+            created -= lost
+    return [_issue(known(record)) for record in records], sorted(created)
+
+
+def _issue(found: _Found | None) -> _Found:
+    assert found is not None, "every record's own hash is known once its issues are made"
+    return found
 
 
 def _new_issue(record: EventRecord) -> dict[str, Any]:
@@ -385,11 +458,9 @@ def write_batch(connection: Connection, batch: ParsedBatch, compressor: PayloadC
     result.duplicates = len(batch.events) - len(records)
     if not records:
         return result
-    found = _issue_rows(connection, records)
-    keys = {(record.event.project_id, record.grouping_hash) for record in records}
-    result.regressions = sorted(row.id for key, row in found.items() if key in keys and row.status == "resolved")
-    result.new_issues = _create_issues(connection, records, found)
-    with_issue = [(found[(r.event.project_id, r.grouping_hash)].id, r) for r in records]
+    found, result.new_issues = _issues_of(connection, records)
+    with_issue = [(issue.id, record) for issue, record in zip(found, records, strict=True)]
+    result.regressions = sorted({issue.id for issue in found if issue.status == "resolved"})
     event_rows = _event_rows(with_issue, compressor, {*result.new_issues, *result.regressions})
     payload_bytes: Counter[int] = Counter()
     for row in event_rows:

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import OperationalError
@@ -24,8 +25,11 @@ from sqlalchemy.exc import OperationalError
 from stackwatch.scrub import ScrubOptions
 from stackwatch.server.alerts.evaluate import evaluate_batch
 from stackwatch.server.digest.dictionaries import DictionaryPolicy, PayloadCompressor, maintain
-from stackwatch.server.digest.items import ProjectPolicy, parse_rows
+from stackwatch.server.digest.grouping import CURRENT, STRATEGIES, moving_from
+from stackwatch.server.digest.grouping.rules import EMPTY, ProjectRules, RuleError
+from stackwatch.server.digest.items import Grouping, ProjectPolicy, parse_rows
 from stackwatch.server.digest.store import BatchResult, write_batch
+from stackwatch.server.digest.timestamps import MAX_FUTURE, MAX_PAST
 from stackwatch.server.metrics import record_counters
 from stackwatch.server.retention import Retention
 from stackwatch.server.storage import disk, partitions, quarantine
@@ -57,17 +61,45 @@ _DICTIONARY_CHECK_EVENTS = 1000  # or sooner, after this many events
 _PARTITION_UPKEEP = 600.0
 
 
-def _policies(connection: Connection, project_ids: set[int]) -> dict[int, ProjectPolicy]:
-    query = select(projects.c.id, projects.c.collect_ips, projects.c.scrub_emails, projects.c.scrub_ips).where(
-        projects.c.id.in_(project_ids)
-    )
+def _policies(
+    connection: Connection, project_ids: set[int], max_past: float, max_future: float, now: float
+) -> dict[int, ProjectPolicy]:
+    """Each project's policy; ``max_past`` is the retention window of a project without its own."""
+    columns = projects.c
+    query = select(
+        columns.id,
+        columns.collect_ips,
+        columns.scrub_emails,
+        columns.scrub_ips,
+        columns.retention_days,
+        columns.grouping_version,
+        columns.grouping_previous,
+        columns.grouping_transition_until,
+        columns.stacktrace_rules,
+        columns.fingerprint_rules,
+    ).where(columns.id.in_(project_ids))
     return {
         row.id: ProjectPolicy(
             collect_ips=bool(row.collect_ips),
             scrub=ScrubOptions(scrub_emails=bool(row.scrub_emails), scrub_ips=bool(row.scrub_ips)),
+            max_past=row.retention_days * _DAY if row.retention_days else max_past,
+            max_future=max_future,
+            grouping=_grouping(row, now),
         )
         for row in connection.execute(query)
     }
+
+
+def _grouping(row: Any, now: float) -> Grouping:
+    """A project's grouping; rules that no longer parse (saved by an older Stackwatch) are logged and ignored."""
+    try:
+        rules = ProjectRules.parse(row.stacktrace_rules, row.fingerprint_rules)
+    except RuleError as error:
+        log.warning("project %d: grouping rules ignored: %s", row.id, error)
+        rules = EMPTY
+    version = row.grouping_version if row.grouping_version in STRATEGIES else CURRENT
+    previous = moving_from(row.grouping_previous, row.grouping_transition_until, now)
+    return Grouping(version, previous if previous in STRATEGIES else None, rules)
 
 
 class Digester:
@@ -84,8 +116,13 @@ class Digester:
         retention: Retention | None = None,
         dictionaries: bool = True,
         dictionary_policy: DictionaryPolicy | None = None,
+        max_future: float = MAX_FUTURE,
     ):
         self.retention = retention
+        # Event timestamps further ahead than this, or older than the retention window (30 days without
+        # retention), are replaced by the receive time (digest/timestamps.py).
+        self._max_future = max_future
+        self._max_past = retention.defaults.days * _DAY if retention is not None else MAX_PAST
         self._engine = engine
         self._quarantine_days = quarantine_days
         self._swept = 0.0
@@ -125,7 +162,7 @@ class Digester:
                     return None
                 readable = self._quarantine_unreadable(connection, rows)
                 project_ids = {row.project_id for row in readable}
-                policies = _policies(connection, project_ids)
+                policies = _policies(connection, project_ids, self._max_past, self._max_future, time.time())
                 # Envelopes of a project deleted since they were accepted have nowhere to go.
                 known = [row for row in readable if row.project_id in policies]
                 batch = parse_rows(known, policies, self._max_attachment_bytes, self._identity_key)

@@ -17,11 +17,14 @@ from argon2.exceptions import VerificationError
 from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
 from stackwatch.server.alerts.store import create_default_alerts
+from stackwatch.server.digest.grouping import CURRENT, STRATEGIES, TRANSITION_DAYS
+from stackwatch.server.digest.grouping.rules import ProjectRules, RuleError
 from stackwatch.server.storage.db import now
 from stackwatch.server.storage.schema import TOKEN_SCOPES, api_tokens, project_keys, project_members, projects, users
 
 __all__ = [
     "ADMIN_PASSWORD_FILE",
+    "GROUPING_SETTINGS",
     "MIN_PASSWORD_LENGTH",
     "PROJECT_SETTINGS",
     "ProjectInfo",
@@ -45,6 +48,7 @@ __all__ = [
     "revoke_token",
     "set_password",
     "touch_token",
+    "update_grouping",
     "update_project",
     "verify_password",
 ]
@@ -91,7 +95,9 @@ def create_project(connection: Connection, name: str, *, public_key: str | None 
         slug = f"{base}-{suffix}"
         suffix += 1
     project_id = connection.execute(
-        insert(projects).values(slug=slug, name=name[:200], collect_ips=True, created_at=now()).returning(projects.c.id)
+        insert(projects)
+        .values(slug=slug, name=name[:200], collect_ips=True, created_at=now(), grouping_version=CURRENT)
+        .returning(projects.c.id)
     ).scalar_one()
     public_key = create_key(connection, project_id, public_key=public_key)
     create_default_alerts(connection, project_id)
@@ -125,6 +131,57 @@ def update_project(connection: Connection, slug: str, **settings: bool | int | N
     if exists and settings:
         connection.execute(update(projects).where(projects.c.slug == slug).values(**settings))
     return exists
+
+
+GROUPING_SETTINGS = ("grouping_version", "stacktrace_rules", "fingerprint_rules")
+MAX_RULES_TEXT = 64 * 1024  # characters of one kind of rules
+
+
+def update_grouping(
+    connection: Connection,
+    slug: str,
+    *,
+    grouping_version: int | None = None,
+    stacktrace_rules: str | None = None,
+    fingerprint_rules: str | None = None,
+    moment: float | None = None,
+) -> bool:
+    """Change how a project groups its events from the next batch on; ``False`` when there is no such project.
+
+    ``None`` leaves a setting as it is. Rules are parsed first: a line that does not parse raises ``AccountError``
+    naming it, and nothing changes. A new version starts a transition from the one in force (see
+    ``grouping.TRANSITION_DAYS``): until it ends, an event whose new hash finds no issue joins the issue its
+    old hash finds, so switching never splits an issue.
+    """
+    row = connection.execute(
+        select(projects.c.grouping_version, projects.c.stacktrace_rules, projects.c.fingerprint_rules).where(
+            projects.c.slug == slug
+        )
+    ).first()
+    if row is None:
+        return False
+    values: dict[str, Any] = {}
+    for name, text in (("stacktrace_rules", stacktrace_rules), ("fingerprint_rules", fingerprint_rules)):
+        if text is not None:
+            if len(text) > MAX_RULES_TEXT:
+                raise AccountError(f"{name} must be at most {MAX_RULES_TEXT:,} characters")
+            values[name] = text.strip() or None
+    stack = values.get("stacktrace_rules", row.stacktrace_rules)
+    fingerprint = values.get("fingerprint_rules", row.fingerprint_rules)
+    try:
+        ProjectRules.parse(stack, fingerprint)
+    except RuleError as error:
+        raise AccountError(str(error)) from None
+    if grouping_version is not None and grouping_version != row.grouping_version:
+        if isinstance(grouping_version, bool) or grouping_version not in STRATEGIES:
+            known = ", ".join(str(version) for version in sorted(STRATEGIES))
+            raise AccountError(f"grouping_version must be one of {known}")
+        values["grouping_version"] = grouping_version
+        values["grouping_previous"] = row.grouping_version
+        values["grouping_transition_until"] = (now() if moment is None else moment) + TRANSITION_DAYS * 86_400.0
+    if values:
+        connection.execute(update(projects).where(projects.c.slug == slug).values(**values))
+    return True
 
 
 def create_key(

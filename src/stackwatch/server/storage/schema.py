@@ -45,6 +45,7 @@ __all__ = [
     "compression_dicts",
     "digest_state",
     "events",
+    "grouping_hashes",
     "inbox",
     "issue_hourly",
     "issue_impact",
@@ -94,6 +95,14 @@ projects = Table(
     # STACKWATCH_RETENTION_DAYS and STACKWATCH_RETENTION_MAX_EVENTS.
     Column("retention_days", Integer, nullable=True),
     Column("max_events", Integer, nullable=True),
+    # Grouping (docs/grouping.md): the strategy version that hashes the project's events, and while the project
+    # moves from one version to another, the version it moves from, whose hash still finds an event's issue until
+    # ``grouping_transition_until``. The rules are text as the project's settings hold them (digest/grouping/rules.py).
+    Column("grouping_version", Integer, nullable=False, server_default="2"),
+    Column("grouping_previous", Integer, nullable=True),
+    Column("grouping_transition_until", Double, nullable=True),
+    Column("stacktrace_rules", Text, nullable=True),  # NULL: none
+    Column("fingerprint_rules", Text, nullable=True),
 )
 
 project_keys = Table(
@@ -193,6 +202,22 @@ issues = Table(
     UniqueConstraint("project_id", "grouping_hash"),
     Index(None, "project_id", "status", "last_seen"),
     Index(None, "project_id", "last_seen"),
+)
+
+
+# Which issue a grouping hash belongs to. An issue has the hash that created it (``issues.grouping_hash``) and
+# every other hash that found it: the newer version's hash of its events while its project moves between grouping
+# versions, and (when issues are merged) the merged issues' hashes. Merging moves hashes to the target issue,
+# unmerging moves one back; each stored event records its own hash in its payload (``grouping.hash``).
+grouping_hashes = Table(
+    "grouping_hashes",
+    metadata,
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("hash", String(64), primary_key=True),
+    Column("issue_id", BigId, ForeignKey("issues.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("version", Integer, nullable=False),
+    Column("first_seen", Double, nullable=False),  # receive time of the first event that brought it
+    sqlite_with_rowid=False,  # as issue_tags
 )
 
 

@@ -31,6 +31,7 @@ from stackwatch.server.digest.items import hour_of
 from stackwatch.server.storage.schema import (
     IMPACT_FACETS,
     events,
+    grouping_hashes,
     issue_hourly,
     issue_impact,
     issue_minutes,
@@ -437,6 +438,18 @@ def _create_issues(writer: _Writer, project_id: int, planned: list[_Issue]) -> N
         )
     for issue in planned:
         issue.id = ids[issue.grouping_hash]
+    hashes = [
+        {
+            "project_id": project_id,
+            "hash": i.grouping_hash,
+            "issue_id": i.id,
+            "version": CURRENT,
+            "first_seen": i.start,
+        }
+        for i in planned
+    ]
+    for part in _chunks(hashes, writer.chunk):
+        writer.execute(insert(grouping_hashes), part)
 
 
 def seed_project(

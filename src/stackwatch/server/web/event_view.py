@@ -17,7 +17,23 @@ from typing import Any
 
 import orjson
 
-__all__ = ["Breadcrumb", "EventView", "ExceptionView", "Field", "FrameView", "event_view", "json_text"]
+__all__ = [
+    "Breadcrumb",
+    "ClockDrift",
+    "EventView",
+    "ExceptionView",
+    "Field",
+    "FrameView",
+    "event_view",
+    "json_text",
+]
+
+# Why the digest replaced an event's timestamp (the kinds of ``_meta.timestamp[""].err``, digest/timestamps.py).
+DRIFT_REASONS = {
+    "past_timestamp": "older than the retention window",
+    "future_timestamp": "in the future",
+    "clock_drift": "the sender's clock was off",
+}
 
 
 def json_text(value: Any) -> str:
@@ -118,9 +134,19 @@ class Breadcrumb:
 
 
 @dataclass(frozen=True, slots=True)
+class ClockDrift:
+    """The timestamp an event was sent with, when the digest replaced it: why, and when the event arrived."""
+
+    sent: str
+    reason: str
+    received: str
+
+
+@dataclass(frozen=True, slots=True)
 class EventView:
     event_id: str
     timestamp: float | None
+    drift: ClockDrift | None
     message: str
     message_redacted: tuple[str, ...]
     exceptions: list[ExceptionView]
@@ -191,6 +217,34 @@ def _request(data: dict[str, Any], meta: Any) -> list[Field]:
     return [Field(key, request[key], _rules(_at(meta, "request", key))) for key in keys]
 
 
+def _drift(event: dict[str, Any], meta: Any) -> ClockDrift | None:
+    """What ``_meta.timestamp`` says the digest did to the timestamp (only the digest writes ``err`` there)."""
+    note = _dict(_at(meta, "timestamp", ""))
+    errors = [e for e in _list(note.get("err")) if isinstance(e, list) and e and e[0] in DRIFT_REASONS]
+    if not errors:
+        return None
+    reasons = [DRIFT_REASONS[error[0]] for error in errors]
+    details = _dict(errors[-1][1]) if len(errors[-1]) > 1 else {}
+    sent = note.get("val", details.get("sdk_time"))
+    received = event.get("received", details.get("server_time"))
+    return ClockDrift(sent=_moment(_epoch(sent)), reason="; ".join(reasons), received=_moment(_epoch(received)))
+
+
+def _epoch(value: Any) -> Any:
+    """A numeric or RFC 3339 string as epoch seconds (for ``_moment``); anything else as it is."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+        try:
+            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).timestamp()
+    return value
+
+
 def event_view(data: Mapping[str, Any]) -> EventView:
     """The stored (normalized, scrubbed) event as the page shows it."""
     event, meta = dict(data), data.get("_meta")
@@ -202,6 +256,7 @@ def event_view(data: Mapping[str, Any]) -> EventView:
     return EventView(
         event_id=_str(event.get("event_id")),
         timestamp=float(timestamp) if isinstance(timestamp, (int, float)) else None,
+        drift=_drift(event, meta),
         message=_str(logentry.get("formatted") or logentry.get("message")),
         message_redacted=_rules(_at(meta, "logentry")) + _rules(_at(meta, "message")),
         exceptions=[_exception(exc, _at(exceptions_meta, i)) for i, exc in enumerate(_list(event.get("exception")))],

@@ -24,6 +24,8 @@ from stackwatch.server.alerts.dispatcher import channel_config, record_health, s
 from stackwatch.server.alerts.store import DEFAULT_COOLDOWN_MINUTES, DEFAULT_HOURLY_CAP, IMPACT_KINDS
 from stackwatch.server.api.alerts import channel_test_notification
 from stackwatch.server.config import Settings, parse_size
+from stackwatch.server.digest.grouping import CURRENT, STRATEGIES, moving_from
+from stackwatch.server.digest.grouping.rules import ProjectRules, RuleError
 from stackwatch.server.retention import Limits, stored_totals
 from stackwatch.server.storage import accounts
 from stackwatch.server.storage.db import now
@@ -177,6 +179,45 @@ def _retention(connection: Connection, settings: Settings, project: ProjectRef) 
     }
 
 
+def _grouping(connection: Connection, project: ProjectRef) -> dict[str, Any]:
+    """The project's grouping version, the one it is moving from and until when, and its rules."""
+    row = connection.execute(
+        select(
+            projects.c.grouping_version,
+            projects.c.grouping_previous,
+            projects.c.grouping_transition_until,
+            projects.c.stacktrace_rules,
+            projects.c.fingerprint_rules,
+        ).where(projects.c.id == project.id)
+    ).one()
+    return {
+        "version": row.grouping_version,
+        "versions": sorted(STRATEGIES),
+        "current": CURRENT,
+        "previous": moving_from(row.grouping_previous, row.grouping_transition_until, now()),
+        "until": row.grouping_transition_until,
+        "stacktrace_rules": row.stacktrace_rules or "",
+        "fingerprint_rules": row.fingerprint_rules or "",
+    }
+
+
+def _grouping_settings(fields: Mapping[str, str]) -> dict[str, Any]:
+    """The grouping form's settings; each kind of rules that does not parse is refused next to its field."""
+    version = clean(fields.get("grouping_version"))
+    if not (version.isascii() and version.isdigit() and int(version) in STRATEGIES):
+        raise Invalid(f"Choose a grouping version: {', '.join(str(v) for v in sorted(STRATEGIES))}.")
+    texts = {name: clean(fields.get(name)) for name in ("stacktrace_rules", "fingerprint_rules")}
+    errors: dict[str, str] = {}
+    for name, text in texts.items():
+        try:
+            ProjectRules.parse(text, None) if name == "stacktrace_rules" else ProjectRules.parse(None, text)
+        except RuleError as error:
+            errors[name] = f"{error.kind.capitalize()} rules, line {error.line}: {error.message}"
+    if errors:
+        raise _FieldsInvalid(errors)
+    return {"grouping_version": int(version), **texts}
+
+
 def _number_or_text(value: str | None) -> int | str | None:
     """A whole number as ``int``; anything else as typed, for ``alerts.manage`` to refuse with its own message.
 
@@ -271,9 +312,12 @@ def _settings_page(
             "error": error,
             "notice": notice,
             # What a refused form sent, by form (the fields of one form may share names with another's).
-            "typed": {name: _Typed(typed.get(name) or {}) for name in ("keys", "members", "retention", "channels")},
+            "typed": {
+                name: _Typed(typed.get(name) or {}) for name in ("keys", "members", "retention", "grouping", "channels")
+            },
             "field_errors": _Typed(field_errors or {}),
             "retention_refused": "retention" in typed,
+            "grouping_refused": "grouping" in typed,
             "typed_rule": {**_blank_rule(), **typed["rules"]} if "rules" in typed else None,
             "keys": _keys(connection, context, project),
             "server_rate_limit": context.settings.rate_limit_per_minute,
@@ -282,6 +326,7 @@ def _settings_page(
             "max_rate_limit": MAX_RATE_LIMIT,
             "members": _members(connection, project),
             "retention": _retention(connection, context.settings, project),
+            "grouping": _grouping(connection, project),
             "channels": channels,
             "rules": _rules(connection, project, names),
             "kinds": list(CHANNEL_KINDS),
@@ -361,7 +406,7 @@ def _blank_rule() -> dict[str, Any]:
 
 
 def _posted_form(request: Request) -> str:
-    """Which form of the page a refused request came from: keys, members, retention, channels or rules."""
+    """Which form of the page a refused request came from: keys, members, retention, grouping, channels or rules."""
     return request.url.path.rstrip("/").rsplit("/", 1)[-1]
 
 
@@ -534,6 +579,16 @@ def build_settings_router() -> APIRouter:
 
         def apply(connection: Connection, project: ProjectRef) -> None:
             accounts.update_project(connection, project.slug, **_retention_settings(fields, settings))
+
+        return _change(request, slug, apply)
+
+    @router.post("/projects/{slug}/settings/grouping")
+    def change_grouping(request: Request, slug: str) -> Response:
+        """The grouping version and both kinds of rules at once; events digested from then on are grouped so."""
+        fields = form(request)
+
+        def apply(connection: Connection, project: ProjectRef) -> None:
+            accounts.update_grouping(connection, project.slug, **_grouping_settings(fields))
 
         return _change(request, slug, apply)
 

@@ -13,7 +13,16 @@ from stackwatch.server.digest.grouping.fingerprints import effective_fingerprint
 from stackwatch.server.digest.grouping.rules import EMPTY, ProjectRules
 from stackwatch.server.digest.normalize import NormalizedEvent
 
-__all__ = ["CURRENT", "STRATEGIES", "effective_fingerprint", "grouping_hash", "in_app", "is_explicit"]
+__all__ = [
+    "CURRENT",
+    "STRATEGIES",
+    "TRANSITION_DAYS",
+    "effective_fingerprint",
+    "grouping_hash",
+    "in_app",
+    "is_explicit",
+    "moving_from",
+]
 
 # A strategy maps an event and its project's rules to a hash; version 1 predates project rules and ignores them.
 STRATEGIES: dict[int, Callable[[NormalizedEvent, ProjectRules], str]] = {
@@ -22,6 +31,14 @@ STRATEGIES: dict[int, Callable[[NormalizedEvent, ProjectRules], str]] = {
 }
 CURRENT = v2.VERSION
 in_app = v2.in_app
+# Days a project moving to another version also looks events' issues up by the previous version's hash.
+TRANSITION_DAYS = 90
+
+
+def moving_from(previous: int | None, until: float | None, moment: float) -> int | None:
+    """The version a project is moving from at ``moment`` (its settings' ``grouping_previous`` and
+    ``grouping_transition_until``), or ``None`` when it is not moving, or no longer."""
+    return previous if previous is not None and (until or 0.0) > moment else None
 
 
 def grouping_hash(event: NormalizedEvent, version: int = CURRENT, rules: ProjectRules = EMPTY) -> str:

@@ -135,7 +135,7 @@ class ProjectRules:
     by_family: dict[str, tuple[StackRule, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     @staticmethod
-    def parse(stack_text: str, fingerprint_text: str) -> ProjectRules:
+    def parse(stack_text: str | None, fingerprint_text: str | None) -> ProjectRules:
         return _parse(stack_text or "", fingerprint_text or "")
 
 
