@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, update
 from starlette.testclient import TestClient
 
 from stackwatch.server import retention
@@ -130,7 +130,16 @@ def test_an_administrator_sees_every_section_with_its_forms(stack: Stack) -> Non
     assert "Administrators" in text and "the administrators" in text
     assert "New issue" in text and "Regression" in text and "Fatal in production" in text
     assert "environment=production" in text
-    for action in ("/keys", "/keys/1/revoke", "/keys/1/rate-limit", "/members", "/retention", "/grouping", "/channels", "/rules"):
+    for action in (
+        "/keys",
+        "/keys/1/revoke",
+        "/keys/1/rate-limit",
+        "/members",
+        "/retention",
+        "/grouping",
+        "/channels",
+        "/rules",
+    ):
         assert f'action="{SETTINGS}{action}"' in text
     assert 'aria-current="page"' in text and f'href="{SETTINGS}"' in text  # the project nav, on "Settings"
     tokens = client.get(TOKENS)
@@ -689,3 +698,47 @@ def test_script_payloads_are_escaped(stack: Stack) -> None:
     assert client.get(SETTINGS).text.count(escaped) >= 4  # key label, channel, rule, rule's channel list
     bad = post(client, f"{SETTINGS}/members", {"email": SCRIPT})
     assert bad.status_code == 400 and SCRIPT not in bad.text
+
+
+def test_grouping_is_saved_and_a_rule_that_does_not_parse_is_refused_next_to_its_field(stack: Stack) -> None:
+    client = admin(stack)
+    with stack.services.engine.begin() as connection:
+        connection.execute(update(projects).values(grouping_version=1, grouping_previous=None))
+    saved = post(
+        client,
+        f"{SETTINGS}/grouping",
+        {
+            "grouping_version": "2",
+            "stacktrace_rules": "path:**/vendor/** -app",
+            "fingerprint_rules": "error.type:DatabaseUnavailable -> database-down",
+        },
+    )
+    assert saved.status_code == 303, saved.text
+    page = client.get(SETTINGS).text
+    assert "path:**/vendor/** -app" in page and "error.type:DatabaseUnavailable -&gt; database-down" in page
+    assert "Moving from version 1 until" in page
+    before = snapshot(stack)
+    refused = post(
+        client,
+        f"{SETTINGS}/grouping",
+        {
+            "grouping_version": "2",
+            "stacktrace_rules": "path:**/vendor/** -app\nfunction:x +sideways",
+            "fingerprint_rules": "",
+        },
+    )
+    assert refused.status_code == 400
+    assert 'id="stacktrace_rules-error"' in refused.text and "line 2" in refused.text
+    assert "function:x +sideways" in refused.text  # the form comes back as it was sent
+    for version in ("7", "", "two"):
+        answer = post(client, f"{SETTINGS}/grouping", {"grouping_version": version})
+        assert answer.status_code == 400 and "Choose a grouping version" in answer.text
+    assert snapshot(stack) == before
+
+
+def test_a_member_reads_the_grouping_rules(stack: Stack) -> None:
+    add_user(stack, "admin@example.com", admin=True)
+    with stack.services.engine.begin() as connection:
+        connection.execute(update(projects).values(stacktrace_rules="function:std::* -group"))
+    page = member(stack).get(SETTINGS).text
+    assert '<pre class="rules stacktrace_rules">function:std::* -group</pre>' in page

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from stackwatch.server.api.params import MAX_ID
 
@@ -69,7 +69,7 @@ class ProjectUpdate(BaseModel):
     retention_days: int | None = None
     max_events: int | None = None
     # Grouping applies to events digested after the change; a new version starts a transition (docs/grouping.md).
-    grouping_version: int | None = None
+    grouping_version: StrictInt | None = None
     stacktrace_rules: str | None = None
     fingerprint_rules: str | None = None
 
