@@ -199,3 +199,14 @@ def test_rules_are_kept_as_written_and_shown(stack: Stack) -> None:
     assert shown["stacktrace_rules"] == rules
     assert shown["fingerprint_rules"] == "error.type:DatabaseUnavailable -> database-down"
     assert patch(stack, stacktrace_rules="").json()["stacktrace_rules"] == ""
+
+
+def test_a_fingerprint_rule_with_the_default_hash_splits_events_off_during_the_move_too(stack: Stack) -> None:
+    on_version_1(stack)
+    now = time.time()
+    [chrome] = send_all(stack, [browser_error("chrome", now - 60)])
+    answer = patch(stack, grouping_version=2, fingerprint_rules="error.type:TypeError -> {{ default }} frontend")
+    assert answer.status_code == 200, answer.text
+    [ruled] = send_all(stack, [browser_error("chrome", now - 50)])
+    assert ruled != chrome
+    assert send_all(stack, [browser_error("safari", now - 40)]) == [ruled]

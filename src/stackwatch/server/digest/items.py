@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from stackwatch.scrub import ScrubOptions, scrub_text
-from stackwatch.server.digest.grouping import CURRENT, grouping_hash, is_explicit
+from stackwatch.server.digest.grouping import CURRENT, grouping_hash, is_explicit, mark_in_app
 from stackwatch.server.digest.grouping.rules import EMPTY, ProjectRules
 from stackwatch.server.digest.normalize import EventContext, NormalizedEvent, as_dict, normalize_event, parse_timestamp
 from stackwatch.server.digest.summary import Summary, summarize
@@ -175,6 +175,7 @@ def event_record(payload: dict[str, Any], context: EventContext, grouping: Group
     previous = None
     if grouping.previous is not None and not is_explicit(event, grouping.rules):
         previous = grouping_hash(event, grouping.previous, grouping.rules)
+    mark_in_app(event, grouping.rules)
     return EventRecord(event, primary, grouping.version, summarize(event), previous if previous != primary else None)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from stackwatch.server.digest.normalize import NormalizedEvent, as_dict
 
-__all__ = ["CULPRIT_STYLES", "Summary", "culprit", "is_in_app", "stored_title", "summarize"]
+__all__ = ["CULPRIT_STYLES", "Summary", "culprit", "stored_title", "summarize"]
 
 TITLE_LIMIT = 200
 CULPRIT_LIMIT = 500
@@ -52,11 +52,6 @@ def _word(value: Any) -> str:
     return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else ""
 
 
-def is_in_app(frame: dict[str, Any], platform: str) -> bool:
-    """Whether a frame is the application's own code: what the SDK said, for now."""
-    return frame.get("in_app") is True
-
-
 def frame_culprit(frame: dict[str, Any], platform: str) -> str:
     """A frame as a culprit, in its platform's style; empty when it names no place (no module nor file)."""
     platform = _word(frame.get("platform")) or platform
@@ -68,16 +63,16 @@ def frame_culprit(frame: dict[str, Any], platform: str) -> str:
 
 
 def stack_culprit(frames: list[dict[str, Any]], platform: str) -> str:
-    """The innermost in-app frame that names a place, else the innermost frame (Sentry's choice)."""
-    fallback: str | None = None
-    for frame in reversed(frames):
-        if is_in_app(frame, platform):
-            found = frame_culprit(frame, platform)
-            if found:
-                return found
-        elif fallback is None:
-            fallback = frame_culprit(frame, platform)
-    return fallback or ""
+    """The innermost in-app frame that names a place; else the innermost frame not known to be outside the app
+    (nobody said, and no rule guessed it out: a dependency's frames are no culprit); else the innermost frame."""
+    for wanted in (True, None):
+        for frame in reversed(frames):
+            flag = frame.get("in_app")
+            if (flag is True) if wanted else not isinstance(flag, bool):
+                found = frame_culprit(frame, platform)
+                if found:
+                    return found
+    return next(filter(None, (frame_culprit(frame, platform) for frame in reversed(frames))), "")
 
 
 def _frames(stacktrace: Any) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ __all__ = [
     "grouping_hash",
     "in_app",
     "is_explicit",
+    "mark_in_app",
     "moving_from",
 ]
 
@@ -46,10 +47,28 @@ def grouping_hash(event: NormalizedEvent, version: int = CURRENT, rules: Project
 
 
 def is_explicit(event: NormalizedEvent, rules: ProjectRules = EMPTY) -> bool:
-    """Whether a fingerprint (the SDK's, or a project fingerprint rule's) decided the hash without ``{{ default }}``.
+    """Whether the event's grouping was decided on purpose: by a project fingerprint rule that matches it (with
+    ``{{ default }}`` or without), or by an SDK fingerprint without ``{{ default }}``.
 
-    Such a hash says what the issue is on purpose: the digest does not look for the event's issue by an older
-    version's hash (a new fingerprint rule must be able to split an issue off).
+    The digest then does not look for the event's issue by an older version's hash: that version knows no project
+    rules, and its hash would pull the event back into the issue a new rule is there to split it from. An SDK
+    fingerprint without ``{{ default }}`` hashes the same in every version, so there is nothing to look for.
     """
     fingerprint = effective_fingerprint(event, rules)
-    return bool(fingerprint) and not any(is_default_marker(part.strip()) for part in fingerprint or [])
+    if fingerprint is None:
+        return False
+    from_rule = fingerprint is not event.fingerprint
+    return from_rule or not any(is_default_marker(part.strip()) for part in fingerprint)
+
+
+def mark_in_app(event: NormalizedEvent, rules: ProjectRules = EMPTY) -> None:
+    """Write into the event's frames whether each is the application's code, as version 2 decides it (the SDK's
+    flag, the built-in guesses where it said nothing, then the project's ``+app``/``-app`` rules), so that the
+    culprit and the event page see what grouping saw. After hashing: version 1 reads the SDK's own flags.
+    """
+    for exception in event.exceptions:
+        stacktrace = exception.get("stacktrace")
+        for frame in stacktrace["frames"] if isinstance(stacktrace, dict) else []:
+            flag = in_app(frame, event.platform, rules)
+            if flag is not None and frame.get("in_app") is not flag:
+                frame["in_app"] = flag
