@@ -319,13 +319,24 @@ def test_an_sdk_fingerprint_wins_over_rules_unless_it_is_only_default() -> None:
     assert effective_fingerprint(normalized(failure(fingerprint=["{{ default }}"])), EMPTY) == ["{{ default }}"]
 
 
-def test_is_explicit_counts_a_deciding_fingerprint_rule() -> None:
+def test_is_explicit_counts_every_matching_fingerprint_rule() -> None:
     project = rules(
         fingerprint="error.type:DatabaseUnavailable -> database-down\nerror.type:Timeout* -> {{ default }} t"
     )
     assert is_explicit(normalized(failure()), project)
     assert not is_explicit(normalized(failure()))
-    assert not is_explicit(normalized(failure("TimeoutError")), project)  # a rule with {{ default }}
+    assert is_explicit(normalized(failure("TimeoutError")), project)  # a rule with {{ default }} decides too
     assert not is_explicit(normalized(failure("KeyError")), project)  # no rule matches
     assert is_explicit(normalized(failure(fingerprint=["payments"])), EMPTY)
     assert not is_explicit(normalized(failure(fingerprint=["{{ default }}", "acme"])), project)
+
+
+def test_quoted_values_may_hold_a_hash_sign_and_an_arrow() -> None:
+    stack = rules(stack='function:"Parser::operator->" -group  # C++\npath:"**/c#/**" -app')
+    assert [m.value for rule in stack.stack_rules for m in rule.matchers] == ["Parser::operator->", "**/c#/**"]
+    prints = rules(fingerprint='error.value:"a -> b" -> arrow\nmessage:"#1 fails" -> "issue #1" again # note')
+    first, second = prints.fingerprint_rules
+    assert [m.value for m in first.event_matchers] == ["a -> b"] and first.parts == ("arrow",)
+    assert [m.value for m in second.event_matchers] == ["#1 fails"] and second.parts == ("issue #1", "again")
+    with pytest.raises(RuleError, match="belongs in fingerprint rules"):
+        rules(stack="function:x -> y")

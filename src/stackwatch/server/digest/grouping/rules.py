@@ -35,6 +35,7 @@ _TOKEN = re.compile(
     |(?P<comment>\#.*)
     |(?P<matcher>(?P<negated>!)?(?P<key>[A-Za-z_][\w.-]*):(?P<value>"(?:[^"\\]|\\.)*"?|[^\s"]*))
     |(?P<action>[+-][A-Za-z]+)
+    |(?P<arrow>->)
     |(?P<other>\S+)""",
     re.VERBOSE,
 )
@@ -148,8 +149,6 @@ def _unquote(value: str) -> str:
 
 def _matcher(kind: str, number: int, match: re.Match[str], known: Sequence[str]) -> Matcher:
     key, raw, negated = match["key"], match["value"], bool(match["negated"])
-    if raw.startswith('"') and (len(raw) < 2 or not raw.endswith('"') or raw.endswith('\\"')):
-        raise RuleError(kind, number, f"unclosed quote in {key}:")
     value = _unquote(raw)
     if key not in known and not (kind == "fingerprint" and key.startswith("tags.") and len(key) > 5):
         names = ", ".join(f"{name}:" for name in known) + (", tags.NAME:" if kind == "fingerprint" else "")
@@ -168,25 +167,34 @@ def _matcher(kind: str, number: int, match: re.Match[str], known: Sequence[str])
     return Matcher(key, value, negated, *_glob(value, key))
 
 
-def _tokens(kind: str, number: int, line: str) -> list[re.Match[str]]:
-    tokens = []
+def _tokens(kind: str, number: int, line: str) -> tuple[list[re.Match[str]], int | None]:
+    """The matchers and actions of a line up to its comment or its ``->`` (quoted values may hold either), and
+    where the text after the ``->`` starts (``None``: there is none)."""
+    tokens: list[re.Match[str]] = []
     for match in _TOKEN.finditer(line):
         if match["comment"]:
             break
+        if match["arrow"]:
+            return tokens, match.end()
+        value = match["value"] or ""
+        if value.startswith('"') and (len(value) < 2 or not value.endswith('"') or value.endswith('\\"')):
+            raise RuleError(kind, number, f"unclosed quote in {match['key']}:")
         if match["other"]:
             if match["other"].startswith('"'):
                 raise RuleError(kind, number, "unclosed quote")
+            if kind == "fingerprint" and not any(m["arrow"] for m in _TOKEN.finditer(line, match.start())):
+                raise RuleError(kind, number, "missing '->' between the matchers and the fingerprint")
             raise RuleError(kind, number, f"{match['other']!r} is neither a matcher (name:value) nor an action")
         if not match[0].isspace():
             tokens.append(match)
-    return tokens
+    return tokens, None
 
 
 def _stack_rule(number: int, line: str) -> StackRule | None:
     kind = "stack trace"
-    if "->" in line.split("#", 1)[0]:
+    tokens, fingerprint = _tokens(kind, number, line)
+    if fingerprint is not None:
         raise RuleError(kind, number, "'->' belongs in fingerprint rules; stack trace rules end in actions")
-    tokens = _tokens(kind, number, line)
     if not tokens:
         return None
     matchers, actions = [], []
@@ -211,7 +219,9 @@ def _stack_rule(number: int, line: str) -> StackRule | None:
 def _parts(number: int, text: str) -> tuple[str, ...]:
     kind = "fingerprint"
     parts = []
-    for match in _PART.finditer(text.split(" #", 1)[0]):
+    for match in _PART.finditer(text):
+        if match[0].startswith("#"):
+            break  # a comment (a quoted part may hold a #)
         if match["bad"]:
             problem = "unclosed quote" if match["bad"] == '"' else f"unbalanced {match['bad']!r}"
             raise RuleError(kind, number, problem)
@@ -228,12 +238,11 @@ def _parts(number: int, text: str) -> tuple[str, ...]:
 
 def _fingerprint_rule(number: int, line: str) -> FingerprintRule | None:
     kind = "fingerprint"
-    if not line.strip() or line.lstrip().startswith("#"):
-        return None
-    if "->" not in line:
+    tokens, right = _tokens(kind, number, line)
+    if not tokens and right is None:
+        return None  # empty, or a comment
+    if right is None:
         raise RuleError(kind, number, "missing '->' between the matchers and the fingerprint")
-    left, right = line.split("->", 1)
-    tokens = _tokens(kind, number, left)
     if not tokens:
         raise RuleError(kind, number, "nothing before '->': a rule needs at least one matcher")
     event: list[Matcher] = []
@@ -243,7 +252,7 @@ def _fingerprint_rule(number: int, line: str) -> FingerprintRule | None:
             raise RuleError(kind, number, f"{token['action']} is a stack trace rule action")
         matcher = _matcher(kind, number, token, (*EVENT_MATCHERS, *FRAME_MATCHERS))
         (frame if matcher.key in FRAME_MATCHERS else event).append(matcher)
-    return FingerprintRule(tuple(event), tuple(frame), _parts(number, right))
+    return FingerprintRule(tuple(event), tuple(frame), _parts(number, line[right:]))
 
 
 @lru_cache(maxsize=256)
