@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, insert, inspect, select, text
+from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, func, insert, inspect, select, text
 
 from stackwatch.server.storage import db, partitions
 from stackwatch.server.storage.schema import metadata, metadata_for, projects
@@ -249,3 +249,38 @@ def test_existing_projects_move_to_grouping_v2_keeping_their_issues_hashes(engin
         assert (version, previous) == (2, 1)
         assert before + 89 * 86_400 < until < time.time() + 91 * 86_400
     assert differences(engine) == []
+
+
+def test_team_workflow_tables_come_and_go_keeping_every_issue_and_its_rows(engine: Engine) -> None:
+    """0014 adds issues.assignee_id without rebuilding issues (on SQLite a rebuild would cascade to the tables
+    that refer to it), and its downgrade takes it away the same way."""
+    from alembic import command
+
+    from stackwatch.server.storage.schema import grouping_hashes, issue_tags, issues
+
+    upgrade(engine, "0013")
+    with engine.begin() as connection:
+        connection.execute(insert(projects).values(slug="p", name="P", collect_ips=True, created_at=1.0))
+        common = {"grouping_version": 2, "type": "E", "first_seen": 1.0, "last_seen": 1.0, "level": "error"}
+        connection.execute(insert(issues), [{"id": 1, "project_id": 1, "grouping_hash": "h", "title": "t", **common}])
+        connection.execute(insert(issue_tags).values(issue_id=1, key="level", value="error", count=1, last_seen=1.0))
+        connection.execute(
+            insert(grouping_hashes).values(project_id=1, hash="h", issue_id=1, version=2, first_seen=1.0)
+        )
+    upgrade(engine, "0014")
+
+    def kept() -> tuple[int, int, int]:
+        with engine.connect() as connection:
+            return tuple(  # type: ignore[return-value]
+                connection.execute(select(func.count()).select_from(table)).scalar_one()
+                for table in (issues, issue_tags, grouping_hashes)
+            )
+
+    assert kept() == (1, 1, 1)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.connect() as connection, connection.begin():
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0013")
+    assert kept() == (1, 1, 1)
+    assert "assignee_id" not in {column["name"] for column in inspect(engine).get_columns("issues")}

@@ -47,6 +47,8 @@ __all__ = [
     "events",
     "grouping_hashes",
     "inbox",
+    "issue_activity",
+    "issue_comments",
     "issue_hourly",
     "issue_impact",
     "issue_minutes",
@@ -59,6 +61,7 @@ __all__ = [
     "project_members",
     "projects",
     "quarantine",
+    "saved_searches",
     "session_counts",
     "users",
 ]
@@ -199,6 +202,9 @@ issues = Table(
     # pass (-) in their transactions, so a project's stored events are a sum over its issues, not a count of rows.
     Column("stored_events", BigInteger, nullable=False, server_default="0"),
     Column("stored_bytes", BigInteger, nullable=False, server_default="0"),
+    # Who is looking into it: a users.id, NULL for nobody. No foreign key: on SQLite adding one to an existing
+    # table means rebuilding it, and dropping the old ``issues`` would cascade to every table that refers to it.
+    Column("assignee_id", Integer, nullable=True, index=True),
     UniqueConstraint("project_id", "grouping_hash"),
     Index(None, "project_id", "status", "last_seen"),
     Index(None, "project_id", "last_seen"),
@@ -218,6 +224,51 @@ grouping_hashes = Table(
     Column("version", Integer, nullable=False),
     Column("first_seen", Double, nullable=False),  # receive time of the first event that brought it
     sqlite_with_rowid=False,  # as issue_tags
+)
+
+
+# What happened to an issue, oldest first: status changes, regressions, assignments, comments, merges. ``kind``
+# names it (docs/dashboard.md lists the kinds), ``data`` holds its details as JSON (the new status, the assignee's
+# email, the comment's id, the merged issues), ``user_id`` who did it (NULL: Stackwatch itself, or a user since
+# deleted; ``actor`` keeps the email or API token name it was done by).
+issue_activity = Table(
+    "issue_activity",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("issue_id", BigId, ForeignKey("issues.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    Column("actor", String(320), nullable=False),
+    Column("data", Text, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Index(None, "issue_id", "id"),
+)
+
+# Comments on an issue: Markdown as written (rendered safely when shown).
+issue_comments = Table(
+    "issue_comments",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("issue_id", BigId, ForeignKey("issues.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    Column("author", String(320), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("edited_at", Double, nullable=True),
+    Index(None, "issue_id", "id"),
+)
+
+# A user's saved issue searches, per project.
+saved_searches = Table(
+    "saved_searches",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("query", Text, nullable=False),
+    Column("created_at", Double, nullable=False),
+    UniqueConstraint("user_id", "project_id", "name"),
 )
 
 
