@@ -610,6 +610,24 @@ def test_a_channel_test_shows_sent_or_the_error(stack: Stack) -> None:
     assert "Last error" in client.get(SETTINGS).text
 
 
+def test_without_smtp_the_administrators_channel_shows_needs_smtp_and_a_test_counts_no_failure(stack: Stack) -> None:
+    client = admin(stack)
+    page = client.get(SETTINGS).text
+    assert '<span class="waiting">needs SMTP</span>' in page and "STACKWATCH_SMTP_HOST" in page
+    assert "unhealthy" not in page
+    channel = channel_ids(stack)["Administrators"]
+    tried = post(client, f"{SETTINGS}/channels/{channel}/test")
+    assert tried.status_code == 200 and "needs SMTP" in error_text(tried)
+    with stack.services.engine.connect() as connection:
+        shown = next(c for c in manage.list_channels(connection, 1, stack.settings) if c["id"] == channel)
+    assert shown["status"] == "needs_smtp" and shown["consecutive_failures"] == 0 and shown["last_error"] is None
+
+    with_smtp = dataclasses.replace(stack.settings, smtp_host="127.0.0.1")
+    with stack.services.engine.connect() as connection:
+        shown = next(c for c in manage.list_channels(connection, 1, with_smtp) if c["id"] == channel)
+    assert shown["status"] == "healthy" and shown["waiting"] is None
+
+
 def test_a_post_without_the_csrf_token_is_refused(stack: Stack) -> None:
     client = admin(stack)
     before = snapshot(stack)

@@ -37,7 +37,9 @@ def _project(settings: Settings, slug: str) -> Iterator[tuple[Connection, int]]:
             raise click.ClickException(str(exc)) from None
 
 
-def _health(healthy: bool, failures: int) -> str:
+def _health(status: str, healthy: bool, failures: int) -> str:
+    if status.startswith("needs_"):  # waiting for a server setting is no failure
+        return status.replace("_", " ").replace("smtp", "SMTP")
     state = "ok" if healthy else "UNHEALTHY"
     return f"{state} ({failures} failed in a row)" if failures else state
 
@@ -88,15 +90,16 @@ def alert_channel_list(project_slug: str, **flags: Any) -> None:
     """List a project's channels with their health (secrets are never shown)."""
     from stackwatch.server.alerts import manage
 
-    with _project(settings_from(**flags), project_slug) as (connection, project_id):
-        channels = manage.list_channels(connection, project_id)
+    settings = settings_from(**flags)  # the SMTP settings come from the environment, as the server's do
+    with _project(settings, project_slug) as (connection, project_id):
+        channels = manage.list_channels(connection, project_id, settings)
     rows = [
         (
             c["id"],
             c["name"],
             c["kind"],
             c["hourly_cap"],
-            _health(c["healthy"], c["consecutive_failures"]),
+            _health(c["status"], c["healthy"], c["consecutive_failures"]),
             c["last_error"],
             compact(c["config"]),
         )

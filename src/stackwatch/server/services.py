@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from stackwatch.server.alerts import channels
 from stackwatch.server.alerts.dispatcher import Dispatcher
 from stackwatch.server.config import Settings
 from stackwatch.server.digest.worker import Digester
@@ -58,6 +59,7 @@ def open_services(settings: Settings, *, migrate: bool = True) -> Services:
             max_future=settings.max_future_seconds,
         ),
         max_future=settings.max_future_seconds,
+        waiting_kinds=channels.waiting_kinds(settings),
     )
     dispatcher = Dispatcher(engine, settings)
     # A batch that wrote notifications wakes the dispatcher of this process at once.

@@ -9,6 +9,9 @@
   (4xx, refused recipient) is given up at once; after ``max_attempts`` the notification is given up too.
 * Each attempt updates its channel's health: consecutive failures, the last error; three failures in a row make
   a channel unhealthy, which the API shows.
+* A notification for a channel that waits for a server setting (e-mail without SMTP: ``channels.waiting_for``) is
+  not claimed: it stays pending, without an attempt or a failure, until a server with that setting runs. The digest
+  writes none while it waits (alerts/evaluate.py); these are only those queued before the setting went away.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ class Outcome:
     delivered: bool
     permanent: bool = False
     error: str | None = None
+    waiting: str | None = None  # what the channel waits for (``"smtp"``): nothing was attempted, nothing failed
 
 
 def channel_config(connection: Any, config_text: str) -> dict[str, Any]:
@@ -57,7 +61,11 @@ def channel_config(connection: Any, config_text: str) -> dict[str, Any]:
 
 
 def send_now(kind: str, config: dict[str, Any], notification: Notification, settings: Any) -> Outcome:
-    """One delivery attempt through a channel; never raises."""
+    """One delivery attempt through a channel; never raises. A channel that waits for a server setting is not
+    attempted: the outcome says what it waits for."""
+    waiting = channel_modules.waiting_for(kind, settings)
+    if waiting is not None:
+        return Outcome(False, True, channel_modules.WAITING_MESSAGES[waiting], waiting=waiting)
     try:
         channel_modules.get(kind).build(config, settings).send(notification)
     except ChannelError as error:
@@ -84,6 +92,7 @@ class Dispatcher:
         self._poll = poll_interval
         self._retry = retry_seconds
         self._max_attempts = max_attempts
+        self._waiting_kinds = channel_modules.waiting_kinds(settings) if settings is not None else frozenset()
         self._stop = threading.Event()
         self.wakeup = threading.Event()
         self._thread: threading.Thread | None = None
@@ -135,12 +144,16 @@ class Dispatcher:
 
     def _claim(self) -> list[Any]:
         moment = now()
+        conditions = [alert_outbox.c.status == "pending", alert_outbox.c.next_attempt_at <= moment]
+        if self._waiting_kinds:
+            waiting = select(alert_channels.c.id).where(alert_channels.c.kind.in_(self._waiting_kinds))
+            conditions.append(alert_outbox.c.channel_id.not_in(waiting))
         with self._engine.connect() as connection:
             connection = connection.execution_options(sqlite_write=True)
             with connection.begin():
                 due = connection.execute(
                     select(alert_outbox.c.id)
-                    .where(alert_outbox.c.status == "pending", alert_outbox.c.next_attempt_at <= moment)
+                    .where(*conditions)
                     .order_by(alert_outbox.c.id)
                     .limit(_BATCH)
                     .with_for_update(skip_locked=True)
@@ -181,6 +194,9 @@ class Dispatcher:
 
 
 def record_health(connection: Any, channel_id: int, outcome: Outcome, moment: float) -> None:
+    """Count a failure or a success on the channel; a channel that only waits for a setting has neither."""
+    if outcome.waiting is not None:
+        return
     channel = alert_channels.c
     if outcome.delivered:
         values: dict[str, Any] = {"consecutive_failures": 0, "last_success_at": moment}

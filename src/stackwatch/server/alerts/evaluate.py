@@ -6,11 +6,17 @@ exactly when the events that caused it are stored, whatever crashes in between. 
 Throttling: a rule notifies about an issue at most once per cooldown. Matching events inside the cooldown are
 counted (``alert_throttle.held_back``) and reported by the next notification ("and 37 more events"); a channel
 that reached its hourly cap counts what it missed the same way (``alert_channels.held_back``).
+
+A channel that waits for a server setting (an e-mail channel without SMTP: ``channels.waiting_for``) gets nothing:
+its notifications are dropped, with one info line per process, rather than kept. SMTP is set when the server starts,
+so what would be kept would arrive all at once on the first start with SMTP, as a burst about issues long seen on
+the dashboard, and an outbox that only grows meanwhile; the issues themselves are all there.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -33,6 +39,9 @@ from stackwatch.server.storage.schema import (
 from stackwatch.server.storage.upsert import insert_ignore
 
 __all__ = ["evaluate_batch", "matches"]
+
+log = logging.getLogger("stackwatch.alerts")
+_TOLD: set[str] = set()  # the waiting kinds already reported by this process
 
 Stored = Sequence[tuple[int, NormalizedEvent]]
 
@@ -67,8 +76,10 @@ def evaluate_batch(
     *,
     now: float,
     base_url: str,
+    waiting_kinds: frozenset[str] = frozenset(),
 ) -> int:
-    """Write the notifications this batch triggers to the outbox; returns how many."""
+    """Write the notifications this batch triggers to the outbox; returns how many. Channels of ``waiting_kinds``
+    (they cannot send under the server's settings) get none."""
     if not stored:
         return 0
     rules = load_rules(connection, {event.project_id for _, event in stored})
@@ -98,7 +109,8 @@ def evaluate_batch(
         fired = _trigger(connection, rule, issue_id, matched, new, regressed, now)
         if fired is not None:
             reason, count, latest = fired
-            written += _throttled_notify(connection, rule, issue_id, reason, count, latest, now, base_url)
+            channels = _sending_channels(connection, rule, waiting_kinds)
+            written += _throttled_notify(connection, rule, channels, issue_id, reason, count, latest, now, base_url)
     if held:
         statement = (
             update(alert_throttle)
@@ -183,9 +195,28 @@ def _trigger(
     return None
 
 
+def _sending_channels(connection: Connection, rule: Rule, waiting_kinds: frozenset[str]) -> tuple[int, ...]:
+    """The rule's channels that can send; those of a waiting kind are left out, said once per process and kind."""
+    if not waiting_kinds:
+        return rule.channel_ids
+    query = select(alert_channels.c.id, alert_channels.c.kind).where(alert_channels.c.id.in_(rule.channel_ids))
+    kinds: dict[int, str] = {channel_id: kind for channel_id, kind in connection.execute(query)}
+    waiting = {kinds[c] for c in rule.channel_ids if kinds.get(c) in waiting_kinds}
+    for kind in sorted(waiting - _TOLD):
+        _TOLD.add(kind)
+        log.info(
+            "%s alerts are not sent: %s channels wait until the server is configured for them "
+            "(e-mail: STACKWATCH_SMTP_HOST); their notifications are dropped meanwhile, the issues are all kept",
+            kind,
+            kind,
+        )
+    return tuple(c for c in rule.channel_ids if kinds.get(c) not in waiting_kinds)
+
+
 def _throttled_notify(
     connection: Connection,
     rule: Rule,
+    channel_ids: tuple[int, ...],
     issue_id: int,
     reason: str,
     count: int,
@@ -210,7 +241,7 @@ def _throttled_notify(
     issue = connection.execute(select(issues).where(issues.c.id == issue_id)).one()
     slug = connection.execute(select(projects.c.slug).where(projects.c.id == rule.project_id)).scalar_one()
     written = 0
-    for channel_id in rule.channel_ids:
+    for channel_id in channel_ids:
         channel_backlog = _room_on_channel(connection, channel_id, now)
         if channel_backlog is None:  # over the hourly cap: this event and those it stands for wait for the next
             connection.execute(

@@ -79,8 +79,10 @@ def create_channel(
     )
 
 
-def public_channel(row: Any) -> dict[str, Any]:
-    """A channel as the API shows it: configuration without secrets, and its health."""
+def public_channel(row: Any, settings: Any = None) -> dict[str, Any]:
+    """A channel as the API shows it: configuration without secrets, and its health. ``status`` is ``healthy``,
+    ``unhealthy`` (three failures in a row) or, under ``settings`` that leave it unable to send, what it waits
+    for (``needs_smtp``), which is no failure: ``waiting`` then says how to end it."""
     config = json.loads(row.config)
     try:
         shown = channel_modules.get(row.kind).public(config)
@@ -88,13 +90,17 @@ def public_channel(row: Any) -> dict[str, Any]:
         shown = {}
     if config.get("admins"):
         shown["admins"] = True
+    healthy = row.consecutive_failures < UNHEALTHY_AFTER
+    waiting = channel_modules.waiting_for(row.kind, settings)
     return {
         "id": row.id,
         "name": row.name,
         "kind": row.kind,
         "config": shown,
         "hourly_cap": row.hourly_cap,
-        "healthy": row.consecutive_failures < UNHEALTHY_AFTER,
+        "healthy": healthy,
+        "status": f"needs_{waiting}" if waiting else "healthy" if healthy else "unhealthy",
+        "waiting": channel_modules.WAITING_MESSAGES.get(waiting) if waiting else None,
         "consecutive_failures": row.consecutive_failures,
         "last_error": row.last_error,
         "last_failure_at": row.last_failure_at,
@@ -102,9 +108,10 @@ def public_channel(row: Any) -> dict[str, Any]:
     }
 
 
-def list_channels(connection: Connection, project_id: int) -> list[dict[str, Any]]:
+def list_channels(connection: Connection, project_id: int, settings: Any = None) -> list[dict[str, Any]]:
+    """The project's channels as ``public_channel`` shows them (under ``settings``, with what they wait for)."""
     query = select(alert_channels).where(alert_channels.c.project_id == project_id).order_by(alert_channels.c.id)
-    return [public_channel(row) for row in connection.execute(query)]
+    return [public_channel(row, settings) for row in connection.execute(query)]
 
 
 def delete_channel(connection: Connection, project_id: int, channel_id: int) -> bool:

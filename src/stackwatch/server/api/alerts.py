@@ -132,7 +132,7 @@ def add_alert_routes(
     @router.get("/projects/{slug}/alert-channels", response_model=list[AlertChannel])
     def list_channels(slug: str) -> list[dict[str, Any]]:
         with engine.connect() as connection:
-            return [_shown(c) for c in manage.list_channels(connection, _project_id(connection, slug))]
+            return [_shown(c) for c in manage.list_channels(connection, _project_id(connection, slug), settings)]
 
     @router.post("/projects/{slug}/alert-channels", response_model=AlertChannel, status_code=201)
     def create_channel(slug: str, body: AlertChannelCreate) -> dict[str, Any]:
@@ -142,7 +142,7 @@ def add_alert_routes(
             channel_id = manage.create_channel(
                 connection, project_id, name=body.name, kind=body.kind, config=body.config, settings=settings, **options
             )
-            return _shown(manage.public_channel(_channel_row(connection, project_id, channel_id)))
+            return _shown(manage.public_channel(_channel_row(connection, project_id, channel_id), settings))
 
     @router.delete("/projects/{slug}/alert-channels/{channel_id}", status_code=204)
     def delete_channel(slug: str, channel_id: ChannelId) -> Response:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
@@ -195,6 +195,8 @@ class AlertChannel(BaseModel):
     config: dict[str, Any]
     hourly_cap: int
     healthy: bool
+    status: Literal["healthy", "unhealthy", "needs_smtp"]
+    waiting: str | None = None
     consecutive_failures: int
     last_error: str | None
     last_failure_at: str | None

@@ -117,8 +117,12 @@ class Digester:
         dictionaries: bool = True,
         dictionary_policy: DictionaryPolicy | None = None,
         max_future: float = MAX_FUTURE,
+        waiting_kinds: frozenset[str] = frozenset(),
     ):
         self.retention = retention
+        # Alert channel kinds that cannot send under the server's settings (e-mail without SMTP): the rules write
+        # nothing for them (alerts/evaluate.py).
+        self.waiting_kinds = waiting_kinds
         # Event timestamps further ahead than this, or older than the retention window (30 days without
         # retention), are replaced by the receive time (digest/timestamps.py).
         self._max_future = max_future
@@ -177,6 +181,7 @@ class Digester:
                     result.regressions,
                     now=time.time(),
                     base_url=self._base_url,
+                    waiting_kinds=self.waiting_kinds,
                 )
                 _count(connection, result, batch.invalid_items)
                 self._inbox.done(connection, rows)

@@ -301,7 +301,7 @@ def _settings_page(
     context = web(request)
     typed = typed or {}
     with context.engine.connect() as connection:
-        channels = manage.list_channels(connection, project.id)
+        channels = manage.list_channels(connection, project.id, context.settings)
         names = {channel["id"]: channel["name"] for channel in channels}
         values = {
             "user": user,
@@ -479,7 +479,7 @@ def _rule_page(
         "project": project,
         "rule": rule,
         "kept_filters": {key: value for key, value in rule["filters"].items() if key not in FORM_FILTERS},
-        "channels": manage.list_channels(connection, project.id),
+        "channels": manage.list_channels(connection, project.id, web(request).settings),
         "triggers": ALERT_TRIGGERS,
         "impact_kinds": list(IMPACT_KINDS),
         "levels": LEVELS,

@@ -23,7 +23,17 @@ from stackwatch.server.alerts.message import Notification
 from stackwatch.server.alerts.render import facts, held_back_line, one_line, subject, text_body
 from stackwatch.server.config import Settings
 
-__all__ = ["KIND", "MAX_RECIPIENTS", "EmailChannel", "build", "compose", "html_body", "public", "validate"]
+__all__ = [
+    "KIND",
+    "MAX_RECIPIENTS",
+    "EmailChannel",
+    "build",
+    "compose",
+    "html_body",
+    "public",
+    "validate",
+    "waiting_for",
+]
 
 KIND = "email"
 MAX_RECIPIENTS = 50
@@ -191,6 +201,12 @@ class EmailChannel:
             raise _failure(exc) from None
         if refused:  # some recipients got it: a retry would send them a second copy, so this counts as delivered
             log.warning("SMTP refused some recipients of %s: %s", notification.idempotency_key, sorted(refused))
+
+
+def waiting_for(settings: Settings) -> str | None:
+    """``"smtp"`` while the server has no SMTP server to send through (``STACKWATCH_SMTP_HOST`` unset): an e-mail
+    channel then waits instead of failing, as on a fresh install whose default channel mails the administrators."""
+    return None if settings.smtp_host else "smtp"
 
 
 def build(config: dict[str, Any], settings: Settings) -> EmailChannel:
