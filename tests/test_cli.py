@@ -246,9 +246,13 @@ def test_user_set_password_ends_sessions(cli: tuple[CliRunner, list[str], Path],
         assert login_session(client, "ops@example.com", "second password") == 303
     assert not (data_dir / accounts.ADMIN_PASSWORD_FILE).exists()  # it no longer held the password
 
+    # Written by an earlier version: "email password" (this one writes the password alone, of the first admin).
     (data_dir / accounts.ADMIN_PASSWORD_FILE).write_text("admin@stackwatch.local generated\n")
     run(runner, ["user", "set-password", "ops@example.com", "--password-stdin", *options], "third password\n")
     assert (data_dir / accounts.ADMIN_PASSWORD_FILE).exists()  # another account's password: still true
+    (data_dir / accounts.ADMIN_PASSWORD_FILE).write_text("generated\n")  # the first administrator's
+    run(runner, ["user", "set-password", "ops@example.com", "--password-stdin", *options], "fourth password\n")
+    assert (data_dir / accounts.ADMIN_PASSWORD_FILE).exists()
     short = runner.invoke(main, ["user", "set-password", "ops@example.com", "--password-stdin", *options], "short\n")
     assert short.exit_code == 1 and "8 characters" in short.output
     unknown = runner.invoke(

@@ -1,15 +1,19 @@
 """The first run is calm: a server without SMTP lets the default e-mail channel wait ("needs SMTP") instead of
-failing it, and the same channel mails as soon as a server with SMTP settings runs."""
+failing it, and the same channel mails as soon as a server with SMTP settings runs; the first administrator's
+password file holds the password alone."""
 
 from __future__ import annotations
 
+import stat
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 from sqlalchemy import select
 
 from stackwatch.server.services import Services
+from stackwatch.server.storage import accounts
 from stackwatch.server.storage.schema import alert_channels, alert_outbox
 from tests import support
 from tests.alert_support import RecordingHandler, smtp_server
@@ -88,3 +92,19 @@ def test_the_same_channel_mails_once_smtp_is_configured(services: Services, star
     with services.engine.connect() as connection:
         failures = connection.execute(select(alert_channels.c.consecutive_failures)).scalars()
         assert set(failures) == {0}
+
+
+def test_the_admin_password_file_holds_the_password_alone_and_old_files_are_still_read(tmp_path: Path) -> None:
+    path = accounts.write_admin_password(tmp_path, "Gen3rated-pass_word")
+    assert path.read_text(encoding="utf-8") == "Gen3rated-pass_word\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert accounts.read_admin_password(tmp_path) == ("admin@stackwatch.local", "Gen3rated-pass_word")
+    path.write_text("Ops@Example.com older-format\n", encoding="utf-8")  # what earlier versions wrote
+    assert accounts.read_admin_password(tmp_path) == ("ops@example.com", "older-format")
+    accounts.forget_admin_password(tmp_path, "admin@stackwatch.local")  # not this account's: kept
+    assert path.exists()
+    accounts.forget_admin_password(tmp_path, "ops@example.com")
+    assert not path.exists() and accounts.read_admin_password(tmp_path) is None
+    accounts.write_admin_password(tmp_path, "second-generated")
+    accounts.forget_admin_password(tmp_path, "ADMIN@stackwatch.local")
+    assert not path.exists()

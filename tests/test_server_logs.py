@@ -115,13 +115,16 @@ def test_the_first_password_is_printed_on_the_first_start_only(start_server: Ser
     first = start_server()
     first.stop()
     password_file = first.data_dir / "admin-password"
-    email, password = password_file.read_text(encoding="utf-8").split()
-    assert f"Login:      {email} / {password}" in log_of(first)
+    password = password_file.read_text(encoding="utf-8")
+    assert password.endswith("\n") and password.strip() and " " not in password  # the password alone, to paste
+    password = password.strip()
+    assert f"Login:      admin@stackwatch.local / {password}   " in log_of(first)
+    assert f"(the password of admin@stackwatch.local is kept in {password_file} until you change it)" in log_of(first)
     second = start_server()
     second.stop()
     text = log_of(second)
     assert password not in text
-    assert f"the first administrator's password is in {password_file}" in text
+    assert f"Login:      admin@stackwatch.local, whose password is in {password_file}" in text
     password_file.unlink()
     third = start_server()
     third.stop()

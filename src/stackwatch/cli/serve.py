@@ -129,13 +129,14 @@ def _login_line(settings: Settings, first: accounts.FirstStart) -> str:
     terminal's scroll-back, in a service manager's journal) say where it is kept."""
     password_file = settings.data_dir / accounts.ADMIN_PASSWORD_FILE
     if first.admin_password is not None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(f"{first.admin_email} {first.admin_password}\n")
-        return f"{first.admin_email} / {first.admin_password}   (kept in {password_file} until you change it)"
-    if password_file.exists():
-        return f"the first administrator's password is in {password_file} (removed when that password is changed)"
+        accounts.write_admin_password(settings.data_dir, first.admin_password)
+        return (
+            f"{first.admin_email} / {first.admin_password}   "
+            f"(the password of {first.admin_email} is kept in {password_file} until you change it)"
+        )
+    kept = accounts.read_admin_password(settings.data_dir)
+    if kept is not None:
+        return f"{kept[0]}, whose password is in {password_file} (removed when that password is changed)"
     return "your administrator account (add one with: stackwatch user create EMAIL --admin)"
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import os
 import re
 import secrets
 from collections.abc import Iterable
@@ -24,6 +26,7 @@ from stackwatch.server.storage.schema import TOKEN_SCOPES, api_tokens, project_k
 
 __all__ = [
     "ADMIN_PASSWORD_FILE",
+    "FIRST_ADMIN_EMAIL",
     "GROUPING_SETTINGS",
     "MIN_PASSWORD_LENGTH",
     "PROJECT_SETTINGS",
@@ -44,6 +47,7 @@ __all__ = [
     "hash_password",
     "list_tokens",
     "project_dsn",
+    "read_admin_password",
     "remove_member",
     "revoke_token",
     "set_password",
@@ -51,6 +55,7 @@ __all__ = [
     "update_grouping",
     "update_project",
     "verify_password",
+    "write_admin_password",
 ]
 
 _HASHER = PasswordHasher()
@@ -58,6 +63,7 @@ TOKEN_PREFIX = "swt_"
 MIN_PASSWORD_LENGTH = 8
 # Written at first start, in the data directory: the generated administrator's email and password.
 ADMIN_PASSWORD_FILE = "admin-password"
+FIRST_ADMIN_EMAIL = "admin@stackwatch.local"  # the administrator an empty database gets (``ensure_defaults``)
 
 
 class AccountError(ValueError):
@@ -281,14 +287,41 @@ def set_password(connection: Connection, user_id: int, password: str) -> int:
     return end_sessions(connection, user_id)
 
 
+def write_admin_password(data_dir: Path, password: str) -> Path:
+    """Keep the first administrator's generated password in the data directory (0600): the password alone, so
+    that the line can be pasted as it is. It is ``FIRST_ADMIN_EMAIL``'s, the one account the first start makes."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / ADMIN_PASSWORD_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(f"{password}\n")
+    return path
+
+
+def read_admin_password(data_dir: Path) -> tuple[str, str] | None:
+    """(e-mail, password) from the first start's password file, ``None`` without one (or one we cannot read).
+
+    It holds the password alone, of ``FIRST_ADMIN_EMAIL``; files written by earlier versions hold "email password"
+    on one line, and are read as such (the e-mail has no space, nor has a generated password)."""
+    try:
+        text = (data_dir / ADMIN_PASSWORD_FILE).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not text:
+        return None
+    if " " not in text:
+        return FIRST_ADMIN_EMAIL, text
+    email, _, password = text.partition(" ")
+    return email.lower(), password.strip()
+
+
 def forget_admin_password(data_dir: Path, email: str) -> None:
     """Remove the first start's password file once that account's password has changed: it no longer holds it."""
-    path = data_dir / ADMIN_PASSWORD_FILE
-    try:
-        if path.read_text(encoding="utf-8").split(" ", 1)[0].strip().lower() == email.strip().lower():
-            path.unlink()
-    except OSError:  # no such file (the usual case), or one we cannot read: nothing to forget
-        pass
+    kept = read_admin_password(data_dir)
+    if kept is None or kept[0] != email.strip().lower():
+        return
+    with contextlib.suppress(OSError):  # gone meanwhile, or not ours to remove: nothing to forget
+        (data_dir / ADMIN_PASSWORD_FILE).unlink()
 
 
 def _member_ids(connection: Connection, slug: str, email: str) -> tuple[int, int]:
@@ -412,6 +445,6 @@ def ensure_defaults(connection: Connection) -> FirstStart:
         project = create_project(connection, "Default")
     email = password = None
     if connection.execute(select(func.count()).select_from(users)).scalar_one() == 0:
-        email, password = "admin@stackwatch.local", secrets.token_urlsafe(12)
+        email, password = FIRST_ADMIN_EMAIL, secrets.token_urlsafe(12)
         create_user(connection, email, password, admin=True)
     return FirstStart(project, email, password)
