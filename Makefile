@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SDK := clients/python
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(SDK)/pyproject.toml $(SDK)/setup.py | cksum | cut -d' ' -f1)
+SUM := $(shell cat pyproject.toml $(SDK)/pyproject.toml $(SDK)/setup.py | cksum | cut -d' ' -f1)
+RUN_STAMP := $(VENV)/.installed-run-$(SUM)
+STAMP := $(VENV)/.installed-test-$(SUM)
 NODE_STAMP := tests/node/node_modules/.installed
 JS := clients/js
 JS_STAMP := $(JS)/node_modules/.installed
@@ -13,12 +15,20 @@ VENDOR := src/stackwatch/server/web/static/vendor
 
 ## The server depends on stackwatch-sdk (stackwatch.sdk, stackwatch.scrub), which is built from $(SDK): both are
 ## installed editable in one step, so pip takes stackwatch-sdk from here and both import from src/.
+## `make run` needs only that ($(RUN_STAMP)); everything else also needs the test tools, the `test` extra
+## ($(STAMP)), which includes the run installation.
+$(RUN_STAMP): pyproject.toml $(SDK)/pyproject.toml $(SDK)/setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ./$(SDK) -e .
+	rm -f $(VENV)/.installed-run-*
+	touch $(RUN_STAMP)
+
 $(STAMP): pyproject.toml $(SDK)/pyproject.toml $(SDK)/setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ./$(SDK) -e '.[test]'
 	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
+	touch $(STAMP) $(RUN_STAMP)
 
 ## The JavaScript client (clients/js): its dev dependencies (@sentry/node, TypeScript for the JSDoc check), and
 ## the live @sentry/node 10 and 11 its packed tarball is tested against (clients/js/test/compat).
@@ -34,7 +44,7 @@ $(NODE_STAMP): tests/node/package.json tests/node/package-lock.json
 
 ## Start Stackwatch on SQLite (./stackwatch-data) and print the dashboard URL, login and DSN; on a fresh data
 ## directory, a simulated MeshHook workload (stackwatch demo) fills the default project.
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/stackwatch serve --demo
 
 ## Lint, type-check and run the whole test suite: Python (SQLite and PostgreSQL), then the JavaScript client's.
