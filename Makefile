@@ -19,7 +19,8 @@ VENDOR := src/stackwatch/server/web/static/vendor
 ## ($(STAMP)), which includes the run installation.
 $(RUN_STAMP): pyproject.toml $(SDK)/pyproject.toml $(SDK)/setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ./$(SDK) -e .
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ./$(SDK) -e .
 	rm -f $(VENV)/.installed-run-*
 	touch $(RUN_STAMP)
 

@@ -205,9 +205,8 @@ def _sending_channels(connection: Connection, rule: Rule, waiting_kinds: frozens
     for kind in sorted(waiting - _TOLD):
         _TOLD.add(kind)
         log.info(
-            "%s alerts are not sent: %s channels wait until the server is configured for them "
-            "(e-mail: STACKWATCH_SMTP_HOST); their notifications are dropped meanwhile, the issues are all kept",
-            kind,
+            "alerts to %s channels are dropped until the server can send them (e-mail needs SMTP: "
+            "STACKWATCH_SMTP_HOST, then a restart); the issues themselves are all kept",
             kind,
         )
     return tuple(c for c in rule.channel_ids if kinds.get(c) not in waiting_kinds)
