@@ -66,7 +66,9 @@ def test_without_smtp_the_administrators_channel_waits_and_nothing_fails(
         assert list(connection.execute(select(alert_outbox.c.status))) == []
     log = server_log(server)
     assert "WARNING" not in log and "ERROR" not in log, log
-    assert log.count("alerts to email channels are dropped until the server can send them") == 1, log  # one info line, however many notifications
+    assert log.count("alerts to email channels are dropped until the server can send them") == 1, (
+        log
+    )  # one info line, however many notifications
 
 
 def test_the_same_channel_mails_once_smtp_is_configured(services: Services, start_server: ServerFactory) -> None:

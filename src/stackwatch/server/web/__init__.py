@@ -8,6 +8,7 @@ from starlette.staticfiles import StaticFiles
 
 from stackwatch.server.config import Settings
 from stackwatch.server.web.account import build_account_router
+from stackwatch.server.web.connect import build_connect_router
 from stackwatch.server.web.context import STATIC_DIR, Web
 from stackwatch.server.web.event_view import json_text
 from stackwatch.server.web.impact import build_impact_router
@@ -33,4 +34,5 @@ def mount(app: FastAPI, engine: Engine, settings: Settings) -> None:
     app.include_router(build_account_router())
     app.include_router(build_impact_router())
     app.include_router(build_trends_router())
+    app.include_router(build_connect_router())
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -137,6 +137,7 @@ def _list(request: Request, slug: str, *, rows_only: bool) -> Response:
         "issues": rows,
         "sparklines": sparklines,
         "rows_url": f"/projects/{quote(project.slug, safe='')}/issues/rows?{page_query}",
+        "connect_url": f"/projects/{quote(project.slug, safe='')}/connect",  # what the empty list points to
     }
     if rows_only:
         return context.page("_issue_rows.html", values)
