@@ -67,7 +67,8 @@ format: $(STAMP)
 
 ## Take the dashboard's screenshots in docs/screenshots again (the browser tests take them; needs Chromium).
 screenshots: $(STAMP)
-	STACKWATCH_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest tests/test_browser.py -k sqlite -q
+	STACKWATCH_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest tests/test_browser.py tests/test_browser_connect.py \
+		-k sqlite -q
 
 ## Throughput and latency benchmark (see bench/README.md).
 bench: $(STAMP)
