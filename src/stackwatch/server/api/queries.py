@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from fastapi import HTTPException
-from sqlalchemy import ColumnElement, Connection, and_, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, exists, or_, select, update
 
 from stackwatch.server.digest.summary import stored_title
+from stackwatch.server.search import Search, Searcher
+from stackwatch.server.search import conditions as search_conditions
 from stackwatch.server.storage.db import now
 from stackwatch.server.storage.payloads import PayloadUnreadable, read_payload
 from stackwatch.server.storage.schema import (
@@ -27,6 +29,7 @@ from stackwatch.server.storage.schema import (
     issue_tags,
     issues,
     projects,
+    users,
 )
 from stackwatch.server.storage.upsert import clean
 
@@ -40,6 +43,7 @@ __all__ = [
     "iso",
     "issue_by_id",
     "issue_page",
+    "searcher",
     "set_status",
     "tag_facets",
 ]
@@ -86,16 +90,30 @@ def _cursor_value(value: object) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class IssueFilters:
+    """What an issue list shows: the single-field filters of the API's parameters and the dashboard's menus, and a
+    parsed search (``server/search.py``) made by ``user_id`` (what ``assigned:me`` means; ``None``: nobody)."""
+
     status: str | None = None
     level: str | None = None
     environment: str | None = None
     release: str | None = None
     component: str | None = None
     workflow_id: str | None = None
-    query: str | None = None
+    search: Search = field(default_factory=Search)
+    user_id: int | None = None
 
 
-def _conditions(project_id: int, filters: IssueFilters) -> list[ColumnElement[bool]]:
+def searcher(connection: Connection, found: Search, user_id: int | None) -> Searcher:
+    """Who searches and the ids of the users the search names by email (a missing one: no such user)."""
+    emails = found.emails()
+    if not emails:
+        return Searcher(user_id)
+    rows = connection.execute(select(users.c.email, users.c.id).where(users.c.email.in_(sorted(emails)))).all()
+    return Searcher(user_id, {str(email): int(user) for email, user in rows})
+
+
+def _conditions(connection: Connection, project_id: int, filters: IssueFilters) -> list[ColumnElement[bool]]:
+    """The conditions of the filters and the search, ANDed; :class:`SearchError` for a user that does not exist."""
     conditions: list[ColumnElement[bool]] = [issues.c.project_id == project_id]
     if filters.status:
         conditions.append(issues.c.status == filters.status)
@@ -110,14 +128,8 @@ def _conditions(project_id: int, filters: IssueFilters) -> list[ColumnElement[bo
                     issue_tags.c.issue_id == issues.c.id, issue_tags.c.key == key, issue_tags.c.value == value
                 )
             )
-    if filters.query:
-        pattern = "%" + filters.query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        conditions.append(
-            or_(
-                func.lower(issues.c.title).like(pattern, escape="\\"),
-                func.lower(issues.c.culprit).like(pattern, escape="\\"),
-            )
-        )
+    if filters.search.terms:
+        conditions += search_conditions(filters.search, searcher(connection, filters.search, filters.user_id))
     return conditions
 
 
@@ -153,8 +165,10 @@ def issue_dict(row: Any) -> dict[str, Any]:
 def issue_page(
     connection: Connection, project_id: int, filters: IssueFilters, sort: str, cursor: str | None, limit: int
 ) -> dict[str, Any]:
+    """A page of the issues that match, in ``sort`` order; :class:`~stackwatch.server.search.SearchError` when
+    the search names a user that does not exist, or ``assigned:me`` and nobody searches."""
     column = SORT_COLUMNS[sort]
-    conditions = _conditions(project_id, filters)
+    conditions = _conditions(connection, project_id, filters)
     if cursor:
         value, last_id = _decode_cursor(cursor, 2)
         conditions.append(or_(column < value, and_(column == value, issues.c.id < last_id)))

@@ -23,9 +23,11 @@ from stackwatch.server.api.models import (
     ProjectUpdate,
 )
 from stackwatch.server.api.params import IssueId, event_project
+from stackwatch.server.api.saved_searches import add_saved_search_routes, token_user
 from stackwatch.server.config import Settings
 from stackwatch.server.digest.grouping import moving_from
 from stackwatch.server.retention import Limits, stored_totals
+from stackwatch.server.search import Search, SearchError, parse
 from stackwatch.server.storage import throttle
 from stackwatch.server.storage.accounts import (
     GROUPING_SETTINGS,
@@ -67,6 +69,14 @@ def _no_nul(request: Request) -> None:
         raise HTTPException(400, "NUL characters are not allowed in paths or parameters")
 
 
+def _search(query: str | None) -> Search:
+    """The parsed ``query``; 400 naming what is wrong and where."""
+    try:
+        return parse(query)
+    except SearchError as error:
+        raise HTTPException(400, f"invalid search: {error}") from None
+
+
 def _project_id(connection: Connection, slug: str) -> int | None:
     found = connection.execute(select(projects.c.id).where(projects.c.slug == slug)).scalar()
     return None if found is None else int(found)
@@ -98,6 +108,7 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
         if found.last_used_at is None or moment - found.last_used_at >= LAST_USED_STEP:
             with engine.connect() as connection, connection.execution_options(sqlite_write=True).begin():
                 touch_token(connection, found.id, moment)
+        request.state.token_user_id = found.user_id  # who searches (``assigned:me``) and owns saved searches
         return found.id
 
     defaults = Limits(settings.retention_days, settings.retention_max_events)
@@ -180,13 +191,14 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
     @router.get("/projects/{slug}/issues", response_model=IssuePage)
     def list_issues(
         slug: str,
+        request: Request,
         status: Status | None = None,
         level: str | None = None,
         environment: str | None = None,
         release: str | None = None,
         component: str | None = None,
         workflow_id: str | None = None,
-        query: str | None = None,
+        query: Annotated[str | None, Query(description="A search (docs/api.md#search)")] = None,
         sort: Sort = "last_seen",
         cursor: str | None = None,
         limit: Annotated[int, Query(ge=1, le=100)] = 25,
@@ -202,9 +214,13 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
                 release=release,
                 component=component,
                 workflow_id=workflow_id,
-                query=query,
+                search=_search(query),
+                user_id=token_user(request),
             )
-            return queries.issue_page(connection, project_id, filters, sort, cursor, limit)
+            try:
+                return queries.issue_page(connection, project_id, filters, sort, cursor, limit)
+            except SearchError as error:
+                raise HTTPException(400, f"invalid search: {error}") from None
 
     @router.get("/issues/{issue_id}", response_model=IssueDetail)
     def get_issue(issue_id: IssueId, hours: Annotated[int, Query(ge=1, le=24 * 90)] = 24) -> dict[str, Any]:
@@ -272,4 +288,5 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
 
     add_alert_routes(router, engine, settings, public_base)
     add_attachment_routes(router, engine)
+    add_saved_search_routes(router, engine)
     return router

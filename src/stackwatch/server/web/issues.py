@@ -1,4 +1,5 @@
-"""The issue list page, ``/projects/{slug}/issues``: filters, sort, pages and bulk status changes.
+"""The issue list page, ``/projects/{slug}/issues``: filters, the search box, sort, pages, bulk status changes
+and the user's saved searches.
 
 The list is read with the REST API's own query (``api.queries.issue_page``) and changed with its status change
 (``api.queries.set_status``), so the page and the API cannot disagree about what a filter or "resolved" means.
@@ -16,7 +17,9 @@ from sqlalchemy import Connection, case, func, select
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from stackwatch.server import saved_searches
 from stackwatch.server.api import queries
+from stackwatch.server.search import Search, SearchError, parse
 from stackwatch.server.storage.db import now
 from stackwatch.server.storage.schema import LEVELS, issues
 from stackwatch.server.web.access import ProjectRef, User, can_see_project, visible_project
@@ -62,9 +65,16 @@ class ListView:
             text={key: clean(params.get(key)) for key in TEXT_FILTERS if clean(params.get(key))},
         )
 
-    def filters(self) -> queries.IssueFilters:
-        status = None if self.status == "all" else self.status
-        return queries.IssueFilters(status=status, **self.text)
+    @property
+    def query(self) -> str:
+        return self.text.get("query", "")
+
+    def filters(self, found: Search, user_id: int) -> queries.IssueFilters:
+        """The filters of the menus and the parsed search box; a status named in the search (``is:resolved``)
+        wins over the Status menu, whose default would otherwise hide what was asked for."""
+        status = None if self.status == "all" or found.names_status() else self.status
+        menus = {key: value for key, value in self.text.items() if key != "query"}
+        return queries.IssueFilters(status=status, **menus, search=found, user_id=user_id)
 
     def query_string(self, **extra: str) -> str:
         params: dict[str, str | int] = {"status": self.status, **self.text, "sort": self.sort}
@@ -116,9 +126,23 @@ def project_for_page(request: Request, connection: Connection, slug: str) -> tup
     return user, project
 
 
-def _list(request: Request, slug: str, *, rows_only: bool) -> Response:
+def _read_page(
+    connection: Connection, project: ProjectRef, user: User, view: ListView, cursor: str | None
+) -> tuple[dict[str, Any], str]:
+    """The page of issues the view shows, and what is wrong with its search ("": nothing). A search that is not
+    valid shows no issues rather than all of them: a list that ignored a typo could be taken for its answer."""
+    try:
+        filters = view.filters(parse(view.query), user.id)
+        return queries.issue_page(connection, project.id, filters, view.sort, cursor, view.limit), ""
+    except SearchError as error:
+        return {"data": [], "next_cursor": None}, f"The search is not valid: {error}."
+
+
+def _list(
+    request: Request, slug: str, *, rows_only: bool, view: ListView | None = None, saved_error: str = ""
+) -> Response:
     context = web(request)
-    view = ListView.parse(request.query_params)
+    view = view or ListView.parse(request.query_params)
     cursor = clean(request.query_params.get("cursor")) or None
     with context.engine.connect() as connection:
         found = project_for_page(request, connection, slug)
@@ -126,12 +150,13 @@ def _list(request: Request, slug: str, *, rows_only: bool) -> Response:
             return found
         user, project = found
         try:
-            page = queries.issue_page(connection, project.id, view.filters(), view.sort, cursor, view.limit)
+            page, search_error = _read_page(connection, project, user, view, cursor)
         except HTTPException:
             return context.error(400, "Page not found", "The page link is not valid; start from the first page.")
         rows = [_row(issue) for issue in page["data"]]
         sparklines = issue_sparklines(connection, [row["id"] for row in rows], now())
         live_since = "" if rows_only else _version(connection, project.id)
+        saved = [] if rows_only else saved_searches.list_for(connection, user.id, project.id)
     page_query = view.query_string(**({"cursor": cursor} if cursor else {}))
     values: dict[str, Any] = {
         "issues": rows,
@@ -153,8 +178,12 @@ def _list(request: Request, slug: str, *, rows_only: bool) -> Response:
         "levels": LEVELS,
         "sorts": SORTS,
         "live_since": live_since,
+        "search_error": search_error,
+        "saved_searches": saved,
+        "saved_error": saved_error,
     }
-    return context.page("issues.html", values)
+    status_code = 400 if search_error or saved_error else 200
+    return context.page("issues.html", values, status_code=status_code)
 
 
 def build_issues_router() -> APIRouter:
@@ -211,4 +240,49 @@ def build_issues_router() -> APIRouter:
                 queries.set_status(connection, status, issues.c.project_id == project.id, issues.c.id.in_(ids))
         return RedirectResponse(_list_url(project, view), status_code=303)
 
+    @router.post("/projects/{slug}/issues/saved-searches")
+    def save_search(request: Request, slug: str) -> Response:
+        """Save the search of the list under a name; the list again, with the message, when it cannot be."""
+        context = web(request)
+        fields = form(request)
+        view = ListView.parse(dict(parse_qsl(fields.get("filters", ""))))
+        with context.engine.connect() as connection, connection.execution_options(sqlite_write=True).begin():
+            found = _poster(request, connection, slug, view)
+            if isinstance(found, Response):
+                return found
+            user, project = found
+            try:
+                saved_searches.create(connection, user.id, project.id, fields.get("name", ""), view.query)
+            except saved_searches.SavedSearchError as error:
+                problem = f"The search was not saved: {error}."
+            else:
+                return RedirectResponse(_list_url(project, view), status_code=303)
+        return _list(request, slug, rows_only=False, view=view, saved_error=problem)
+
+    @router.post("/projects/{slug}/issues/saved-searches/{search_id}/delete")
+    def delete_search(request: Request, slug: str, search_id: str) -> Response:
+        context = web(request)
+        view = ListView.parse(dict(parse_qsl(form(request).get("filters", ""))))
+        with context.engine.connect() as connection, connection.execution_options(sqlite_write=True).begin():
+            found = _poster(request, connection, slug, view)
+            if isinstance(found, Response):
+                return found
+            user, project = found
+            wanted = _issue_ids([search_id])  # a positive number, or nothing
+            if wanted:
+                saved_searches.delete_one(connection, user.id, project.id, wanted[0])
+        return RedirectResponse(_list_url(project, view), status_code=303)
+
     return router
+
+
+def _poster(request: Request, connection: Connection, slug: str, view: ListView) -> tuple[User, ProjectRef] | Response:
+    """The user posting a form of the list and their project; or the login (then back to the list), or a 404."""
+    user = current_user(request, connection)
+    if user is None:
+        target = f"/projects/{quote(slug, safe='')}/issues?{view.query_string()}"
+        return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
+    project = visible_project(connection, user, slug)
+    if project is None:
+        return _not_found(web(request))
+    return user, project
