@@ -261,7 +261,8 @@ def test_the_query_combines_with_the_other_parameters(stack: Stack, people: Peop
 BAD_QUERIES = [
     (
         "is:bogus",
-        "unknown is: value 'bogus'; use one of unresolved, resolved, ignored, assigned, unassigned, regressed (at position 4)",
+        "unknown is: value 'bogus'; use one of unresolved, resolved, ignored, assigned, unassigned, regressed"
+        " (at position 4)",
     ),
     ("level:error is:fixed", "unknown is: value 'fixed'"),
     ("level:critical", "unknown level 'critical'; use one of fatal, error, warning, info, debug (at position 7)"),
