@@ -139,7 +139,12 @@ def _read_page(
 
 
 def _list(
-    request: Request, slug: str, *, rows_only: bool, view: ListView | None = None, saved_error: str = ""
+    request: Request,
+    slug: str,
+    *,
+    rows_only: bool,
+    view: ListView | None = None,
+    saved_error: saved_searches.SavedSearchError | None = None,
 ) -> Response:
     context = web(request)
     view = view or ListView.parse(request.query_params)
@@ -180,9 +185,9 @@ def _list(
         "live_since": live_since,
         "search_error": search_error,
         "saved_searches": saved,
-        "saved_error": saved_error,
+        "saved_error": f"The search was not saved: {saved_error}." if saved_error else "",
     }
-    status_code = 400 if search_error or saved_error else 200
+    status_code = saved_error.status if saved_error else 400 if search_error else 200
     return context.page("issues.html", values, status_code=status_code)
 
 
@@ -254,7 +259,7 @@ def build_issues_router() -> APIRouter:
             try:
                 saved_searches.create(connection, user.id, project.id, fields.get("name", ""), view.query)
             except saved_searches.SavedSearchError as error:
-                problem = f"The search was not saved: {error}."
+                problem = error
             else:
                 return RedirectResponse(_list_url(project, view), status_code=303)
         return _list(request, slug, rows_only=False, view=view, saved_error=problem)
