@@ -18,6 +18,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from stackwatch.server import saved_searches
 from stackwatch.server.alerts import manage
 from stackwatch.server.services import Services
 from stackwatch.server.storage import accounts
@@ -31,6 +32,7 @@ pytestmark = pytest.mark.slow
 # a template expression, a javascript: URL.
 PAYLOAD = '"\'><script>window.__xss=1</script><img src=x onerror="window.__xss=2"><svg onload=alert(3)>{{7*7}}'
 URL = "javascript:alert(4)//" + PAYLOAD
+SAVED_VALUE = '"' + PAYLOAD.replace("\\", "\\\\").replace('"', '\\"') + '"'  # the payload, quoted for a search
 
 # What escaping must make impossible: elements with on* attributes, scripts other than the dashboard's own,
 # javascript: links, and the payload's own elements.
@@ -106,7 +108,8 @@ def _event(run_id: str) -> dict[str, Any]:
 
 @pytest.fixture
 def hostile(start_server: ServerFactory, services: Services) -> Iterator[tuple[ServerProcess, str]]:
-    """A server whose project, key, channel, rule, member and token names — and events — carry the payload."""
+    """A server whose project, key, channel, rule, member, token and saved search names and queries — and events —
+    carry the payload."""
     with services.engine.begin() as connection:
         accounts.create_user(connection, "ops@example.com", PASSWORD, admin=True)
         project = accounts.create_project(connection, PAYLOAD)
@@ -123,6 +126,9 @@ def hostile(start_server: ServerFactory, services: Services) -> Iterator[tuple[S
         accounts.add_member(connection, "python", "member@example.com")
         accounts.create_token(connection, PAYLOAD, user_id=user_id)
         accounts.create_token(connection, PAYLOAD, user_id=1)
+        for owner in (1, user_id):  # the payload as a saved search's name and query, as text and as a value
+            saved_searches.create(connection, owner, 1, PAYLOAD, PAYLOAD)
+            saved_searches.create(connection, owner, 1, PAYLOAD[::-1], f"release:{SAVED_VALUE} {PAYLOAD}")
     server = start_server()
     run_id = "run-" + uuid.uuid4().hex[:8]
     for _ in range(2):
@@ -208,7 +214,12 @@ def test_no_script_runs_on_any_page(tab: Tab, hostile: tuple[ServerProcess, str]
         _check(tab, path, shows_payload=shows)
     _check(tab, f"/issues/{issue_id}?event={query}", shows_payload=False, status=404)
     _check(tab, f"/projects/{query}/issues", shows_payload=False, status=404)
-    tab.console_errors = [error for error in tab.console_errors if "404" not in error]
+    # Searches that are refused, shown back in the box and in the message.
+    for refused in (f"release:{SAVED_VALUE} is:bogus", "level:" + PAYLOAD, PAYLOAD + ' "'):
+        _check(tab, f"/projects/python/issues?query={quote(refused, safe='')}", shows_payload=False, status=400)
+    saved = tab.page.locator(".saved-searches").inner_text()
+    assert saved.count("<script>window.__xss=1</script>") == 4, saved  # two names, two queries, as text
+    tab.console_errors = [error for error in tab.console_errors if "404" not in error and "400" not in error]
     tab.assert_clean()
 
     # The member's view of the same data, and the login page with a payload in ``next``.
