@@ -19,10 +19,12 @@ from urllib.parse import quote
 
 import httpx
 from fastapi.routing import iter_route_contexts
-from sqlalchemy import select
+from sqlalchemy import select, update
 from starlette.testclient import TestClient
 
+from stackwatch.server import saved_searches
 from stackwatch.server.storage.schema import alert_channels, alert_rules, api_tokens, events, project_keys
+from stackwatch.server.storage.schema import saved_searches as saved_searches_table
 from tests.conftest import PYTHON_KEY, Stack
 from tests.support import AUTH, event_envelope, message_event, send_ok
 from tests.test_web_auth import add_user, csrf_of, login
@@ -92,6 +94,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("POST", "/api/v1/projects/{slug}/alert-rules"): {"name": "rule", "trigger": "new_issue", "channels": []},
     ("PATCH", "/api/v1/projects/{slug}/alert-rules/{rule_id}"): {"name": "renamed"},
+    ("POST", "/api/v1/projects/{slug}/saved-searches"): {"name": "errors", "query": "level:error"},
 }
 # Streams that stay open while the issue or project exists: only their path parameters are tried (bad ones end
 # in a 404 at once); ``since`` is an opaque version string, compared and never parsed.
@@ -117,8 +120,11 @@ class Seeded:
 def _seed(stack: Stack, client: TestClient) -> Seeded:
     event_id = send_ok(stack, message_event("seed", tags={"run_id": "run-1"}))
     stack.digest()
-    add_user(stack, "admin@example.com", admin=True)
+    admin = add_user(stack, "admin@example.com", admin=True)
     assert login(client, "admin@example.com").status_code == 303
+    with stack.services.engine.begin() as connection:  # the API token is the admin's: saved searches need a user
+        connection.execute(update(api_tokens).values(user_id=admin))
+        saved_searches.create(connection, admin, 1, "seeded", "level:error")
     with stack.services.engine.connect() as connection:
         issue_id = connection.execute(select(events.c.issue_id).where(events.c.event_id == event_id)).scalar_one()
 
@@ -135,6 +141,7 @@ def _seed(stack: Stack, client: TestClient) -> Seeded:
             "rule_id": first(alert_rules.c.id),
             "key_id": first(project_keys.c.id),
             "token_id": first(api_tokens.c.id),
+            "search_id": first(saved_searches_table.c.id),
             "attachment_id": "1",  # none is stored: the download's checks still run before its 404
         }
     return Seeded(defaults)

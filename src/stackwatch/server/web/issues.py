@@ -273,9 +273,9 @@ def build_issues_router() -> APIRouter:
             if isinstance(found, Response):
                 return found
             user, project = found
-            wanted = _issue_ids([search_id])  # a positive number, or nothing
-            if wanted:
-                saved_searches.delete_one(connection, user.id, project.id, wanted[0])
+            wanted = _issue_ids([search_id])  # a positive number in ASCII digits, or nothing
+            if not wanted or not saved_searches.delete_one(connection, user.id, project.id, wanted[0]):
+                return context.error(404, "Not found", "You have no such saved search in this project.")
         return RedirectResponse(_list_url(project, view), status_code=303)
 
     return router
