@@ -45,7 +45,7 @@ TAG_FIELDS = {
     "step_id": "step_id",
     "tenant": "tenant",
 }
-# Fields held in issue_impact (kind), which counts distinct values of each issue.
+# Fields not in the tags: users (issue_impact, which counts them) and workflow runs (the events' run_id).
 IMPACT_FIELDS = {"user": "user", "run": "run", "run_id": "run"}
 # ``has:`` names these fields, or any tag key.
 HAS_FIELDS = {**{name: ("tag", key) for name, key in TAG_FIELDS.items()}, "assignee": ("assignee", "")}

@@ -231,13 +231,10 @@ def build_issues_router() -> APIRouter:
         status = ACTIONS.get(fields.get("action", ""))
         ids = _issue_ids(form_values(request, "issue_id"))
         with context.engine.connect() as connection, connection.execution_options(sqlite_write=True).begin():
-            user = current_user(request, connection)
-            if user is None:  # a session ended elsewhere: log in again, then back to the list
-                target = f"/projects/{quote(slug, safe='')}/issues?{view.query_string()}"
-                return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
-            project = visible_project(connection, user, slug)
-            if project is None:
-                return _not_found(context)
+            found = _poster(request, connection, slug, view)
+            if isinstance(found, Response):
+                return found
+            _, project = found
             if status is None:
                 return context.error(400, "Unknown action", "Choose Resolve, Ignore or Reopen.")
             if ids:
@@ -251,18 +248,16 @@ def build_issues_router() -> APIRouter:
         context = web(request)
         fields = form(request)
         view = ListView.parse(dict(parse_qsl(fields.get("filters", ""))))
-        with context.engine.connect() as connection, connection.execution_options(sqlite_write=True).begin():
-            found = _poster(request, connection, slug, view)
-            if isinstance(found, Response):
-                return found
-            user, project = found
-            try:
+        try:  # a refusal leaves the transaction by its exception: rolled back, also after a failed insert
+            with context.engine.connect() as connection, connection.execution_options(sqlite_write=True).begin():
+                found = _poster(request, connection, slug, view)
+                if isinstance(found, Response):
+                    return found
+                user, project = found
                 saved_searches.create(connection, user.id, project.id, fields.get("name", ""), view.query)
-            except saved_searches.SavedSearchError as error:
-                problem = error
-            else:
                 return RedirectResponse(_list_url(project, view), status_code=303)
-        return _list(request, slug, rows_only=False, view=view, saved_error=problem)
+        except saved_searches.SavedSearchError as error:
+            return _list(request, slug, rows_only=False, view=view, saved_error=error)
 
     @router.post("/projects/{slug}/issues/saved-searches/{search_id}/delete")
     def delete_search(request: Request, slug: str, search_id: str) -> Response:
@@ -282,7 +277,8 @@ def build_issues_router() -> APIRouter:
 
 
 def _poster(request: Request, connection: Connection, slug: str, view: ListView) -> tuple[User, ProjectRef] | Response:
-    """The user posting a form of the list and their project; or the login (then back to the list), or a 404."""
+    """The user posting a form of the list and their project; or the answer to give instead: the login page and
+    back to the list (a session ended elsewhere), or the same 404 for a missing and a hidden project."""
     user = current_user(request, connection)
     if user is None:
         target = f"/projects/{quote(slug, safe='')}/issues?{view.query_string()}"
