@@ -115,7 +115,11 @@ def _subjects(connection: Connection) -> dict[str, Any]:
     run_id = connection.execute(
         select(issue_impact.c.value).where(issue_impact.c.issue_id == largest, issue_impact.c.kind == "run").limit(1)
     ).scalar_one()
+    user = connection.execute(
+        select(issue_impact.c.value).where(issue_impact.c.issue_id == largest, issue_impact.c.kind == "user").limit(1)
+    ).scalar()
     return {
+        "user": user or "id:nobody",
         "largest": largest,
         "typical": typical,
         "older_event": older,
@@ -150,6 +154,17 @@ def _pages(client: TestClient, subjects: dict[str, Any]) -> list[Page]:
         ("query=timeout", {"query": "timeout"}),
         ("query=no-such-text", {"query": "no-such-text"}),
     ]
+    # The search syntax (docs/dashboard.md#search): common and rare values, negations, a user and a run.
+    searches = [
+        "is:unresolved level:error,fatal",
+        f'release:"{subjects["release"]}" component:orchestrator',
+        f"run:{subjects['run_id']}",
+        f"user:{subjects['user']}",
+        "-has:tenant -environment:production",
+        "is:regressed timeout",
+        "assigned:me",
+    ]
+    lists += [(f"search {search}", {"query": search}) for search in searches]
     pages = [Page("overview /", "/", {}, False)]
     pages += [Page(f"issues {name}", listing, params, True) for name, params in lists]
     cursor = _next_cursor(client, listing)
