@@ -198,7 +198,7 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
         release: str | None = None,
         component: str | None = None,
         workflow_id: str | None = None,
-        query: Annotated[str | None, Query(description="A search (docs/api.md#search)")] = None,
+        query: Annotated[str | None, Query(description="A search: is:unresolved level:error release:\"web@1.2\" … (docs/api.md#searching-issues)")] = None,
         sort: Sort = "last_seen",
         cursor: str | None = None,
         limit: Annotated[int, Query(ge=1, le=100)] = 25,
