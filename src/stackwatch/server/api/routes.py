@@ -49,6 +49,7 @@ Status = Literal["unresolved", "resolved", "ignored"]
 Sort = Literal["last_seen", "first_seen", "events", "users", "runs"]
 READ_METHODS = frozenset({"GET", "HEAD"})  # all a read-only token may do
 LAST_USED_STEP = 60  # seconds: how stale a token's "last used" may be
+QUERY_HELP = 'A search, e.g. is:unresolved level:error,fatal release:"web@1.2" -has:tenant (docs/api.md#searching-issues)'
 
 
 class IssueUpdate(BaseModel):
@@ -198,7 +199,7 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
         release: str | None = None,
         component: str | None = None,
         workflow_id: str | None = None,
-        query: Annotated[str | None, Query(description="A search: is:unresolved level:error release:\"web@1.2\" … (docs/api.md#searching-issues)")] = None,
+        query: Annotated[str | None, Query(description=QUERY_HELP)] = None,
         sort: Sort = "last_seen",
         cursor: str | None = None,
         limit: Annotated[int, Query(ge=1, le=100)] = 25,
