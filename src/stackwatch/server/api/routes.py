@@ -49,7 +49,7 @@ Status = Literal["unresolved", "resolved", "ignored"]
 Sort = Literal["last_seen", "first_seen", "events", "users", "runs"]
 READ_METHODS = frozenset({"GET", "HEAD"})  # all a read-only token may do
 LAST_USED_STEP = 60  # seconds: how stale a token's "last used" may be
-QUERY_HELP = 'A search, e.g. is:unresolved level:error,fatal release:"web@1.2" -has:tenant (docs/api.md#searching-issues)'
+QUERY_HELP = 'A search, e.g. is:unresolved level:error,fatal release:"web@1.2" (docs/api.md#searching-issues)'
 
 
 class IssueUpdate(BaseModel):
