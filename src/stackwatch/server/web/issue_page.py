@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from stackwatch.server.api import queries
+from stackwatch.server.storage.activity import Actor
 from stackwatch.server.storage.db import now
 from stackwatch.server.storage.payloads import PayloadUnreadable
 from stackwatch.server.storage.schema import events, issues
@@ -255,7 +256,7 @@ def build_issue_page_router() -> APIRouter:
                 return _not_found(context)
             if status is None:
                 return context.error(400, "Unknown action", "Choose Resolve, Ignore or Reopen.")
-            queries.set_status(connection, status, issues.c.id == found[0]["id"])
+            queries.set_status(connection, status, issues.c.id == found[0]["id"], by=Actor(user.id, user.email))
         return RedirectResponse(f"/issues/{found[0]['id']}", status_code=303)
 
     return router
