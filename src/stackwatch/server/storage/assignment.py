@@ -57,7 +57,8 @@ def assignee_emails(connection: Connection, user_ids: set[int]) -> dict[int, str
     """The emails of these users; an assignee whose user is gone is missing (shown as nobody)."""
     if not user_ids:
         return {}
-    return dict(connection.execute(select(users.c.id, users.c.email).where(users.c.id.in_(user_ids))).tuples().all())
+    rows = connection.execute(select(users.c.id, users.c.email).where(users.c.id.in_(user_ids)))
+    return {int(row.id): str(row.email) for row in rows}
 
 
 def assign(connection: Connection, issue_id: int, assignee: Assignee | None, *, by: activity.Actor) -> bool:
@@ -81,11 +82,11 @@ def assign(connection: Connection, issue_id: int, assignee: Assignee | None, *, 
 def reassign(
     connection: Connection, project_id: int, issue_id: int, email: str | None, *, by: activity.Actor
 ) -> Assignee | None:
-    """Assign the issue of the project to the user with ``email`` (``None`` or empty: nobody).
+    """Assign the issue of the project to the user with ``email`` (``None``: nobody).
 
     Returns the assignee to tell (by e-mail): the new one when the assignment changed and it was someone else who
     made it; else ``None``. ``AssignError`` when the email is not that of a user who may see the project.
     """
-    assignee = find_assignable(connection, project_id, email) if email and email.strip() else None
+    assignee = None if email is None else find_assignable(connection, project_id, email)
     changed = assign(connection, issue_id, assignee, by=by)
     return assignee if changed and assignee is not None and assignee.id != by.user_id else None

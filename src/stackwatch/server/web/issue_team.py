@@ -102,9 +102,9 @@ def _mail(context: Web, connection: Connection, issue: dict[str, Any], to: str, 
     return None if send is None else BackgroundTask(send)
 
 
-def _assignee_of(user: User, fields: dict[str, str]) -> str:
-    """The email the form names: the user's own for "Assign to me", else the chosen one ("" for nobody)."""
-    return user.email if fields.get("action") == "me" else clean(fields.get("assignee"))
+def _assignee_of(user: User, fields: dict[str, str]) -> str | None:
+    """The email the form names: the user's own for "Assign to me", else the chosen one (``None``: nobody)."""
+    return user.email if fields.get("action") == "me" else clean(fields.get("assignee")) or None
 
 
 def build_issue_team_router(
