@@ -96,7 +96,7 @@ HOSTILE = [
     "![x](https://example.com/a.png)",
     "![x](javascript:alert(1))",
     "![x](data:image/svg+xml,<svg onload=alert(1)>)",
-    "```js\" onmouseover=\"alert(1)\ncode\n```",
+    '```js" onmouseover="alert(1)\ncode\n```',
     "`<script>alert(1)</script>`",
     "    <script>alert(1)</script>",
     "> <script>alert(1)</script>\n> > [x](javascript:alert(1))",
