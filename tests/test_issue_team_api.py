@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -234,6 +235,12 @@ def test_record_refuses_an_unknown_kind(team: Stack) -> None:
 
 @pytest.fixture
 def mailed(team: Stack) -> Iterator[tuple[Stack, RecordingHandler]]:
+    with smtp_stack(team) as found:
+        yield found
+
+
+@contextmanager
+def smtp_stack(team: Stack) -> Iterator[tuple[Stack, RecordingHandler]]:
     """The same server with SMTP configured, and the SMTP server's record of what it got."""
     handler = RecordingHandler()
     with smtp_server(handler) as controller:

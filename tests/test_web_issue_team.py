@@ -10,8 +10,10 @@ import pytest
 from starlette.testclient import TestClient
 
 from stackwatch.server.storage import accounts
+from tests.alert_support import RecordingHandler
 from tests.conftest import Stack
 from tests.support import exception_event, issue_of, send_ok
+from tests.test_issue_team_api import smtp_stack
 from tests.test_markdown import HOSTILE, assert_safe, tags
 from tests.test_web_auth import add_user, csrf_of, login
 
@@ -205,3 +207,18 @@ def test_hostile_comments_put_no_markup_of_their_own_on_the_page(team: Stack) ->
         assert_safe(body)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;@example.com" in text
     assert "javascript:" not in " ".join(re.findall(r'href="([^"]*)"', text)).lower()
+
+
+def test_the_page_tells_the_assignee_by_email(team: Stack) -> None:
+    with smtp_stack(team) as (stack, handler):
+        _tell(stack, handler)
+
+
+def _tell(stack: Stack, handler: RecordingHandler) -> None:
+    issue_id = _issue(stack)
+    dev = _client(stack, "dev@example.com")
+    assert _post(dev, issue_id, "assign", action="me").status_code == 303  # themselves: no e-mail
+    assert handler.received == []
+    assert _post(dev, issue_id, "assign", assignee="admin@example.com", action="assign").status_code == 303
+    assert [mail.rcpt_tos for mail in handler.received] == [["admin@example.com"]]
+    assert "Assigned to you by dev@example.com" in str(handler.received[0].message.get_body(("plain",)))
