@@ -12,17 +12,18 @@ import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
+from stackwatch.server.api import queries
 from stackwatch.server.app import create_app
 from stackwatch.server.storage import accounts, activity
-from stackwatch.server.storage.schema import issue_activity
+from stackwatch.server.storage.schema import issue_activity, issues
 from tests.alert_support import RecordingHandler, smtp_server
 from tests.conftest import Stack
 from tests.support import exception_event, issue_of, send_ok
 from tests.test_web_auth import add_user
 
 
-def _issue(stack: Stack, value: str = "boom") -> int:
-    event_id = send_ok(stack, exception_event("RuntimeError", value))
+def _issue(stack: Stack, value: str = "boom", kind: str = "RuntimeError") -> int:
+    event_id = send_ok(stack, exception_event(kind, value))
     stack.digest()
     return issue_of(stack, event_id)
 
@@ -277,3 +278,16 @@ def test_no_smtp_means_no_mail_and_no_warning(team: Stack, caplog: pytest.LogCap
     with caplog.at_level("DEBUG", logger="stackwatch"):
         assert _patch(team, issue_id, {"assignee": "admin@example.com"}, dev).status_code == 200
     assert [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")] == []
+
+
+def test_a_bulk_status_change_records_the_issues_it_changed(team: Stack) -> None:
+    first, second = _issue(team, "one"), _issue(team, "two", "KeyError")
+    assert first != second
+    _patch(team, first, {"status": "ignored"})
+    by = activity.Actor(None, "bulk")
+    with team.services.engine.begin() as connection:
+        assert queries.set_status(connection, "ignored", issues.c.id.in_([first, second]), by=by) == 2
+    assert [(e["kind"], e["actor"]) for e in _activity(team, first)] == [("status", "tests")]
+    assert [(e["actor"], e["data"]) for e in _activity(team, second)] == [
+        ("bulk", {"from": "unresolved", "to": "ignored"})
+    ]

@@ -196,8 +196,10 @@ def set_status(connection: Connection, status: str, *conditions: ColumnElement[b
     of issues that match. The caller holds the write transaction.
     """
     moment = now()
-    # Locked until commit on PostgreSQL, so the statuses recorded as "from" are the ones the update replaces.
-    found = connection.execute(select(issues.c.id, issues.c.status).where(*conditions).with_for_update()).all()
+    # Locked until commit on PostgreSQL, so the statuses recorded as "from" are the ones the update replaces; in id
+    # order, the order the digest locks issues in, so a bulk change and a batch never wait for each other in a cycle.
+    query = select(issues.c.id, issues.c.status).where(*conditions).order_by(issues.c.id).with_for_update()
+    found = connection.execute(query).all()
     if not found:
         return 0
     values: dict[str, Any] = {"status": status, "resolved_at": moment if status == "resolved" else None}
