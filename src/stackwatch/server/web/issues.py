@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from stackwatch.server.api import queries
+from stackwatch.server.storage.activity import Actor
 from stackwatch.server.storage.db import now
 from stackwatch.server.storage.schema import LEVELS, issues
 from stackwatch.server.web.access import ProjectRef, User, can_see_project, visible_project
@@ -208,7 +209,8 @@ def build_issues_router() -> APIRouter:
                 return context.error(400, "Unknown action", "Choose Resolve, Ignore or Reopen.")
             if ids:
                 # Only this project's issues: an id of another project in the form changes nothing.
-                queries.set_status(connection, status, issues.c.project_id == project.id, issues.c.id.in_(ids))
+                by = Actor(user.id, user.email)
+                queries.set_status(connection, status, issues.c.project_id == project.id, issues.c.id.in_(ids), by=by)
         return RedirectResponse(_list_url(project, view), status_code=303)
 
     return router
