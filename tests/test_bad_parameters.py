@@ -87,6 +87,7 @@ INGEST_QUERY = ("sentry_key", "sentry_version", "sentry_client")
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/api/v1/projects/{slug}"): {"collect_ips": True},
     ("PATCH", "/api/v1/issues/{issue_id}"): {"status": "resolved"},
+    ("POST", "/api/v1/issues/{issue_id}/comments"): {"text": "a comment"},
     ("POST", "/api/v1/projects/{slug}/alert-channels"): {
         "name": "hook",
         "kind": "webhook",

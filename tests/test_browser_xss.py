@@ -45,7 +45,8 @@ PROBE = """() => {
   const links = [...document.querySelectorAll("[href],[src],[action]")].filter((el) =>
     /^\\s*javascript:/i.test(el.getAttribute("href") || el.getAttribute("src") || el.getAttribute("action")))
     .map((el) => el.outerHTML);
-  const foreign = [...document.querySelectorAll("img[src=x], main svg:not(.sparkline)")].map((el) => el.outerHTML);
+  const foreign = [...document.querySelectorAll("img[src=x], main svg:not(.sparkline), .comment-body img")]
+    .map((el) => el.outerHTML);
   return { handlers, scripts, links, foreign, xss: window.__xss === undefined ? null : window.__xss };
 }"""
 
@@ -129,6 +130,7 @@ def hostile(start_server: ServerFactory, services: Services) -> Iterator[tuple[S
         for owner in (1, user_id):  # the payload as a saved search's name and query, as text and as a value
             saved_searches.create(connection, owner, 1, PAYLOAD, PAYLOAD)
             saved_searches.create(connection, owner, 1, PAYLOAD[::-1], f"release:{SAVED_VALUE} {PAYLOAD}")
+        commenter = accounts.create_token(connection, PAYLOAD)  # no user: comments by the token's name
     server = start_server()
     run_id = "run-" + uuid.uuid4().hex[:8]
     for _ in range(2):
@@ -141,7 +143,33 @@ def hostile(start_server: ServerFactory, services: Services) -> Iterator[tuple[S
         assert response.status_code == 200, response.text
     server.wait_digested()
     assert project.slug
+    _comment_and_assign(server, commenter)
     yield server, run_id
+
+
+# Comment Markdown is attacker-controlled too: the payload as text, as link text and targets, as an image, in code.
+COMMENTS = [
+    PAYLOAD,
+    f"[{PAYLOAD}]({URL}) [x](javascript:alert(5)) [y](data:text/html,<script>alert(6)</script>)",
+    f"![{PAYLOAD}](javascript:alert(7)) ![img](https://example.com/x.png) <{URL}>",
+    f"**{PAYLOAD}** `{PAYLOAD}`\n\n```{PAYLOAD}\n{PAYLOAD}\n```\n\n> [z](&#106;avascript:alert(8))",
+]
+
+
+def _comment_and_assign(server: ServerProcess, token: str) -> None:
+    """Comments carrying the payload, by a token named with it, and the issue assigned: the Activity section."""
+    headers = {"Authorization": f"Bearer {token}"}
+    issue_id = httpx.get(f"{server.base_url}/api/v1/projects/python/issues", headers=headers, timeout=10).json()[
+        "data"
+    ][0]["id"]
+    for text in COMMENTS:
+        answer = httpx.post(
+            f"{server.base_url}/api/v1/issues/{issue_id}/comments", json={"text": text}, headers=headers, timeout=10
+        )
+        assert answer.status_code == 201, answer.text
+    for change in ({"status": "resolved"}, {"status": "unresolved", "assignee": "member@example.com"}):
+        answer = httpx.patch(f"{server.base_url}/api/v1/issues/{issue_id}", json=change, headers=headers, timeout=10)
+        assert answer.status_code == 200, answer.text
 
 
 @pytest.fixture

@@ -9,12 +9,17 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from stackwatch.server.api.params import MAX_ID
 
 __all__ = [
+    "ActivityEntry",
+    "ActivityPage",
     "AlertChannel",
     "AlertChannelCreate",
     "AlertRule",
     "AlertRuleCreate",
     "AlertRuleUpdate",
     "ChannelTestResult",
+    "Comment",
+    "CommentCreate",
+    "CommentPage",
     "EventConflict",
     "EventDetail",
     "EventPage",
@@ -24,6 +29,7 @@ __all__ = [
     "Issue",
     "IssueDetail",
     "IssuePage",
+    "IssueUpdate",
     "OutboxNotification",
     "Project",
     "ProjectUpdate",
@@ -99,6 +105,16 @@ class Issue(BaseModel):
     resolved_at: str | None
     grouping_hash: str
     grouping_version: int
+    assignee: str | None  # the email of the user it is assigned to
+
+
+class IssueUpdate(BaseModel):
+    """A partial change: the status, the assignee (an email; null: nobody), or both."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["unresolved", "resolved", "ignored"] | None = None
+    assignee: str | None = None
 
 
 class IssuePage(BaseModel):
@@ -133,6 +149,42 @@ class IssueDetail(Issue):
     hourly: list[HourlyCount]
     # Every hash that finds the issue: the one that created it, and those it gained (docs/grouping.md).
     hashes: list[GroupingHash]
+
+
+class CommentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str  # Markdown, 1 to 10,000 characters
+
+
+class Comment(BaseModel):
+    id: int
+    issue_id: int
+    author: str  # the user's email, or the API token's name for a token without a user
+    user_id: int | None
+    text: str
+    created_at: str
+
+
+class CommentPage(BaseModel):
+    data: list[Comment]
+    next_cursor: str | None
+
+
+class ActivityEntry(BaseModel):
+    """One entry of an issue's activity log; ``kind`` and ``data`` as docs/api.md lists them."""
+
+    id: int
+    kind: str
+    actor: str  # an email, an API token's name, or "Stackwatch"
+    user_id: int | None
+    data: dict[str, Any]
+    created_at: str
+
+
+class ActivityPage(BaseModel):
+    data: list[ActivityEntry]
+    next_cursor: str | None
 
 
 class EventSummary(BaseModel):

@@ -1,12 +1,14 @@
 """The reads behind the REST API (filtered, keyset-paginated issue lists, facets, series and event pages).
 
-Also the one issue write the API and the dashboard share: a status change (``set_status``).
+Also the one issue write the API and the dashboard share: a status change (``set_status``), recorded in the
+issues' activity logs.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +20,8 @@ from sqlalchemy import ColumnElement, Connection, and_, exists, or_, select, upd
 from stackwatch.server.digest.summary import stored_title
 from stackwatch.server.search import Search, Searcher
 from stackwatch.server.search import conditions as search_conditions
+from stackwatch.server.storage import activity
+from stackwatch.server.storage.assignment import assignee_emails
 from stackwatch.server.storage.db import now
 from stackwatch.server.storage.payloads import PayloadUnreadable, read_payload
 from stackwatch.server.storage.schema import (
@@ -36,6 +40,8 @@ from stackwatch.server.storage.upsert import clean
 __all__ = [
     "SORT_COLUMNS",
     "IssueFilters",
+    "decode_cursor",
+    "encode_cursor",
     "event_data",
     "event_page",
     "event_projects",
@@ -64,11 +70,11 @@ def iso(stamp: float | None) -> str | None:
     return datetime.fromtimestamp(stamp, UTC).isoformat().replace("+00:00", "Z")
 
 
-def _encode_cursor(values: list[Any]) -> str:
+def encode_cursor(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(values)).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str, size: int) -> list[Any]:
+def decode_cursor(cursor: str, size: int) -> list[Any]:
     try:
         values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError):
@@ -133,7 +139,8 @@ def _conditions(connection: Connection, project_id: int, filters: IssueFilters) 
     return conditions
 
 
-def issue_dict(row: Any) -> dict[str, Any]:
+def issue_dict(row: Any, assignees: dict[int, str]) -> dict[str, Any]:
+    """An issue as the API shows it; ``assignees``: the emails of the users it may be assigned to (by id)."""
     return {
         "id": row.id,
         "project_id": row.project_id,
@@ -159,7 +166,14 @@ def issue_dict(row: Any) -> dict[str, Any]:
         "resolved_at": iso(row.resolved_at),
         "grouping_hash": row.grouping_hash,
         "grouping_version": row.grouping_version,
+        "assignee": None if row.assignee_id is None else assignees.get(row.assignee_id),
     }
+
+
+def issue_dicts(connection: Connection, rows: Sequence[Any]) -> list[dict[str, Any]]:
+    """``issue_dict`` of each row, their assignees' emails read in one query."""
+    emails = assignee_emails(connection, {row.assignee_id for row in rows if row.assignee_id is not None})
+    return [issue_dict(row, emails) for row in rows]
 
 
 def issue_page(
@@ -170,7 +184,7 @@ def issue_page(
     column = SORT_COLUMNS[sort]
     conditions = _conditions(connection, project_id, filters)
     if cursor:
-        value, last_id = _decode_cursor(cursor, 2)
+        value, last_id = decode_cursor(cursor, 2)
         conditions.append(or_(column < value, and_(column == value, issues.c.id < last_id)))
     query = select(issues).where(*conditions).order_by(column.desc(), issues.c.id.desc()).limit(limit + 1)
     rows = connection.execute(query).all()
@@ -178,24 +192,43 @@ def issue_page(
     if len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1]
-        next_cursor = _encode_cursor([last._mapping[column.name], last.id])
-    return {"data": [issue_dict(row) for row in rows], "next_cursor": next_cursor}
+        next_cursor = encode_cursor([last._mapping[column.name], last.id])
+    return {"data": issue_dicts(connection, rows), "next_cursor": next_cursor}
 
 
 def issue_by_id(connection: Connection, issue_id: int) -> dict[str, Any]:
     row = connection.execute(select(issues).where(issues.c.id == issue_id)).first()
     if row is None:
         raise HTTPException(404, f"no issue {issue_id}")
-    return issue_dict(row)
+    return issue_dicts(connection, [row])[0]
 
 
-def set_status(connection: Connection, status: str, *conditions: ColumnElement[bool]) -> int:
+def set_status(connection: Connection, status: str, *conditions: ColumnElement[bool], by: activity.Actor) -> int:
     """Set the status of the issues that match; ``resolved_at`` is the moment of resolving, else cleared.
 
-    Returns the number of issues changed. The caller holds the write transaction.
+    Each issue whose status this changes gets a ``status`` entry in its activity log, by ``by``. Returns the number
+    of issues that match. The caller holds the write transaction.
     """
-    values: dict[str, Any] = {"status": status, "resolved_at": now() if status == "resolved" else None}
-    return connection.execute(update(issues).where(*conditions).values(**values)).rowcount
+    moment = now()
+    # Locked until commit on PostgreSQL, so the statuses recorded as "from" are the ones the update replaces; in id
+    # order, the order the digest locks issues in, so a bulk change and a batch never wait for each other in a cycle.
+    query = select(issues.c.id, issues.c.status).where(*conditions).order_by(issues.c.id).with_for_update()
+    found = connection.execute(query).all()
+    if not found:
+        return 0
+    values: dict[str, Any] = {"status": status, "resolved_at": moment if status == "resolved" else None}
+    connection.execute(update(issues).where(issues.c.id.in_([row.id for row in found])).values(**values))
+    activity.record_all(
+        connection,
+        [
+            activity.Activity(
+                issue_id=row.id, kind="status", actor=by, data={"from": row.status, "to": status}, at=moment
+            )
+            for row in found
+            if row.status != status
+        ],
+    )
+    return len(found)
 
 
 def grouping_hashes_of(connection: Connection, issue_id: int) -> list[dict[str, Any]]:
@@ -308,13 +341,13 @@ def event_page(
     columns = [*events.c, issues.c.title.label("issue_title")]
     conditions = [condition, issues.c.id == events.c.issue_id]
     if cursor:
-        (last_id,) = _decode_cursor(cursor, 1)
+        (last_id,) = decode_cursor(cursor, 1)
         conditions.append(events.c.id < last_id)
     rows = connection.execute(select(*columns).where(*conditions).order_by(events.c.id.desc()).limit(limit + 1)).all()
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = _encode_cursor([rows[-1].id])
+        next_cursor = encode_cursor([rows[-1].id])
     return {"data": [event_summary(row, event_title(connection, row)) for row in rows], "next_cursor": next_cursor}
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 from sqlalchemy import Connection, Engine, select
 
 from stackwatch.server.api import queries
@@ -19,11 +18,13 @@ from stackwatch.server.api.models import (
     Issue,
     IssueDetail,
     IssuePage,
+    IssueUpdate,
     Project,
     ProjectUpdate,
 )
 from stackwatch.server.api.params import IssueId, event_project
 from stackwatch.server.api.saved_searches import add_saved_search_routes, token_user
+from stackwatch.server.api.team import add_team_routes, assign_issue, token_actor, token_of
 from stackwatch.server.config import Settings
 from stackwatch.server.digest.grouping import moving_from
 from stackwatch.server.retention import Limits, stored_totals
@@ -33,6 +34,7 @@ from stackwatch.server.storage.accounts import (
     GROUPING_SETTINGS,
     RETENTION_BOUNDS,
     AccountError,
+    Token,
     dsn,
     find_token,
     touch_token,
@@ -50,10 +52,6 @@ Sort = Literal["last_seen", "first_seen", "events", "users", "runs"]
 READ_METHODS = frozenset({"GET", "HEAD"})  # all a read-only token may do
 LAST_USED_STEP = 60  # seconds: how stale a token's "last used" may be
 QUERY_HELP = 'A search, e.g. is:unresolved level:error,fatal release:"web@1.2" (docs/api.md#searching-issues)'
-
-
-class IssueUpdate(BaseModel):
-    status: Status
 
 
 def _token(request: Request) -> str:
@@ -86,8 +84,8 @@ def _project_id(connection: Connection, slug: str) -> int | None:
 def build_router(engine: Engine, settings: Settings) -> APIRouter:
     base_url = settings.base_url
 
-    def authenticated(request: Request, token: Annotated[str, Depends(_token)]) -> int:
-        """The token's id. Wrong tokens are counted per client address; an address past the limit is refused
+    def authenticated(request: Request, token: Annotated[str, Depends(_token)]) -> Token:
+        """The token's record. Wrong tokens are counted per client address; an address past the limit is refused
         (429) before its token is looked at. A read-only token may only read."""
         counter, moment = throttle.api_counter(request.client.host if request.client else "unknown"), now()
         with engine.connect() as connection:
@@ -109,8 +107,8 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
         if found.last_used_at is None or moment - found.last_used_at >= LAST_USED_STEP:
             with engine.connect() as connection, connection.execution_options(sqlite_write=True).begin():
                 touch_token(connection, found.id, moment)
-        request.state.token_user_id = found.user_id  # who searches (``assigned:me``) and owns saved searches
-        return found.id
+        request.state.token = found  # who acts, for the routes that record it (``token_of``)
+        return found
 
     defaults = Limits(settings.retention_days, settings.retention_max_events)
     router = APIRouter(prefix="/api/v1", dependencies=[Depends(_no_nul), Depends(authenticated)], tags=["api"])
@@ -235,12 +233,27 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
             }
 
     @router.patch("/issues/{issue_id}", response_model=Issue)
-    def patch_issue(issue_id: IssueId, change: IssueUpdate) -> dict[str, Any]:
+    def patch_issue(
+        issue_id: IssueId,
+        change: IssueUpdate,
+        request: Request,
+        tasks: BackgroundTasks,
+    ) -> dict[str, Any]:
+        sent = change.model_fields_set
+        if not sent:
+            raise HTTPException(422, "send status, assignee or both")
+        if "status" in sent and change.status is None:
+            raise HTTPException(422, "status: expected unresolved, resolved or ignored")
         with engine.connect() as connection:
             connection = connection.execution_options(sqlite_write=True)
             with connection.begin():
-                if queries.set_status(connection, change.status, issues.c.id == issue_id) == 0:
-                    raise HTTPException(404, f"no issue {issue_id}")
+                issue, by = queries.issue_by_id(connection, issue_id), token_actor(connection, token_of(request))
+                if change.status is not None:
+                    queries.set_status(connection, change.status, issues.c.id == issue_id, by=by)
+                    issue = queries.issue_by_id(connection, issue_id)  # as the assignee's e-mail shows it
+                tell = assign_issue(connection, settings, issue, change.assignee, by) if "assignee" in sent else None
+            if tell is not None:  # after the commit: the e-mail names a change that happened
+                tasks.add_task(tell)
             return queries.issue_by_id(connection, issue_id)
 
     @router.get("/issues/{issue_id}/events", response_model=EventPage)
@@ -290,4 +303,5 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
     add_alert_routes(router, engine, settings, public_base)
     add_attachment_routes(router, engine)
     add_saved_search_routes(router, engine)
+    add_team_routes(router, engine)
     return router

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Engine, select
 
 from stackwatch.server import saved_searches
 from stackwatch.server.api.queries import iso
+from stackwatch.server.api.team import token_of
 from stackwatch.server.storage.schema import projects
 
 __all__ = ["SavedSearchCreate", "SavedSearchOut", "add_saved_search_routes", "token_user"]
@@ -35,8 +36,7 @@ class SavedSearchOut(BaseModel):
 
 def token_user(request: Request) -> int | None:
     """The user the request's API token belongs to (``None``: a token of no user), as ``authenticated`` found it."""
-    found: int | None = getattr(request.state, "token_user_id", None)
-    return found
+    return token_of(request).user_id
 
 
 def _owner(request: Request) -> int:

@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from stackwatch.server.digest.dictionaries import PayloadCompressor
 from stackwatch.server.digest.items import AttachmentRecord, EventRecord, ParsedBatch, hour_of
 from stackwatch.server.digest.normalize import NormalizedEvent
+from stackwatch.server.storage import activity
 from stackwatch.server.storage.schema import (
     IMPACT_FACETS,
     attachments,
@@ -450,6 +451,31 @@ def _write_counters(connection: Connection, batch: ParsedBatch) -> None:
         )
 
 
+def _record_regressions(connection: Connection, records: list[tuple[int, EventRecord]], reopened: list[int]) -> None:
+    """A ``regression`` entry in the activity log of each issue the batch reopened, naming its first event."""
+    first: dict[int, EventRecord] = {}
+    for issue_id, record in records:
+        first.setdefault(issue_id, record)
+    activity.record_all(
+        connection,
+        [
+            activity.Activity(
+                issue_id=issue_id,
+                kind="regression",
+                actor=activity.STACKWATCH,
+                data={
+                    "from": "resolved",
+                    "to": "unresolved",
+                    "event_id": first[issue_id].event.event_id,
+                    "release": clean(first[issue_id].event.release, 250),
+                },
+                at=first[issue_id].event.received_at,
+            )
+            for issue_id in reopened
+        ],
+    )
+
+
 def write_batch(connection: Connection, batch: ParsedBatch, compressor: PayloadCompressor) -> BatchResult:
     result = BatchResult()
     _lock_event_ids(connection, batch.events)
@@ -466,6 +492,7 @@ def write_batch(connection: Connection, batch: ParsedBatch, compressor: PayloadC
     for row in event_rows:
         payload_bytes[row["issue_id"]] += len(row["payload"])
     _update_issues(connection, with_issue, _impact(connection, with_issue), payload_bytes)
+    _record_regressions(connection, with_issue, result.regressions)
     connection.execute(insert(events), event_rows)
     by_minute = Counter((issue_id, int(r.event.received_at // 60)) for issue_id, r in with_issue)
     upsert_add(

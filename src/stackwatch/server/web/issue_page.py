@@ -1,4 +1,5 @@
-"""The issue page, ``/issues/{id}``: counts, tag facets, the last day's events and one event in full.
+"""The issue page, ``/issues/{id}``: counts, tag facets, the last day's events, one event in full, and the team's
+assignee, comments and activity (``issue_team``).
 
 The issue, its facets and its hourly series are read with the REST API's queries (``api.queries``), and its
 status changed with the API's ``set_status``, so page and API agree. The event shown is the latest of the issue,
@@ -18,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from stackwatch.server.api import queries
+from stackwatch.server.storage.activity import Actor
 from stackwatch.server.storage.db import now
 from stackwatch.server.storage.payloads import PayloadUnreadable
 from stackwatch.server.storage.schema import events, issues
@@ -27,6 +29,7 @@ from stackwatch.server.web.attachments import download, event_attachments, find_
 from stackwatch.server.web.charts import chart
 from stackwatch.server.web.context import Web, WebRoute, epoch, form, web
 from stackwatch.server.web.event_view import event_view
+from stackwatch.server.web.issue_team import build_issue_team_router, team_values
 from stackwatch.server.web.issues import ACTIONS, MAX_ID
 from stackwatch.server.web.live import TICK, event_stream
 from stackwatch.server.web.routes import current_user, login_redirect
@@ -175,8 +178,10 @@ def build_issue_page_router() -> APIRouter:
             live_since = _version(connection, issue["id"]) or ""
             files = event_attachments(connection, issue["project_id"], row.event_id) if row is not None else []
             data, unreadable = _event_data(connection, row)
+            team = team_values(connection, issue)
         values = {
             **summary,
+            **team,
             "user": user,
             "project": project,
             "facets": facets,
@@ -255,7 +260,14 @@ def build_issue_page_router() -> APIRouter:
                 return _not_found(context)
             if status is None:
                 return context.error(400, "Unknown action", "Choose Resolve, Ignore or Reopen.")
-            queries.set_status(connection, status, issues.c.id == found[0]["id"])
+            queries.set_status(connection, status, issues.c.id == found[0]["id"], by=Actor(user.id, user.email))
         return RedirectResponse(f"/issues/{found[0]['id']}", status_code=303)
 
+    router.include_router(build_issue_team_router(_issue_to_change, _not_found))
     return router
+
+
+def _issue_to_change(connection: Connection, user: User, issue_id: str) -> dict[str, Any] | None:
+    """The issue a form changes, when the user may see it (``None`` alike for a missing and a hidden issue)."""
+    found = _visible_issue(connection, user, _issue_id(issue_id))
+    return None if found is None else found[0]

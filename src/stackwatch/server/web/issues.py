@@ -20,6 +20,7 @@ from starlette.responses import RedirectResponse, Response
 from stackwatch.server import saved_searches
 from stackwatch.server.api import queries
 from stackwatch.server.search import Search, SearchError, parse
+from stackwatch.server.storage.activity import Actor
 from stackwatch.server.storage.db import now
 from stackwatch.server.storage.schema import LEVELS, issues
 from stackwatch.server.web.access import ProjectRef, User, can_see_project, visible_project
@@ -234,12 +235,13 @@ def build_issues_router() -> APIRouter:
             found = _poster(request, connection, slug, view)
             if isinstance(found, Response):
                 return found
-            _, project = found
+            user, project = found
             if status is None:
                 return context.error(400, "Unknown action", "Choose Resolve, Ignore or Reopen.")
             if ids:
                 # Only this project's issues: an id of another project in the form changes nothing.
-                queries.set_status(connection, status, issues.c.project_id == project.id, issues.c.id.in_(ids))
+                by = Actor(user.id, user.email)
+                queries.set_status(connection, status, issues.c.project_id == project.id, issues.c.id.in_(ids), by=by)
         return RedirectResponse(_list_url(project, view), status_code=303)
 
     @router.post("/projects/{slug}/issues/saved-searches")
