@@ -235,6 +235,7 @@ QUERIES: list[tuple[str, set[str]]] = [
     ("%", set()),
     ("_", set()),
     ("\"KeyError: 'missing'\"", {"regressed"}),
+    ("KeyError: 'missing'", {"regressed"}),  # a title pasted as it is: ``KeyError:`` is no field
     ("is:unresolved level:error environment:production component:api", {"connection"}),
     ("is:unresolved -assigned:me", {"regressed"}),
     ("level:error has:release -has:tenant", set()),
@@ -270,7 +271,7 @@ BAD_QUERIES = [
     ('release:"web app', "unclosed quote (at position 9)"),
     ('"unclosed', "unclosed quote (at position 1)"),
     ("release:", "empty value for release:; to search for text with a colon, quote it (at position 9)"),
-    ("Error: refused", "empty value for Error:"),
+    ("is: refused", "empty value for is:"),  # a field's colon with nothing after it is still refused
     ('level:"error"x', "a space or a comma must follow the closing quote of level: (at position 14)"),
     ('""', "empty quoted text (at position 1)"),
     ("assigned:nobody@example.com", "assigned: no user 'nobody@example.com' (at position 1)"),

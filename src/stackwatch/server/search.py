@@ -130,6 +130,8 @@ def _term(text: str, start: int) -> tuple[Term, int]:
     negated = text[start] == "-" and start + 1 < len(text) and not text[start + 1].isspace()
     i = start + negated
     key = _KEY.match(text, i)
+    if key is not None and _pasted_title(text, key):
+        key = None  # ``TypeError: Cannot read …`` pasted from an issue title is text, not a tag with no value
     if key is not None:
         values, end = _values(text, key.end(), key.group(0))
         return _field_term(key.group("key"), key.group("tag"), values, negated, start), end
@@ -140,6 +142,14 @@ def _term(text: str, start: int) -> tuple[Term, int]:
         return Term("text", (value,), negated, start + 1), end
     end = _word_end(text, i)
     return Term("text" if negated else "word", (text[i:end],), negated, start + 1), end
+
+
+def _pasted_title(text: str, key: re.Match[str]) -> bool:
+    """A word that is not a search field, ending in a colon followed by a space or the end: the ``Type:`` of an
+    issue title (a field with nothing after its colon is still refused, with its name)."""
+    name = key.group("key")
+    followed = key.end() >= len(text) or text[key.end()].isspace()
+    return followed and key.group("tag") is None and name is not None and name.lower() not in FIELDS
 
 
 def _phrases(terms: list[Term]) -> tuple[Term, ...]:
