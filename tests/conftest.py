@@ -135,6 +135,20 @@ def stack(settings: Settings, services: Services) -> Iterator[Stack]:
         yield Stack(settings, services, app, client, token)
 
 
+@pytest.fixture
+def team(stack: Stack) -> Stack:
+    """An administrator, a member of "python", and a member of "node" only."""
+    from tests.test_web_auth import add_user
+
+    add_user(stack, "admin@example.com", admin=True)
+    add_user(stack, "dev@example.com")
+    add_user(stack, "other@example.com")
+    with stack.services.engine.begin() as connection:
+        accounts.add_member(connection, "python", "dev@example.com")
+        accounts.add_member(connection, "node", "other@example.com")
+    return stack
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

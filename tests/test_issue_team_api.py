@@ -19,7 +19,6 @@ from stackwatch.server.storage.schema import issue_activity, issues
 from tests.alert_support import RecordingHandler, smtp_server
 from tests.conftest import Stack
 from tests.support import exception_event, issue_of, send_ok
-from tests.test_web_auth import add_user
 
 
 def _issue(stack: Stack, value: str = "boom", kind: str = "RuntimeError") -> int:
@@ -47,18 +46,6 @@ def _activity(stack: Stack, issue_id: int, **params: Any) -> list[dict[str, Any]
     page = stack.api(f"/issues/{issue_id}/activity", **params)
     assert page.status_code == 200, page.text
     return list(page.json()["data"])
-
-
-@pytest.fixture
-def team(stack: Stack) -> Stack:
-    """An administrator, a member of "python", and a member of "node" only."""
-    add_user(stack, "admin@example.com", admin=True)
-    add_user(stack, "dev@example.com")
-    add_user(stack, "other@example.com")
-    with stack.services.engine.begin() as connection:
-        accounts.add_member(connection, "python", "dev@example.com")
-        accounts.add_member(connection, "node", "other@example.com")
-    return stack
 
 
 def test_assign_reassign_and_unassign(team: Stack) -> None:

@@ -18,18 +18,6 @@ from tests.test_markdown import HOSTILE, assert_safe, tags
 from tests.test_web_auth import add_user, csrf_of, login
 
 
-@pytest.fixture
-def team(stack: Stack) -> Stack:
-    """An administrator, a member of "python", and a member of "node" only."""
-    add_user(stack, "admin@example.com", admin=True)
-    add_user(stack, "dev@example.com")
-    add_user(stack, "other@example.com")
-    with stack.services.engine.begin() as connection:
-        accounts.add_member(connection, "python", "dev@example.com")
-        accounts.add_member(connection, "node", "other@example.com")
-    return stack
-
-
 def _client(stack: Stack, email: str) -> TestClient:
     client = TestClient(stack.app)
     login(client, email)

@@ -114,16 +114,22 @@ def build_issue_team_router(
     hidden one), ``not_found``: its answer then."""
     router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
+    def issue_for(request: Request, connection: Connection, issue_id: str) -> tuple[User, dict[str, Any]] | Response:
+        """The logged-in user and the issue, or the answer when there is none: log in again, or not found."""
+        user = current_user(request, connection)
+        if user is None:
+            return _login_again(issue_id)
+        issue = visible_issue(connection, user, issue_id)
+        return not_found(web(request)) if issue is None else (user, issue)
+
     @router.post("/issues/{issue_id}/assign")
     def assign(request: Request, issue_id: str) -> Response:
         context = web(request)
         with context.engine.connect() as connection, connection.execution_options(sqlite_write=True).begin():
-            user = current_user(request, connection)
-            if user is None:
-                return _login_again(issue_id)
-            issue = visible_issue(connection, user, issue_id)
-            if issue is None:
-                return not_found(context)
+            found = issue_for(request, connection, issue_id)
+            if isinstance(found, Response):
+                return found
+            user, issue = found
             by = activity.Actor(user.id, user.email)
             try:
                 told = reassign(connection, issue["project_id"], issue["id"], _assignee_of(user, form(request)), by=by)
@@ -139,12 +145,10 @@ def build_issue_team_router(
         context = web(request)
         text = form(request).get("text", "").replace("\r\n", "\n")
         with context.engine.connect() as connection, connection.execution_options(sqlite_write=True).begin():
-            user = current_user(request, connection)
-            if user is None:
-                return _login_again(issue_id)
-            issue = visible_issue(connection, user, issue_id)
-            if issue is None:
-                return not_found(context)
+            found = issue_for(request, connection, issue_id)
+            if isinstance(found, Response):
+                return found
+            user, issue = found
             try:
                 comments.add_comment(connection, issue["id"], text, by=activity.Actor(user.id, user.email))
             except comments.CommentError as error:
