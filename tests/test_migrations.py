@@ -284,3 +284,48 @@ def test_team_workflow_tables_come_and_go_keeping_every_issue_and_its_rows(engin
         command.downgrade(config, "0013")
     assert kept() == (1, 1, 1)
     assert "assignee_id" not in {column["name"] for column in inspect(engine).get_columns("issues")}
+
+
+def test_snooze_columns_come_and_go_keeping_every_issue_and_its_rows(engine: Engine) -> None:
+    """0015 adds the snooze columns without rebuilding issues (a rebuild on SQLite would cascade to the tables
+    that refer to it): an issue ignored before stays ignored, not snoozed; the downgrade keeps every row too."""
+    from alembic import command
+
+    from stackwatch.server.storage.schema import grouping_hashes, issue_activity, issue_tags, issues
+
+    upgrade(engine, "0014")
+    with engine.begin() as connection:
+        connection.execute(insert(projects).values(slug="p", name="P", collect_ips=True, created_at=1.0))
+        common = {"grouping_version": 2, "type": "E", "first_seen": 1.0, "last_seen": 1.0, "level": "error"}
+        connection.execute(
+            insert(issues).values(id=1, project_id=1, grouping_hash="h", title="t", status="ignored", **common)
+        )
+        connection.execute(insert(issue_tags).values(issue_id=1, key="level", value="error", count=1, last_seen=1.0))
+        connection.execute(
+            insert(grouping_hashes).values(project_id=1, hash="h", issue_id=1, version=2, first_seen=1.0)
+        )
+        connection.execute(
+            insert(issue_activity).values(issue_id=1, kind="comment", actor="a", data="{}", created_at=1.0)
+        )
+    upgrade(engine, "0015")
+
+    def kept() -> tuple[int, ...]:
+        with engine.connect() as connection:
+            return tuple(
+                connection.execute(select(func.count()).select_from(table)).scalar_one()
+                for table in (issues, issue_tags, grouping_hashes, issue_activity)
+            )
+
+    assert kept() == (1, 1, 1, 1)
+    with engine.connect() as connection:
+        row = connection.execute(select(issues.c.status, issues.c.snooze, issues.c.snooze_threshold)).one()
+    assert tuple(row) == ("ignored", None, None)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.connect() as connection, connection.begin():
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0014")
+    assert kept() == (1, 1, 1, 1)
+    assert not {"snooze", "snooze_value", "snooze_threshold"} & {
+        c["name"] for c in inspect(engine).get_columns("issues")
+    }

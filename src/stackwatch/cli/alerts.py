@@ -214,7 +214,7 @@ def _rule_line(rule: dict[str, Any]) -> tuple[Any, ...]:
 @alert_rule.command("create")
 @click.argument("project_slug", metavar="PROJECT")
 @click.argument("name")
-@click.option("--trigger", required=True, help="new_issue, regression, level, event_frequency or impact")
+@click.option("--trigger", required=True, help="new_issue, regression, escalating, level, event_frequency or impact")
 @_rule_options
 @click.option("--disabled", is_flag=True, help="Create the rule switched off")
 @store_options

@@ -77,15 +77,17 @@ def evaluate_batch(
     now: float,
     base_url: str,
     waiting_kinds: frozenset[str] = frozenset(),
+    escalations: Sequence[int] = (),
 ) -> int:
     """Write the notifications this batch triggers to the outbox; returns how many. Channels of ``waiting_kinds``
-    (they cannot send under the server's settings) get none."""
+    (they cannot send under the server's settings) get none. ``escalations``: the snoozed issues the batch woke."""
     if not stored:
         return 0
     rules = load_rules(connection, {event.project_id for _, event in stored})
     if not rules:
         return 0
     new, regressed = set(new_issues), set(regressions)
+    woken = set(escalations)
     candidates: list[tuple[Rule, int, list[NormalizedEvent]]] = []
     for project_rules in rules.values():
         for rule in project_rules:
@@ -102,11 +104,11 @@ def evaluate_batch(
     for rule, issue_id, matched in candidates:
         if (rule.id, issue_id) in cooling:
             # Within the cooldown nothing is sent: only count what would have been, for the next message.
-            count = _held_count(rule, issue_id, matched, new, regressed)
+            count = _held_count(rule, issue_id, matched, new, regressed, woken)
             if count:
                 held.append({"r": rule.id, "i": issue_id, "n": count})
             continue
-        fired = _trigger(connection, rule, issue_id, matched, new, regressed, now)
+        fired = _trigger(connection, rule, issue_id, matched, new, regressed, now, woken)
         if fired is not None:
             reason, count, latest = fired
             channels = _sending_channels(connection, rule, waiting_kinds)
@@ -136,12 +138,21 @@ def _cooling_down(
     }
 
 
-def _held_count(rule: Rule, issue_id: int, matched: list[NormalizedEvent], new: set[int], regressed: set[int]) -> int:
+def _held_count(
+    rule: Rule,
+    issue_id: int,
+    matched: list[NormalizedEvent],
+    new: set[int],
+    regressed: set[int],
+    woken: set[int],
+) -> int:
     """How many of these events the rule would have notified about, without the cooldown."""
     if rule.trigger == "new_issue":
         return int(issue_id in new)
     if rule.trigger == "regression":
         return int(issue_id in regressed)
+    if rule.trigger == "escalating":
+        return int(issue_id in woken)
     if rule.trigger == "level":
         return sum(1 for e in matched if level_rank(e.level) >= level_rank(rule.level or "fatal"))
     return len(matched)  # frequency and impact: every matching event counts, without counting the window again
@@ -155,12 +166,15 @@ def _trigger(
     new: set[int],
     regressed: set[int],
     now: float,
+    woken: set[int],
 ) -> tuple[str, int, NormalizedEvent] | None:
     """(reason, matching events, the latest of them) when the rule fires for this issue, else None."""
     if rule.trigger == "new_issue":
         return ("New issue", 1, matched[0]) if issue_id in new else None
     if rule.trigger == "regression":
         return ("Regression", 1, matched[-1]) if issue_id in regressed else None
+    if rule.trigger == "escalating":
+        return ("Escalating", 1, matched[-1]) if issue_id in woken else None
     if rule.trigger == "level":
         at_level = [e for e in matched if level_rank(e.level) >= level_rank(rule.level or "fatal")]
         if not at_level:

@@ -106,15 +106,21 @@ class Issue(BaseModel):
     grouping_hash: str
     grouping_version: int
     assignee: str | None  # the email of the user it is assigned to
+    # Snoozed: the condition that brings it back ({"until"} | {"events", "at_count"} | {"users", "at_user_count"}
+    # | {"per_hour"}); null when it is not snoozed.
+    ignore: dict[str, Any] | None
 
 
 class IssueUpdate(BaseModel):
-    """A partial change: the status, the assignee (an email; null: nobody), or both."""
+    """A partial change: the status, the assignee (an email; null: nobody), or both. ``ignore`` goes with
+    ``"status": "ignored"``: one condition ({"until": ISO time} | {"events": N} | {"users": N} | {"per_hour": N})
+    after which the issue is unresolved again by itself; without it (or null) it stays ignored."""
 
     model_config = ConfigDict(extra="forbid")
 
     status: Literal["unresolved", "resolved", "ignored"] | None = None
     assignee: str | None = None
+    ignore: dict[str, Any] | None = None
 
 
 class IssuePage(BaseModel):

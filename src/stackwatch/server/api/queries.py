@@ -20,7 +20,7 @@ from sqlalchemy import ColumnElement, Connection, and_, exists, or_, select, upd
 from stackwatch.server.digest.summary import stored_title
 from stackwatch.server.search import Search, Searcher
 from stackwatch.server.search import conditions as search_conditions
-from stackwatch.server.storage import activity
+from stackwatch.server.storage import activity, snooze
 from stackwatch.server.storage.assignment import assignee_emails
 from stackwatch.server.storage.db import now
 from stackwatch.server.storage.payloads import PayloadUnreadable, read_payload
@@ -167,6 +167,7 @@ def issue_dict(row: Any, assignees: dict[int, str]) -> dict[str, Any]:
         "grouping_hash": row.grouping_hash,
         "grouping_version": row.grouping_version,
         "assignee": None if row.assignee_id is None else assignees.get(row.assignee_id),
+        "ignore": snooze.shown(row),
     }
 
 
@@ -203,12 +204,21 @@ def issue_by_id(connection: Connection, issue_id: int) -> dict[str, Any]:
     return issue_dicts(connection, [row])[0]
 
 
-def set_status(connection: Connection, status: str, *conditions: ColumnElement[bool], by: activity.Actor) -> int:
+def set_status(
+    connection: Connection,
+    status: str,
+    *conditions: ColumnElement[bool],
+    by: activity.Actor,
+    until: snooze.Snooze | None = None,
+) -> int:
     """Set the status of the issues that match; ``resolved_at`` is the moment of resolving, else cleared.
 
-    Each issue whose status this changes gets a ``status`` entry in its activity log, by ``by``. Returns the number
-    of issues that match. The caller holds the write transaction.
+    ``until``: with ``ignored``, the condition that brings them back (storage/snooze.py); any status change
+    without one clears a snooze. Each issue whose status (or snooze) this changes gets a ``status`` entry in its
+    activity log, by ``by``. Returns the number of issues that match. The caller holds the write transaction.
     """
+    if until is not None and status != "ignored":
+        raise ValueError("only an ignored issue can be snoozed")
     moment = now()
     # Locked until commit on PostgreSQL, so the statuses recorded as "from" are the ones the update replaces; in id
     # order, the order the digest locks issues in, so a bulk change and a batch never wait for each other in a cycle.
@@ -217,15 +227,17 @@ def set_status(connection: Connection, status: str, *conditions: ColumnElement[b
     if not found:
         return 0
     values: dict[str, Any] = {"status": status, "resolved_at": moment if status == "resolved" else None}
+    values.update(snooze.cleared() if until is None else until.values())
     connection.execute(update(issues).where(issues.c.id.in_([row.id for row in found])).values(**values))
+    data: dict[str, Any] = {"to": status}
+    if until is not None:
+        data["ignore"] = {until.kind: snooze.shown_value(until)}
     activity.record_all(
         connection,
         [
-            activity.Activity(
-                issue_id=row.id, kind="status", actor=by, data={"from": row.status, "to": status}, at=moment
-            )
+            activity.Activity(issue_id=row.id, kind="status", actor=by, data={"from": row.status, **data}, at=moment)
             for row in found
-            if row.status != status
+            if row.status != status or until is not None
         ],
     )
     return len(found)

@@ -29,7 +29,7 @@ from stackwatch.server.config import Settings
 from stackwatch.server.digest.grouping import moving_from
 from stackwatch.server.retention import Limits, stored_totals
 from stackwatch.server.search import Search, SearchError, parse
-from stackwatch.server.storage import throttle
+from stackwatch.server.storage import snooze, throttle
 from stackwatch.server.storage.accounts import (
     GROUPING_SETTINGS,
     RETENTION_BOUNDS,
@@ -48,6 +48,21 @@ from stackwatch.server.storage.schema import events, issues, project_keys, proje
 __all__ = ["build_router"]
 
 Status = Literal["unresolved", "resolved", "ignored"]
+
+
+def _snooze_of(change: IssueUpdate) -> snooze.Snooze | None:
+    """The snooze condition of a change (None: none asked for); a bad one, or one without
+    ``"status": "ignored"``, is a 422."""
+    if "ignore" in change.model_fields_set and change.status != "ignored":
+        raise HTTPException(422, 'ignore: goes with "status": "ignored"')
+    if change.ignore is None:
+        return None
+    try:
+        return snooze.parse(change.ignore, now())
+    except snooze.SnoozeError as error:
+        raise HTTPException(422, str(error)) from None
+
+
 Sort = Literal["last_seen", "first_seen", "events", "users", "runs"]
 READ_METHODS = frozenset({"GET", "HEAD"})  # all a read-only token may do
 LAST_USED_STEP = 60  # seconds: how stale a token's "last used" may be
@@ -241,15 +256,16 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
     ) -> dict[str, Any]:
         sent = change.model_fields_set
         if not sent:
-            raise HTTPException(422, "send status, assignee or both")
+            raise HTTPException(422, "send status (with ignore, or not), assignee or both")
         if "status" in sent and change.status is None:
             raise HTTPException(422, "status: expected unresolved, resolved or ignored")
+        until = _snooze_of(change)
         with engine.connect() as connection:
             connection = connection.execution_options(sqlite_write=True)
             with connection.begin():
                 issue, by = queries.issue_by_id(connection, issue_id), token_actor(connection, token_of(request))
                 if change.status is not None:
-                    queries.set_status(connection, change.status, issues.c.id == issue_id, by=by)
+                    queries.set_status(connection, change.status, issues.c.id == issue_id, by=by, until=until)
                     issue = queries.issue_by_id(connection, issue_id)  # as the assignee's e-mail shows it
                 tell = assign_issue(connection, settings, issue, change.assignee, by) if "assignee" in sent else None
             if tell is not None:  # after the commit: the e-mail names a change that happened

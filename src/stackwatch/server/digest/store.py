@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from stackwatch.server.digest.dictionaries import PayloadCompressor
 from stackwatch.server.digest.items import AttachmentRecord, EventRecord, ParsedBatch, hour_of
 from stackwatch.server.digest.normalize import NormalizedEvent
-from stackwatch.server.storage import activity
+from stackwatch.server.storage import activity, snooze
 from stackwatch.server.storage.schema import (
     IMPACT_FACETS,
     attachments,
@@ -50,6 +50,8 @@ class BatchResult:
     duplicates: int = 0
     new_issues: list[int] = field(default_factory=list)
     regressions: list[int] = field(default_factory=list)
+    # Snoozed issues this batch woke: their condition was met (storage/snooze.py); alert rules call it escalating.
+    escalations: list[int] = field(default_factory=list)
     issue_events: Counter[int] = field(default_factory=Counter)
     # (issue id, event) for every event stored by this batch, in timestamp order: what alert rules look at.
     stored: list[tuple[int, NormalizedEvent]] = field(default_factory=list)
@@ -476,6 +478,14 @@ def _record_regressions(connection: Connection, records: list[tuple[int, EventRe
     )
 
 
+def _latest_received(records: list[tuple[int, EventRecord]]) -> dict[int, float]:
+    """Each issue's latest receive time in the batch: the moment a snooze condition is looked at."""
+    latest: dict[int, float] = {}
+    for issue_id, record in records:
+        latest[issue_id] = max(latest.get(issue_id, record.event.received_at), record.event.received_at)
+    return latest
+
+
 def write_batch(connection: Connection, batch: ParsedBatch, compressor: PayloadCompressor) -> BatchResult:
     result = BatchResult()
     _lock_event_ids(connection, batch.events)
@@ -502,6 +512,7 @@ def write_batch(connection: Connection, batch: ParsedBatch, compressor: PayloadC
         ["issue_id", "minute"],
         ["count"],
     )
+    result.escalations = snooze.wake_batch(connection, _latest_received(with_issue))
     hourly: Counter[tuple[int, int]] = Counter((issue_id, hour_of(r.event.timestamp)) for issue_id, r in with_issue)
     upsert_add(
         connection,

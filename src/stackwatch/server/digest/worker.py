@@ -32,7 +32,7 @@ from stackwatch.server.digest.store import BatchResult, write_batch
 from stackwatch.server.digest.timestamps import MAX_FUTURE, MAX_PAST
 from stackwatch.server.metrics import record_counters
 from stackwatch.server.retention import Retention
-from stackwatch.server.storage import disk, partitions, quarantine
+from stackwatch.server.storage import disk, partitions, quarantine, snooze
 from stackwatch.server.storage.inbox import Inbox, InboxRow
 from stackwatch.server.storage.schema import projects
 
@@ -59,6 +59,7 @@ _DICTIONARY_CHECK_EVENTS = 1000  # or sooner, after this many events
 # Seconds between turns of the events partitions' upkeep (PostgreSQL): weeks are made four ahead, so this only
 # needs to be often enough to drop a partition soon after it expires.
 _PARTITION_UPKEEP = 600.0
+_SNOOZE_CHECK = 30.0  # seconds between looks for snoozed issues whose "until" has passed
 
 
 def _policies(
@@ -132,6 +133,7 @@ class Digester:
         self._swept = 0.0
         self._reclaim_due = 0.0
         self._partitioned = -math.inf  # monotonic time of the last partition upkeep: the first tidy does it
+        self._snoozes_checked = -math.inf  # of the last look for snoozes whose time has passed
         self._identity_key = identity_key
         self._base_url = base_url
         self._inbox = inbox
@@ -182,6 +184,7 @@ class Digester:
                     now=time.time(),
                     base_url=self._base_url,
                     waiting_kinds=self.waiting_kinds,
+                    escalations=result.escalations,
                 )
                 _count(connection, result, batch.invalid_items)
                 self._inbox.done(connection, rows)
@@ -232,6 +235,9 @@ class Digester:
         if self._dictionaries:
             self.maintain_dictionaries()
         self._reclaim(idle=idle)
+        if time.monotonic() - self._snoozes_checked >= _SNOOZE_CHECK:
+            self._snoozes_checked = time.monotonic()
+            self.wake_snoozed(time.time())
         if time.monotonic() - self._partitioned >= _PARTITION_UPKEEP:
             self._partitioned = time.monotonic()
             self.maintain_partitions(time.time())
@@ -286,6 +292,14 @@ class Digester:
             self._digested |= projects_seen
             self._dictionaries_checked = 0.0
         return trained
+
+    def wake_snoozed(self, now: float) -> list[int]:
+        """Unresolve the snoozed issues whose "until" has passed at ``now`` (storage/snooze.py); their ids."""
+        with self._engine.connect() as connection, connection.execution_options(sqlite_write=True).begin():
+            woken = snooze.wake_due(connection, now)
+        if woken:
+            log.info("%d snoozed issues are unresolved again: their snooze time has passed", len(woken))
+        return woken
 
     def maintain_partitions(self, now: float) -> tuple[int, int]:
         """Make the coming weeks' partitions of events and drop those older than every project's retention

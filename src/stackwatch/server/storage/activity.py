@@ -36,8 +36,11 @@ __all__ = [
 
 # kind: what its ``data`` holds.
 KINDS: Mapping[str, str] = {
-    "status": '{"from": old status, "to": new status}: a person or token resolved, ignored or reopened the issue',
+    "status": '{"from": old status, "to": new status, "ignore": the snooze condition when one was set}: a person or'
+    " token resolved, ignored (maybe until a condition, storage/snooze.py) or reopened the issue",
     "regression": '{"from": "resolved", "to": "unresolved", "event_id", "release"}: an event reopened the issue',
+    "escalating": '{"from": "ignored", "to": "unresolved", "condition": the snooze condition met}: a snoozed issue'
+    " came back by itself (events of a batch met the condition, or its time passed)",
     "assigned": '{"assignee": email or null, "previous": email or null}: assigned, reassigned or unassigned',
     "comment": '{"comment_id"}: a comment was added (issue_comments holds its text)',
 }

@@ -205,9 +205,16 @@ issues = Table(
     # Who is looking into it: a users.id, NULL for nobody. No foreign key: on SQLite adding one to an existing
     # table means rebuilding it, and dropping the old ``issues`` would cascade to every table that refers to it.
     Column("assignee_id", Integer, nullable=True, index=True),
+    # Snoozed: ignored until a condition is met (storage/snooze.py). ``snooze`` is the kind (until, events, users,
+    # per_hour), ``snooze_value`` what was asked for, ``snooze_threshold`` what the issue's count (or the time,
+    # for until) is compared with. All NULL when the issue is not snoozed.
+    Column("snooze", String(16), nullable=True),
+    Column("snooze_value", Double, nullable=True),
+    Column("snooze_threshold", Double, nullable=True),
     UniqueConstraint("project_id", "grouping_hash"),
     Index(None, "project_id", "status", "last_seen"),
     Index(None, "project_id", "last_seen"),
+    Index(None, "snooze", "snooze_threshold"),  # the periodic pass: issues whose "until" has passed
 )
 
 
@@ -489,7 +496,7 @@ inbox = Table(
 
 # --- alerts -----------------------------------------------------------------------------------------------------
 
-ALERT_TRIGGERS = ("new_issue", "regression", "level", "event_frequency", "impact")
+ALERT_TRIGGERS = ("new_issue", "regression", "escalating", "level", "event_frequency", "impact")
 
 # Where notifications go. ``config`` is the channel's JSON configuration; it can hold secrets (webhook secret,
 # Slack URL) and is never returned by the API as stored. Health is tracked from delivery attempts.

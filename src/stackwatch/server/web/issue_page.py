@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from stackwatch.server.api import queries
+from stackwatch.server.storage import snooze
 from stackwatch.server.storage.activity import Actor
 from stackwatch.server.storage.db import now
 from stackwatch.server.storage.payloads import PayloadUnreadable
@@ -109,6 +110,28 @@ def _neighbours(connection: Connection, issue_id: int, row_id: int) -> tuple[str
     return older, newer
 
 
+# The Ignore choices of the page: key (the form's ``snooze`` value): (label, (condition, N)); N seconds from now
+# for "until". The REST API takes any condition (storage/snooze.py); these are the common ones.
+SNOOZE_CHOICES: dict[str, tuple[str, tuple[str, int] | None]] = {
+    "forever": ("forever", None),
+    "1h": ("for 1 hour", ("until", 3600)),
+    "24h": ("for 24 hours", ("until", 24 * 3600)),
+    "7d": ("for 7 days", ("until", 7 * 24 * 3600)),
+    "events-10": ("until 10 more events", ("events", 10)),
+    "events-100": ("until 100 more events", ("events", 100)),
+    "per-hour-100": ("until 100 events in an hour", ("per_hour", 100)),
+}
+
+
+def _snooze(choice: str, moment: float) -> snooze.Snooze | None:
+    """The condition of a page choice (a key of ``SNOOZE_CHOICES``), ``None`` for forever."""
+    condition = SNOOZE_CHOICES[choice][1]
+    if condition is None:
+        return None
+    kind, amount = condition
+    return snooze.Snooze(kind, moment + amount if kind == "until" else float(amount))
+
+
 def _version(connection: Connection, issue_id: int) -> str | None:
     """What the live part of the page shows, as one string: it changes when the page should be redrawn."""
     row = connection.execute(
@@ -120,6 +143,7 @@ def _version(connection: Connection, issue_id: int) -> str | None:
             issues.c.run_count,
             issues.c.workflow_count,
             issues.c.tenant_count,
+            issues.c.snooze_threshold,
         ).where(issues.c.id == issue_id)
     ).first()
     return None if row is None else ":".join(str(value) for value in row)
@@ -152,6 +176,7 @@ def _summary_values(
         "range_name": range_name,
         "shown_event": shown,
         "latest_event": _latest_event(connection, issue["id"]),
+        "snooze_choices": [(key, label) for key, (label, _) in SNOOZE_CHOICES.items()],
     }
 
 
@@ -251,6 +276,7 @@ def build_issue_page_router() -> APIRouter:
     def change_status(request: Request, issue_id: str) -> Response:
         context = web(request)
         status = ACTIONS.get(form(request).get("action", ""))
+        choice = form(request).get("snooze", "forever")
         with context.engine.connect() as connection, connection.execution_options(sqlite_write=True).begin():
             user = current_user(request, connection)
             if user is None:  # a session ended elsewhere: log in again, then back to the issue
@@ -260,7 +286,11 @@ def build_issue_page_router() -> APIRouter:
                 return _not_found(context)
             if status is None:
                 return context.error(400, "Unknown action", "Choose Resolve, Ignore or Reopen.")
-            queries.set_status(connection, status, issues.c.id == found[0]["id"], by=Actor(user.id, user.email))
+            if choice not in SNOOZE_CHOICES or (choice != "forever" and status != "ignored"):
+                return context.error(400, "Unknown choice", "Choose how long to ignore the issue from the list.")
+            until = _snooze(choice, now())
+            by = Actor(user.id, user.email)
+            queries.set_status(connection, status, issues.c.id == found[0]["id"], by=by, until=until)
         return RedirectResponse(f"/issues/{found[0]['id']}", status_code=303)
 
     router.include_router(build_issue_team_router(_issue_to_change, _not_found))

@@ -45,11 +45,37 @@ def _regression(data: dict[str, Any]) -> str:
     return f"reopened the issue: a new event{release} after it was resolved (regression)"
 
 
+def _escalating(data: dict[str, Any]) -> str:
+    condition = data.get("condition") or {}
+    if "until" in condition:
+        why = f"the snooze ended at {condition['until']}"
+    elif "events" in condition:
+        why = f"{condition['events']} more events arrived"
+    elif "users" in condition:
+        why = f"{condition['users']} more users were affected"
+    elif "per_hour" in condition:
+        why = f"{condition['per_hour']} events arrived within an hour"
+    else:
+        why = "its snooze condition was met"
+    return f"unresolved the snoozed issue: {why} (escalating)"
+
+
+def _status(data: dict[str, Any]) -> str:
+    words = STATUS_WORDS.get(str(data.get("to")), f"set the status to {data.get('to')}")
+    condition = data.get("ignore")
+    if not isinstance(condition, dict) or not condition:
+        return words
+    kind, value = next(iter(condition.items()))
+    until = {"until": f"until {value}", "events": f"until {value} more events", "users": f"until {value} more users"}
+    return f"{words} {until.get(kind, f'until {value} events within an hour')}"
+
+
 # kind: what the page says the actor did (plain text, escaped by the template). Kinds without a line here are shown
 # by name, so a new kind shows up before it has its own words.
 DESCRIBE: dict[str, Callable[[dict[str, Any]], str]] = {
-    "status": lambda data: STATUS_WORDS.get(str(data.get("to")), f"set the status to {data.get('to')}"),
+    "status": _status,
     "regression": _regression,
+    "escalating": _escalating,
     "assigned": _assigned,
     "comment": lambda data: "commented",
 }
