@@ -134,6 +134,15 @@ def test_until_comes_back_in_the_periodic_pass(stack: Stack) -> None:
     assert digester.wake_snoozed(until + 2) == []  # once
 
 
+def test_the_worker_housekeeping_runs_the_pass(stack: Stack) -> None:
+    issue_id = _issue(stack)
+    _snooze(stack, issue_id, {"until": _iso(now() + 3600)})
+    with stack.services.engine.begin() as connection:  # its time has passed
+        connection.execute(update(issues).values(snooze_threshold=now() - 1))
+    stack.services.digester.tidy(idle=True)
+    assert _state(stack, issue_id) == ("unresolved", None)
+
+
 def test_until_comes_back_with_the_first_event_after_it(stack: Stack) -> None:
     issue_id = _issue(stack)
     _snooze(stack, issue_id, {"until": _iso(now() + 3600)})
@@ -173,6 +182,8 @@ def test_plain_ignore_stays_ignored_and_status_changes_clear_the_snooze(stack: S
         ({"status": "ignored", "ignore": {"events": "10"}}, "whole number"),
         ({"status": "ignored", "ignore": {"until": "2001-01-01T00:00:00Z"}}, "in the future"),
         ({"status": "ignored", "ignore": {"until": "tomorrow"}}, "not an ISO 8601 time"),
+        ({"status": "ignored", "ignore": {"until": "9999-12-31T23:59:59-23:59"}}, "at most 100 years"),
+        ({"status": "ignored", "ignore": {"until": "2030-02-30T00:00:00Z"}}, "not an ISO 8601 time"),
         ({"status": "ignored", "ignore": {"until": 12}}, "ISO 8601"),
         ({"status": "ignored", "ignore": {"minutes": 5}}, "unknown condition"),
         ({"status": "ignored", "ignore": {}}, "one of until"),

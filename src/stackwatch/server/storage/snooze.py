@@ -30,6 +30,7 @@ from stackwatch.server.storage.schema import issue_minutes, issues
 __all__ = [
     "CONDITIONS",
     "MAX_N",
+    "MAX_UNTIL_DAYS",
     "Snooze",
     "SnoozeError",
     "cleared",
@@ -48,6 +49,9 @@ CONDITIONS: Mapping[str, str] = {
     "per_hour": "until N events arrive within an hour (the last 60 minutes)",
 }
 MAX_N = 10**9
+# The furthest ``until`` taken: far enough for "forever, but look again", near enough to stay a valid date when
+# shown (a time zone offset on 9999-12-31 would otherwise make it year 10000).
+MAX_UNTIL_DAYS = 100 * 366
 _HOUR_MINUTES = 60
 
 
@@ -88,6 +92,8 @@ def _moment(text: object, now: float) -> float:
     stamp = moment.timestamp()
     if stamp <= now:
         raise SnoozeError("ignore.until: must be in the future")
+    if stamp > now + MAX_UNTIL_DAYS * 86400:
+        raise SnoozeError("ignore.until: at most 100 years ahead (without an end, ignore the issue without ignore)")
     return stamp
 
 
