@@ -23,7 +23,10 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from sqlalchemy import Connection, delete, insert
 
+from stackwatch.server.storage.db import now
+from stackwatch.server.storage.schema import alert_channels, alert_rules
 from tests.conftest import free_port
 
 WAIT_SECONDS = 10.0
@@ -195,3 +198,22 @@ def self_signed_context(directory: Path) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     return context
+
+
+def only_webhook_channel(connection: Connection, project_id: int = 1) -> int:
+    """A clean slate for rule tests: the default rules removed, one webhook channel (never contacted); its id."""
+    connection.execute(delete(alert_rules))
+    return int(
+        connection.execute(
+            insert(alert_channels)
+            .values(
+                project_id=project_id,
+                name="hook",
+                kind="webhook",
+                config=json.dumps({"url": "http://127.0.0.1:9/hook", "secret": "s"}),
+                hourly_cap=1000,
+                created_at=now(),
+            )
+            .returning(alert_channels.c.id)
+        ).scalar_one()
+    )

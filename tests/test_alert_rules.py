@@ -8,10 +8,9 @@ import json
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, select, update
 
 from stackwatch.server.alerts import manage
-from stackwatch.server.storage.db import now
 from stackwatch.server.storage.schema import (
     alert_channels,
     alert_outbox,
@@ -23,6 +22,7 @@ from stackwatch.server.storage.schema import (
     issues,
 )
 from tests import support
+from tests.alert_support import only_webhook_channel
 from tests.conftest import Stack
 
 
@@ -30,21 +30,7 @@ from tests.conftest import Stack
 def channel(stack: Stack) -> int:
     """A clean slate: the project's default rules removed, one webhook channel (never contacted here)."""
     with stack.services.engine.begin() as connection:
-        connection.execute(delete(alert_rules))
-        return int(
-            connection.execute(
-                insert(alert_channels)
-                .values(
-                    project_id=1,
-                    name="hook",
-                    kind="webhook",
-                    config=json.dumps({"url": "http://127.0.0.1:9/hook", "secret": "s"}),
-                    hourly_cap=1000,
-                    created_at=now(),
-                )
-                .returning(alert_channels.c.id)
-            ).scalar_one()
-        )
+        return only_webhook_channel(connection)
 
 
 def rule(stack: Stack, channel: int, **spec: Any) -> int:

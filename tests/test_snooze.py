@@ -13,12 +13,13 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import select, update
 from starlette.testclient import TestClient
 
 from stackwatch.server.alerts import manage
 from stackwatch.server.storage.db import now
-from stackwatch.server.storage.schema import alert_channels, alert_outbox, alert_rules, issues
+from stackwatch.server.storage.schema import alert_outbox, issues
+from tests.alert_support import only_webhook_channel
 from tests.conftest import Stack
 from tests.support import exception_event, issue_of, send_ok
 from tests.test_web_auth import add_user, csrf_of, login
@@ -213,19 +214,7 @@ def test_ignore_must_be_an_object(stack: Stack) -> None:
 def _rules(stack: Stack, *triggers: str) -> None:
     """Only these rules, on one webhook channel (never contacted here)."""
     with stack.services.engine.begin() as connection:
-        connection.execute(delete(alert_rules))
-        channel = connection.execute(
-            insert(alert_channels)
-            .values(
-                project_id=1,
-                name="hook",
-                kind="webhook",
-                config=json.dumps({"url": "http://127.0.0.1:9/hook", "secret": "s"}),
-                hourly_cap=1000,
-                created_at=now(),
-            )
-            .returning(alert_channels.c.id)
-        ).scalar_one()
+        channel = only_webhook_channel(connection)
         for trigger in triggers:
             spec = {"name": trigger, "trigger": trigger, "cooldown_minutes": 0, "channels": [channel]}
             manage.create_rule(connection, 1, spec)
