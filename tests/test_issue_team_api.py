@@ -216,7 +216,8 @@ def test_activity_interleaves_every_kind_in_order_and_pages(team: Stack) -> None
 def test_record_refuses_an_unknown_kind(team: Stack) -> None:
     issue_id = _issue(team)
     with pytest.raises(ValueError, match="unknown activity kind"), team.services.engine.begin() as connection:
-        activity.record(connection, issue_id, "teleported", user_id=None, actor="x", data={})
+        entry = activity.Activity(issue_id=issue_id, kind="teleported", actor=activity.STACKWATCH, data={}, at=1.0)
+        activity.record_all(connection, [entry])
     with team.services.engine.connect() as connection:
         assert connection.execute(select(issue_activity)).all() == []
 

@@ -10,7 +10,6 @@ import base64
 import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -22,7 +21,7 @@ from stackwatch.server.search import Search, Searcher
 from stackwatch.server.search import conditions as search_conditions
 from stackwatch.server.storage import activity, snooze
 from stackwatch.server.storage.assignment import assignee_emails
-from stackwatch.server.storage.db import now
+from stackwatch.server.storage.db import iso, now
 from stackwatch.server.storage.payloads import PayloadUnreadable, read_payload
 from stackwatch.server.storage.schema import (
     IMPACT_FACETS,
@@ -62,12 +61,6 @@ SORT_COLUMNS = {
     "runs": issues.c.run_count,
 }
 TOP_TAG_VALUES = 10
-
-
-def iso(stamp: float | None) -> str | None:
-    if stamp is None:
-        return None
-    return datetime.fromtimestamp(stamp, UTC).isoformat().replace("+00:00", "Z")
 
 
 def encode_cursor(values: list[Any]) -> str:

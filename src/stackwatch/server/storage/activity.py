@@ -18,7 +18,6 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, insert, select
 
-from stackwatch.server.storage.db import now
 from stackwatch.server.storage.schema import issue_activity
 
 __all__ = [
@@ -30,7 +29,6 @@ __all__ = [
     "Entry",
     "list_activity",
     "recent_activity",
-    "record",
     "record_all",
 ]
 
@@ -102,21 +100,6 @@ def record_all(connection: Connection, entries: Sequence[Activity]) -> None:
     """
     if entries:
         connection.execute(insert(issue_activity), [_row(entry) for entry in entries])
-
-
-def record(
-    connection: Connection,
-    issue_id: int,
-    kind: str,
-    *,
-    user_id: int | None,
-    actor: str,
-    data: Mapping[str, Any],
-    at: float | None = None,
-) -> None:
-    """Record one entry (``at``: now by default), in the caller's write transaction."""
-    moment = now() if at is None else at
-    record_all(connection, [Activity(issue_id=issue_id, kind=kind, actor=Actor(user_id, actor), data=data, at=moment)])
 
 
 def list_activity(connection: Connection, issue_id: int, *, after: int = 0, limit: int = MAX_PAGE) -> list[Entry]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,13 @@ __all__ = ["connect", "inbox_path", "migrate", "now", "sqlite_path"]
 
 def now() -> float:
     return time.time()
+
+
+def iso(stamp: float | None) -> str | None:
+    """A UNIX time as the REST API shows times: ISO 8601 in UTC with ``Z``."""
+    if stamp is None:
+        return None
+    return datetime.fromtimestamp(stamp, UTC).isoformat().replace("+00:00", "Z")
 
 
 def sqlite_path(database_url: str) -> Path | None:

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from stackwatch.server.storage import activity
+from stackwatch.server.storage.db import iso
 from stackwatch.server.storage.schema import issue_minutes, issues
 
 __all__ = [
@@ -111,13 +112,9 @@ def parse(body: object, now: float) -> Snooze:
     return Snooze(kind, float(value))
 
 
-def _iso(stamp: float) -> str:
-    return datetime.fromtimestamp(stamp, UTC).isoformat().replace("+00:00", "Z")
-
-
 def shown_value(condition: Snooze) -> int | str:
     """N, or the ISO moment for ``until``: the condition's value as the API takes it."""
-    return _iso(condition.value) if condition.kind == "until" else int(condition.value)
+    return str(iso(condition.value)) if condition.kind == "until" else int(condition.value)
 
 
 def shown(row: Any) -> dict[str, Any] | None:
@@ -126,7 +123,7 @@ def shown(row: Any) -> dict[str, Any] | None:
     if row.snooze is None or row.snooze_value is None:
         return None
     if row.snooze == "until":
-        return {"until": _iso(float(row.snooze_value))}
+        return {"until": iso(float(row.snooze_value))}
     condition: dict[str, Any] = {row.snooze: int(row.snooze_value)}
     if row.snooze == "events":
         condition["at_count"] = int(row.snooze_threshold)
