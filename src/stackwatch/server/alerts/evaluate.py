@@ -303,27 +303,17 @@ def _room_on_channel(connection: Connection, channel_id: int, now: float) -> int
 def _notification(
     issue: Any, slug: str, reason: str, latest: NormalizedEvent, held_back: int, base_url: str
 ) -> Notification:
-    return Notification(
-        idempotency_key=f"swn_{uuid.uuid4().hex}",
+    return Notification.of_issue(
+        issue,
+        key=f"swn_{uuid.uuid4().hex}",
         project=slug,
-        issue_id=int(issue.id),
-        title=issue.title,
-        culprit=issue.culprit,
-        level=issue.level,
-        status=issue.status,
         reason=reason,
+        base_url=base_url,
         environment=latest.environment,
         release=latest.release,
         component=latest.workflow.get("component"),
         workflow_id=latest.workflow.get("workflow_id"),
         run_id=latest.workflow.get("run_id"),
         step_id=latest.workflow.get("step_id"),
-        event_count=int(issue.event_count),
-        user_count=int(issue.user_count),
-        run_count=int(issue.run_count),
-        workflow_count=int(issue.workflow_count),
         held_back=held_back,
-        first_seen=float(issue.first_seen),
-        last_seen=float(issue.last_seen),
-        url=f"{base_url.rstrip('/')}/issues/{issue.id}",
     )

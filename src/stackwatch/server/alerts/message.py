@@ -44,6 +44,28 @@ class Notification:
         return asdict(self)
 
     @classmethod
+    def of_issue(cls, issue: Any, *, key: str, project: str, reason: str, base_url: str, **fields: Any) -> Notification:
+        """A notification about ``issue`` (a row of ``schema.issues``), with ``fields`` for the rest."""
+        return cls(
+            idempotency_key=key,
+            project=project,
+            issue_id=int(issue.id),
+            title=issue.title,
+            culprit=issue.culprit,
+            level=issue.level,
+            status=issue.status,
+            reason=reason,
+            event_count=int(issue.event_count),
+            user_count=int(issue.user_count),
+            run_count=int(issue.run_count),
+            workflow_count=int(issue.workflow_count),
+            first_seen=float(issue.first_seen),
+            last_seen=float(issue.last_seen),
+            url=f"{base_url.rstrip('/')}/issues/{issue.id}",
+            **fields,
+        )
+
+    @classmethod
     def from_json(cls, data: dict[str, Any]) -> Notification:
         known = {name for name in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})

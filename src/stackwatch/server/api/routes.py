@@ -266,7 +266,6 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
                 issue, by = queries.issue_by_id(connection, issue_id), token_actor(connection, token_of(request))
                 if change.status is not None:
                     queries.set_status(connection, change.status, issues.c.id == issue_id, by=by, until=until)
-                    issue = queries.issue_by_id(connection, issue_id)  # as the assignee's e-mail shows it
                 tell = assign_issue(connection, settings, issue, change.assignee, by) if "assignee" in sent else None
             if tell is not None:  # after the commit: the e-mail names a change that happened
                 tasks.add_task(tell)

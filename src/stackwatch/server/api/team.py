@@ -20,7 +20,7 @@ from stackwatch.server.config import Settings
 from stackwatch.server.storage import activity, comments
 from stackwatch.server.storage.accounts import Token
 from stackwatch.server.storage.assignment import AssignError, reassign
-from stackwatch.server.storage.schema import projects, users
+from stackwatch.server.storage.schema import users
 
 __all__ = ["add_team_routes", "assign_issue", "token_actor", "token_of"]
 
@@ -52,8 +52,7 @@ def assign_issue(
         raise HTTPException(422, str(error)) from None
     if told is None:
         return None
-    slug = connection.execute(select(projects.c.slug).where(projects.c.id == issue["project_id"])).scalar_one()
-    return assignment_mail(settings, issue, project=str(slug), to=told.email, by=by.name)
+    return assignment_mail(connection, settings, issue["id"], to=told.email, by=by.name)
 
 
 def _comment(comment: comments.Comment) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -22,7 +22,6 @@ from starlette.responses import RedirectResponse, Response
 from stackwatch.server.alerts.assigned import assignment_mail
 from stackwatch.server.storage import activity, comments
 from stackwatch.server.storage.assignment import AssignError, assignable, reassign
-from stackwatch.server.storage.schema import projects
 from stackwatch.server.web.access import User
 from stackwatch.server.web.context import Web, WebRoute, clean, form, web
 from stackwatch.server.web.markdown import render
@@ -123,8 +122,7 @@ def _login_again(issue_id: str) -> RedirectResponse:
 
 
 def _mail(context: Web, connection: Connection, issue: dict[str, Any], to: str, by: str) -> BackgroundTask | None:
-    slug = connection.execute(select(projects.c.slug).where(projects.c.id == issue["project_id"])).scalar_one()
-    send = assignment_mail(context.settings, issue, project=str(slug), to=to, by=by)
+    send = assignment_mail(connection, context.settings, issue["id"], to=to, by=by)
     return None if send is None else BackgroundTask(send)
 
 
