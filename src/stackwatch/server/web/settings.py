@@ -206,11 +206,15 @@ def _grouping_settings(fields: Mapping[str, str]) -> dict[str, Any]:
     version = clean(fields.get("grouping_version"))
     if not (version.isascii() and version.isdigit() and int(version) in STRATEGIES):
         raise Invalid(f"Choose a grouping version: {', '.join(str(v) for v in sorted(STRATEGIES))}.")
-    texts = {name: clean(fields.get(name)) for name in ("stacktrace_rules", "fingerprint_rules")}
+    stack, fingerprint = clean(fields.get("stacktrace_rules")), clean(fields.get("fingerprint_rules"))
+    texts = {"stacktrace_rules": stack, "fingerprint_rules": fingerprint}
     errors: dict[str, str] = {}
-    for name, text in texts.items():
+    for name, (stack_text, fingerprint_text) in (
+        ("stacktrace_rules", (stack, "")),
+        ("fingerprint_rules", ("", fingerprint)),
+    ):
         try:
-            ProjectRules.parse(text, None) if name == "stacktrace_rules" else ProjectRules.parse(None, text)
+            ProjectRules.parse(stack_text, fingerprint_text)  # one kind at a time: each error beside its field
         except RuleError as error:
             errors[name] = f"{error.kind.capitalize()} rules, line {error.line}: {error.message}"
     if errors:
