@@ -193,10 +193,10 @@ def test_token_list_and_revoke(cli: tuple[CliRunner, list[str], Path], database_
     assert "read-only" in reader_created.stdout
     reader = last_line(reader_created)
     listed = run(runner, ["token", "list", *options]).stdout.splitlines()
-    assert listed[0].split() == ["ID", "NAME", "SCOPE", "CREATED", "LAST", "USED"]
+    assert listed[0].split() == ["ID", "NAME", "SCOPE", "USER", "CREATED", "LAST", "USED"]
     rows = {line.split()[1]: line.split() for line in listed[1:]}
     assert rows["grafana"][0] == "2" and rows["grafana"][2] == "read" and rows["grafana"][-1] == "never"
-    assert rows["ci"][0] == "1" and rows["ci"][2] == "admin"
+    assert rows["ci"][0] == "1" and rows["ci"][2] == "admin" and rows["ci"][3] == "-"
     assert admin not in "\n".join(listed) and reader not in "\n".join(listed)
 
     with app_client(database_url, data_dir) as client:
@@ -219,6 +219,31 @@ def test_token_list_and_revoke(cli: tuple[CliRunner, list[str], Path], database_
         missing = runner.invoke(main, ["token", "revoke", unknown, *options])
         assert missing.exit_code == 1 and missing.output.strip() == f"Error: no API token {unknown}"
     assert runner.invoke(main, ["token", "revoke", "abc", *options]).exit_code == 2
+
+
+def test_token_create_for_a_user(cli: tuple[CliRunner, list[str], Path], database_url: str) -> None:
+    """A token made with --user acts as that user: it sees that user's projects, assigned:me and saved searches are
+    theirs."""
+    runner, options, data_dir = cli
+    run(runner, ["user", "create", "ops@example.com", "--password-stdin", *options], "correct horse\n")
+    run(runner, ["project", "create", "Orders", *options])
+    run(runner, ["project", "add-member", "orders", "ops@example.com", *options])
+    created = run(runner, ["token", "create", "--name", "ops-cli", "--user", "Ops@Example.com", *options])
+    assert "of ops@example.com" in created.stdout
+    token = last_line(created)
+    listed = {line.split()[1]: line.split() for line in run(runner, ["token", "list", *options]).stdout.splitlines()}
+    assert listed["ops-cli"][3] == "ops@example.com"
+    unknown = runner.invoke(main, ["token", "create", "--user", "nobody@example.com", *options])
+    assert unknown.exit_code == 1 and "no user nobody@example.com" in unknown.output
+    assert "Traceback" not in unknown.output
+    headers = {"Authorization": f"Bearer {token}"}
+    with app_client(database_url, data_dir) as client:
+        mine = client.get("/api/v1/projects/orders/issues", params={"query": "assigned:me"}, headers=headers)
+        assert mine.status_code == 200, mine.text
+        saved = client.post(
+            "/api/v1/projects/orders/saved-searches", json={"name": "mine", "query": "assigned:me"}, headers=headers
+        )
+        assert saved.status_code == 201, saved.text
 
 
 def login_session(client: TestClient, email: str, password: str) -> int:

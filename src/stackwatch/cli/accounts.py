@@ -10,6 +10,7 @@ import click
 
 from stackwatch.cli.common import main, open_engine, settings_from, store_options, table, transaction
 from stackwatch.server.storage import accounts
+from stackwatch.server.storage.assignment import assignee_emails
 
 
 @main.group()
@@ -20,14 +21,22 @@ def token() -> None:
 @token.command("create")
 @click.option("--name", default="api", show_default=True, help="What the token is for")
 @click.option("--read-only", is_flag=True, help="The token may only read (GET), not change anything")
+@click.option(
+    "--user",
+    "email",
+    metavar="EMAIL",
+    help="The user the token acts as (assigned:me, saved searches, who made a change); default: no user",
+)
 @store_options
-def token_create(name: str, read_only: bool, **flags: Any) -> None:
+def token_create(name: str, read_only: bool, email: str | None, **flags: Any) -> None:
     """Create an API token; prints it as the last line (it is shown only once)."""
     settings = settings_from(**flags)
     with transaction(settings) as connection:
-        value = accounts.create_token(connection, name, scope="read" if read_only else "admin")
+        user_id = accounts.find_user(connection, email) if email is not None else None
+        value = accounts.create_token(connection, name, user_id, scope="read" if read_only else "admin")
     kind = "read-only API token" if read_only else "API token"
-    click.echo(f"{kind} {name!r} created; use it as 'Authorization: Bearer <token>':")
+    owner = f" of {email.strip().lower()}" if email is not None else ""
+    click.echo(f"{kind} {name!r}{owner} created; use it as 'Authorization: Bearer <token>':")
     click.echo(value)
 
 
@@ -35,6 +44,11 @@ def _when(moment: float | None) -> str:
     if moment is None:
         return "never"
     return dt.datetime.fromtimestamp(moment, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _owner(emails: dict[int, str], user_id: int | None) -> str:
+    """The token's user as listed: ``-`` for a token of no user (or of a user since deleted)."""
+    return emails.get(user_id, "-") if user_id is not None else "-"
 
 
 @token.command("list")
@@ -45,8 +59,11 @@ def token_list(show_all: bool, **flags: Any) -> None:
     settings = settings_from(**flags)
     with open_engine(settings) as engine, engine.connect() as connection:
         tokens = accounts.list_tokens(connection, include_revoked=show_all)
-    header: tuple[str, ...] = ("ID", "NAME", "SCOPE", "CREATED", "LAST USED")
-    rows: list[tuple[Any, ...]] = [(t.id, t.name, t.scope, _when(t.created_at), _when(t.last_used_at)) for t in tokens]
+        emails = assignee_emails(connection, {t.user_id for t in tokens if t.user_id is not None})
+    header: tuple[str, ...] = ("ID", "NAME", "SCOPE", "USER", "CREATED", "LAST USED")
+    rows: list[tuple[Any, ...]] = [
+        (t.id, t.name, t.scope, _owner(emails, t.user_id), _when(t.created_at), _when(t.last_used_at)) for t in tokens
+    ]
     if show_all:
         header += ("REVOKED",)
         rows = [(*row, _when(t.revoked_at) if t.revoked_at else "no") for row, t in zip(rows, tokens, strict=True)]
